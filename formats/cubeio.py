@@ -1,0 +1,600 @@
+"""Hyperspectral cubes (H x W x C) in and out of the containers users have.
+
+Readers accept MATLAB v5 .mat, MATLAB v7.3 .mat (HDF5 behind a 512-byte MATLAB header, axes stored
+reversed), plain HDF5, .npy and .npz. The format comes from the magic bytes, not the extension, because
+extensions lie and stdin has none. The cube variable is chosen from shapes alone, so listing a big HDF5
+file loads nothing. Every failure a user can cause becomes one InputError line naming the file.
+
+Writers are atomic (temp file in the target directory, fsync, os.replace, temp removed on any failure
+or Ctrl-C), so no partial output ever exists under the final name. No torch here: the format layer
+must stay importable without it.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+import struct
+import sys
+import time
+import tokenize
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Sequence, Union
+
+import h5py
+import numpy as np
+import scipy.io
+from scipy.io.matlab import MatReadError
+
+from hinercodec.errors import HinercError, InputError, OutputExistsError
+
+# Names under which a file may carry band centres (matched case-insensitively, first name wins).
+WAVELENGTH_NAMES = ("wavelength_nm", "wavelengths", "wavelength", "wl", "lambda", "bands_nm")
+WRITE_EXTENSIONS = (".npy", ".npz", ".mat", ".h5", ".hdf5")
+# A .npy holds one unnamed array; this is the name it gets in Cube.key and in messages.
+NPY_KEY = "cube"
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_MAT73_TEXT = b"MATLAB 7.3 MAT-file"
+# MATLAB v5 stores sizes in 32 bits and caps a variable at 2 GiB; keep room for the headers.
+_MAT5_MAX_BYTES = 2**31 - 2**16
+_MATLAB_CLASS = {np.dtype(n): c for n, c in [
+    ("float64", "double"), ("float32", "single"), ("int8", "int8"), ("uint8", "uint8"),
+    ("int16", "int16"), ("uint16", "uint16"), ("int32", "int32"), ("uint32", "uint32"),
+    ("int64", "int64"), ("uint64", "uint64")]}
+_MATLAB_NUMPY = {c: d.name for d, c in _MATLAB_CLASS.items()}
+_MATLAB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}\Z")
+# Everything numpy, h5py, scipy and zipfile raise on a missing, damaged or foreign file.
+# (SyntaxError and TokenError: numpy parses a garbled .npy header as a Python literal.)
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, RuntimeError, MemoryError,
+                SyntaxError, tokenize.TokenError, zipfile.BadZipFile, MatReadError, struct.error, zlib.error)
+_LIST_MAX = 8  # variables named in a message before "... and N more"
+
+_Source = Union[str, bytes]  # a path, or the bytes read from stdin
+
+
+@dataclass
+class Cube:
+    """A cube as read from a file, with what the messages and the .hnr metadata need about it."""
+
+    data: np.ndarray  # H x W x C, stored dtype in native byte order, C-contiguous
+    wavelengths: np.ndarray | None  # float64 nm, length C, strictly monotonic; or None
+    key: str  # variable/dataset name the cube came from
+    source: str  # the path, or "-" for stdin
+
+
+@dataclass(frozen=True)
+class _Var:
+    """One array in a file, described without loading it."""
+
+    name: str
+    shape: tuple  # as it will be returned (MATLAB v7.3 axes already reversed)
+    dtype: str  # for messages: "float32", "complex128", "char", ...
+    kind: str  # "real" (int/uint/float), "complex" or "other"
+    load: Callable[[], np.ndarray]
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_input_bytes(path: str | os.PathLike) -> bytes:
+    """The whole file, or all of stdin for "-" (stdin cannot seek, and the readers need to)."""
+    if os.fspath(path) == "-":
+        try:
+            if sys.stdin.isatty():
+                raise InputError("stdin is a terminal; pipe a file in or give a path")
+            return sys.stdin.buffer.read()
+        except (OSError, ValueError, AttributeError) as exc:
+            raise InputError(f"cannot read stdin: {_reason(exc)}") from exc
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {os.fspath(path)}: {_reason(exc)}") from exc
+
+
+def read_cube(path: str | os.PathLike, key: str | None = None,
+              wavelengths: str | Sequence[float] | None = None) -> Cube:
+    """Read the H x W x C cube of a .mat/.h5/.npy/.npz file ("-" = stdin), validated.
+
+    `key` names the variable (an HDF5 path such as "group/cube" works; ignored for .npy, which holds one
+    array); without it the only real 3-D array is taken. `wavelengths` is a sequence of nm, the name of a
+    variable in the same file, or None to look for one named like WAVELENGTH_NAMES with length C.
+    """
+    source = os.fspath(path)
+    label = "stdin" if source == "-" else source
+    try:
+        src: _Source = read_input_bytes("-") if source == "-" else source
+        fmt = _sniff(src, label)
+        with _variables(src, fmt) as variables:
+            var = _select(variables, None if fmt == "npy" else key, label)
+            data = _checked_data(var.load(), label, var.name)
+            wl = _pick_wavelengths(variables, wavelengths, data.shape[2], label)
+    except HinercError:
+        raise
+    except _READ_ERRORS as exc:
+        raise InputError(f"cannot read {label}: {_reason(exc)}") from exc
+    return Cube(data=data, wavelengths=wl, key=var.name, source=source)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line out of any exception (h5py and scipy messages can span several)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _binary(src: _Source) -> BinaryIO:
+    return io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
+
+
+def _sniff(src: _Source, label: str) -> str:
+    """Format from magic bytes: "npy", "npz", "mat5", "mat73" or "hdf5"."""
+    with _binary(src) as f:
+        head = f.read(128)
+        size = f.seek(0, io.SEEK_END)
+        if size == 0:
+            raise InputError(f"{label} is empty (0 bytes)")
+        if head.startswith(b"\x93NUMPY"):
+            return "npy"
+        if head.startswith(b"PK\x03\x04"):
+            return "npz"
+        if head.startswith(b"MATLAB 5.0 MAT-file"):
+            return "mat5"
+        offset = 0  # HDF5 puts its superblock at 0, 512, 1024, 2048, ... (after a user block)
+        while offset + len(_HDF5_MAGIC) <= size:
+            f.seek(offset)
+            if f.read(len(_HDF5_MAGIC)) == _HDF5_MAGIC:
+                return "mat73" if offset and head.startswith(_MAT73_TEXT) else "hdf5"
+            offset = offset * 2 if offset else 512
+    raise InputError(f"{label} is not a cube file hinerc reads (MATLAB .mat, HDF5 .h5, .npy or .npz)")
+
+
+@contextlib.contextmanager
+def _variables(src: _Source, fmt: str) -> Iterator[dict]:
+    """Name -> _Var for every array in the file; the file stays open while the loaders are used."""
+    if fmt == "npy":
+        with _binary(src) as f:
+            shape, dtype = _npy_header(f)
+        yield {NPY_KEY: _make_var(NPY_KEY, shape, dtype, lambda: _load_npy(src))}
+    elif fmt == "npz":
+        with _binary(src) as f, zipfile.ZipFile(f) as zf:
+            yield _npz_variables(zf)
+    elif fmt == "mat5":
+        yield _mat5_variables(src)
+    else:
+        with h5py.File(io.BytesIO(src) if isinstance(src, bytes) else src, "r") as h5:
+            yield _hdf5_variables(h5, reverse_all=fmt == "mat73")
+
+
+def _kind(dtype: np.dtype) -> str:
+    if dtype.kind in "iuf":
+        return "real"
+    if dtype.kind == "c" or (dtype.names is not None and set(dtype.names) in ({"real", "imag"}, {"r", "i"})):
+        return "complex"  # MATLAB v7.3 stores complex data as a compound (real, imag)
+    return "other"
+
+
+def _make_var(name: str, shape: tuple, dtype: np.dtype, load: Callable[[], np.ndarray]) -> _Var:
+    kind = _kind(dtype)
+    text = dtype.name if dtype.kind in "biufc" else ("complex" if kind == "complex" else str(dtype))
+    return _Var(name, tuple(shape), text, kind, load)
+
+
+def _npy_header(f: BinaryIO) -> tuple:
+    """(shape, dtype) of the .npy at the stream's position, reading only its header."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _fortran, dtype = read(f)
+    return shape, dtype
+
+
+def _load_npy(src: _Source) -> np.ndarray:
+    with _binary(src) as f:
+        return np.load(f, allow_pickle=False)
+
+
+def _npz_variables(zf: zipfile.ZipFile) -> dict:
+    out = {}
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        with zf.open(info) as member:
+            shape, dtype = _npy_header(member)
+
+        def load(info: zipfile.ZipInfo = info) -> np.ndarray:
+            with zf.open(info) as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+
+        name = info.filename[:-4]
+        out[name] = _make_var(name, shape, dtype, load)
+    return out
+
+
+def _mat5_variables(src: _Source) -> dict:
+    with _binary(src) as f:
+        entries = scipy.io.whosmat(f)
+    out = {}
+    for name, shape, mclass in entries:
+
+        def load(name: str = name) -> np.ndarray:
+            with _binary(src) as f:
+                return scipy.io.loadmat(f, variable_names=[name])[name]
+
+        # whosmat cannot tell complex from real: _checked_data catches complex after loading.
+        numeric = mclass in _MATLAB_NUMPY
+        text = _MATLAB_NUMPY.get(mclass, "bool" if mclass == "logical" else mclass)
+        out[name] = _Var(name, tuple(shape), text, "real" if numeric else "other", load)
+    return out
+
+
+def _hdf5_variables(h5: h5py.File, reverse_all: bool) -> dict:
+    """Every dataset, recursively; MATLAB ones (class attribute or v7.3 header) get their axes reversed."""
+    out = {}
+
+    def visit(name: str, obj: object) -> None:
+        if not isinstance(obj, h5py.Dataset) or name.startswith(("#refs#", "#subsystem#")):
+            return  # MATLAB's hidden storage for cells, objects and strings
+        mclass = obj.attrs.get("MATLAB_class")
+        mclass = mclass.decode("ascii", "replace") if isinstance(mclass, bytes) else mclass
+        reverse = reverse_all or mclass is not None
+        shape = tuple(obj.shape or ())
+        if obj.attrs.get("MATLAB_empty"):
+            shape = (0,)  # MATLAB stores an empty array's dims as its data
+        if reverse:
+            shape = shape[::-1]
+
+        def load() -> np.ndarray:
+            arr = np.asarray(obj[()])
+            return arr.T if reverse else arr
+
+        var = _make_var(name, shape, obj.dtype, load)
+        if mclass is not None and mclass not in _MATLAB_NUMPY and var.kind == "real":
+            var = _Var(name, shape, "bool" if mclass == "logical" else str(mclass), "other", load)
+        out[name] = var
+
+    h5.visititems(visit)
+    return out
+
+
+def _shape_text(shape: tuple) -> str:
+    return " x ".join(str(n) for n in shape) if shape else "scalar"
+
+
+def _describe(variables: Sequence[_Var]) -> str:
+    items = [f"{v.name} ({_shape_text(v.shape)} {v.dtype})" for v in variables[:_LIST_MAX]]
+    if len(variables) > _LIST_MAX:
+        items.append(f"... and {len(variables) - _LIST_MAX} more")
+    return ", ".join(items) if items else "none"
+
+
+def _problem(shape: tuple, kind: str, dtype: str) -> str | None:
+    """Why an array cannot be a cube, or None."""
+    if kind == "complex":
+        return f"is complex ({dtype}); a cube must be real"
+    if kind != "real":
+        return f"is {dtype}, not numeric; a cube must be a real numeric H x W x C array"
+    if len(shape) != 3:
+        dims = f"{len(shape)}-D ({_shape_text(shape)})" if shape else "a scalar"
+        return f"is {dims}; a cube must be H x W x C"
+    if 0 in shape:
+        return f"is empty ({_shape_text(shape)})"
+    return None
+
+
+def _select(variables: dict, key: str | None, label: str) -> _Var:
+    """The cube variable: `key`, else the only real 3-D array, else a clear error."""
+    candidates = [v for v in variables.values() if v.kind == "real" and len(v.shape) == 3]
+    if key is not None:
+        var = variables.get(key.strip("/"))
+        if var is None:
+            found = f"3-D arrays: {_describe(candidates)}" if candidates else \
+                f"it has no 3-D numeric array; variables: {_describe(list(variables.values()))}"
+            raise InputError(f"{label} has no variable {key!r}; {found}")
+    elif len(candidates) == 1:
+        var = candidates[0]
+    elif candidates:
+        raise InputError(f"{label} holds several 3-D arrays: {_describe(candidates)}; pass --key to choose one")
+    else:
+        # Name the one array that looks meant as the cube (the only one, or the only non-vector) if any.
+        everything = list(variables.values())
+        arrays = [v for v in everything if len(v.shape) >= 2]
+        single = everything if len(everything) == 1 else arrays
+        if len(single) != 1:
+            raise InputError(f"{label} has no 3-D numeric array (H x W x C); variables: {_describe(everything)}")
+        var = single[0]
+    problem = _problem(var.shape, var.kind, var.dtype)
+    if problem:
+        raise InputError(f"{label}: {var.name!r} {problem}")
+    return var
+
+
+def _checked_data(arr: np.ndarray, label: str, name: str) -> np.ndarray:
+    """Native byte order, C-contiguous, real, 3-D, non-empty and finite, or InputError."""
+    arr = np.asarray(arr)
+    problem = _problem(arr.shape, _kind(arr.dtype), arr.dtype.name)
+    if problem:
+        raise InputError(f"{label}: {name!r} {problem}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype.kind == "f":
+        _check_finite(arr, label, name)
+    return arr
+
+
+def _check_finite(arr: np.ndarray, label: str, name: str) -> None:
+    """Count NaN/Inf and find the first one, in slabs of rows so a big cube needs little extra memory."""
+    rows = max(1, (64 << 20) // max(1, arr.shape[1] * arr.shape[2]))
+    nan = inf = 0
+    first = None
+    for r0 in range(0, arr.shape[0], rows):
+        slab = arr[r0:r0 + rows]
+        bad = ~np.isfinite(slab)
+        if not bad.any():
+            continue
+        n_nan = int(np.count_nonzero(np.isnan(slab)))
+        nan, inf = nan + n_nan, inf + int(np.count_nonzero(bad)) - n_nan
+        if first is None:
+            i, j, k = np.unravel_index(int(np.argmax(bad)), slab.shape)
+            first = (r0 + int(i), int(j), int(k))
+    if first is not None:
+        raise InputError(f"{label}: {name!r} has {nan} NaN and {inf} Inf values; the first at row {first[0]}, "
+                         f"column {first[1]}, band {first[2]} (0-based)")
+
+
+def _vector_length(shape: tuple) -> int | None:
+    """C for shapes (C,), (1, C) and (C, 1); None for anything else."""
+    if len(shape) == 1:
+        return shape[0]
+    if len(shape) == 2 and 1 in shape:
+        return shape[0] * shape[1]
+    return None
+
+
+def _pick_wavelengths(variables: dict, spec: str | Sequence[float] | None, bands: int,
+                      label: str) -> np.ndarray | None:
+    if spec is None:
+        rank = {n: i for i, n in enumerate(WAVELENGTH_NAMES)}
+        found = sorted((rank[v.name.rsplit("/", 1)[-1].lower()], v.name) for v in variables.values()
+                       if v.name.rsplit("/", 1)[-1].lower() in rank and v.kind == "real"
+                       and _vector_length(v.shape) == bands)
+        if not found:
+            return None
+        name = found[0][1]
+        return _checked_wavelengths(variables[name].load(), bands, f"{label}: wavelengths {name!r}")
+    if isinstance(spec, str):
+        var = variables.get(spec.strip("/"))
+        if var is None:
+            raise InputError(f"{label} has no variable {spec!r} for the wavelengths; "
+                             f"variables: {_describe(list(variables.values()))}")
+        if var.kind != "real" or _vector_length(var.shape) is None:
+            raise InputError(f"{label}: wavelengths {spec!r} is {_shape_text(var.shape)} {var.dtype}; "
+                             "it must be a 1-D numeric array")
+        return _checked_wavelengths(var.load(), bands, f"{label}: wavelengths {spec!r}")
+    return _checked_wavelengths(spec, bands, "the wavelengths")
+
+
+def _checked_wavelengths(values: object, bands: int | None, label: str) -> np.ndarray:
+    """float64, 1-D, finite, strictly monotonic and (if `bands`) of length `bands`, or InputError."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{label} must be a list of numbers") from exc
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"{label} must be real numbers, not {arr.dtype}")
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise InputError(f"{label} must be a 1-D list of numbers, not {_shape_text(arr.shape)}")
+    arr = arr.astype(np.float64)
+    if arr.size == 0:
+        raise InputError(f"{label} are empty")
+    if bands is not None and arr.size != bands:
+        raise InputError(f"{label} has {arr.size} values but the cube has {bands} bands")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{label} contain NaN or Inf")
+    steps = np.diff(arr)
+    if not ((steps > 0).all() or (steps < 0).all()):
+        raise InputError(f"{label} must be strictly increasing or strictly decreasing")
+    return np.ascontiguousarray(arr)
+
+
+def parse_wavelengths(text: str) -> np.ndarray:
+    """Wavelengths (nm) from "400:10:590" (start:step:stop, stop included), "400,410,..." or a .txt/.npy file."""
+    spec = text.strip()
+    path = Path(spec)
+    if spec and (path.suffix.lower() in (".npy", ".txt", ".csv") or path.is_file()):
+        values = _wavelengths_file(path)
+    elif ":" in spec:
+        values = _wavelength_range(spec)
+    else:
+        values = _numbers(spec.split(","), spec)
+    return _checked_wavelengths(values, None, f"wavelengths {text!r}")
+
+
+def _numbers(tokens: Sequence[str], spec: str) -> list:
+    out = []
+    for token in tokens:
+        try:
+            out.append(float(token))
+        except ValueError:
+            raise InputError(f"wavelengths {spec!r}: {token.strip()!r} is not a number") from None
+    return out
+
+
+def _wavelength_range(spec: str) -> np.ndarray:
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise InputError(f"wavelength range {spec!r} must be start:step:stop, e.g. 400:10:590")
+    start, step, stop = _numbers(parts, spec)
+    if step == 0 or not np.isfinite([start, step, stop]).all():
+        raise InputError(f"wavelength range {spec!r} needs finite numbers and a non-zero step")
+    count = (stop - start) / step
+    if count < 0 or abs(count - round(count)) > 1e-6 * max(1.0, abs(count)):
+        raise InputError(f"wavelength range {spec!r}: stop must be start plus a whole number of steps")
+    if count >= 1_000_000:
+        raise InputError(f"wavelength range {spec!r} has more than a million values")
+    return start + step * np.arange(round(count) + 1)
+
+
+def _wavelengths_file(path: Path) -> np.ndarray | list:
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        lines = (line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
+        tokens = " ".join(lines).replace(",", " ").replace(";", " ").split()
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"cannot read wavelengths from {path}: {_reason(exc)}") from exc
+    return _numbers(tokens, str(path))
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, force: bool) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success fsync it and move it over `path`, on any failure delete it."""
+    _refuse_overwrite(path, force)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        # 0o666 lets the umask set the permissions, as for a normally created file (mkstemp gives 0o600).
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {_reason(exc)}") from exc
+    try:
+        yield tmp
+        _fsync(tmp)
+        _refuse_overwrite(path, force)  # again: a long write leaves time for someone to create it
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write {path}: {_reason(exc)}") from exc
+        raise
+    with contextlib.suppress(OSError):  # durability of the rename; some file systems refuse this
+        _fsync_dir(path.parent)
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    if not force and os.path.lexists(path):
+        raise OutputExistsError(f"{path} exists; use -f/--force to overwrite it")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name == "posix":
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> None:
+    """Write `data` to `path` atomically; refuse to overwrite unless `force`."""
+    with _atomic(Path(path), force) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_npy_stream(stream: BinaryIO, data: np.ndarray) -> None:
+    """Write `data` as .npy bytes to a stream that may not seek (a pipe such as sys.stdout.buffer)."""
+    arr = np.ascontiguousarray(data)
+    np.lib.format.write_array_header_1_0(stream, np.lib.format.header_data_from_array_1_0(arr))
+    raw = memoryview(arr.reshape(-1).view(np.uint8))
+    chunk = 16 << 20
+    for start in range(0, len(raw), chunk):
+        stream.write(raw[start:start + chunk])
+    stream.flush()
+
+
+def write_cube(path: str | os.PathLike, data: np.ndarray, wavelengths: np.ndarray | None = None,
+               key: str = "cube", force: bool = False) -> None:
+    """Write an H x W x C cube atomically, in the format of the extension (WRITE_EXTENSIONS).
+
+    .npz, .mat and .h5 hold `key` and, if given, `wavelength_nm`; .npy holds the cube only. A .mat
+    over 2 GB is written as MATLAB v7.3 (HDF5, axes reversed) since v5 cannot hold it.
+    """
+    target = Path(path)
+    ext = target.suffix.lower()
+    writer = _WRITERS.get(ext)
+    if writer is None:
+        raise InputError(f"cannot write {target}: unknown extension {target.suffix or '(none)'!r}; "
+                         f"use one of {', '.join(WRITE_EXTENSIONS)}")
+    arr = np.asarray(data)
+    problem = _problem(arr.shape, _kind(arr.dtype), arr.dtype.name)
+    if problem:
+        raise InputError(f"cannot write {target}: the data {problem}")
+    wl = None if wavelengths is None else _checked_wavelengths(wavelengths, arr.shape[2], "the wavelengths")
+    key = key.strip("/")
+    if not key or (wl is not None and key == "wavelength_nm"):
+        raise InputError(f"cannot write {target}: invalid variable name {key!r}")
+    if ext == ".mat":
+        if not _MATLAB_NAME.match(key):
+            raise InputError(f"cannot write {target}: {key!r} is not a MATLAB variable name")
+        if arr.dtype.newbyteorder("=") not in _MATLAB_CLASS:
+            raise InputError(f"cannot write {target}: MATLAB has no {arr.dtype.name}; use .npy, .npz or .h5")
+    with _atomic(target, force) as tmp:
+        writer(tmp, arr, wl, key)
+
+
+def _write_npy(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> None:
+    with open(tmp, "wb") as f:
+        np.lib.format.write_array(f, data, allow_pickle=False)
+
+
+def _write_npz(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> None:
+    """Like np.savez, but any key works (savez's own keyword names, such as "file", would clash)."""
+    arrays = {key: data} if wl is None else {key: data, "wavelength_nm": wl}
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+def _write_mat(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> None:
+    if data.nbytes > _MAT5_MAX_BYTES:
+        _write_mat73(tmp, data, wl, key)
+        return
+    arrays = {key: data} if wl is None else {key: data, "wavelength_nm": wl.reshape(1, -1)}
+    with open(tmp, "wb") as f:
+        scipy.io.savemat(f, arrays, format="5", oned_as="row")
+
+
+def _write_mat73(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> None:
+    """MATLAB v7.3: HDF5 after a 512-byte MATLAB header, axes reversed as MATLAB stores them."""
+    with h5py.File(tmp, "w", userblock_size=512) as h5:
+        ds = h5.create_dataset(key, shape=data.shape[::-1], dtype=data.dtype)
+        for band in range(data.shape[2]):  # band by band: no full transposed copy of a > 2 GB cube
+            ds[band] = data[:, :, band].T
+        ds.attrs["MATLAB_class"] = np.bytes_(_MATLAB_CLASS[data.dtype.newbyteorder("=")])
+        if wl is not None:
+            wds = h5.create_dataset("wavelength_nm", data=wl.reshape(-1, 1))  # a 1 x C row in MATLAB
+            wds.attrs["MATLAB_class"] = np.bytes_("double")
+    text = f"MATLAB 7.3 MAT-file, Platform: hinerc, Created on: {time.asctime()} HDF5 schema 1.00 ."
+    header = text.encode("ascii").ljust(116) + bytes(8) + b"\x00\x02IM"  # subsys offset, version, endian
+    with open(tmp, "r+b") as f:
+        f.write(header.ljust(512, b"\x00"))
+
+
+def _write_h5(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> None:
+    with h5py.File(tmp, "w") as h5:
+        h5.create_dataset(key, data=data)
+        if wl is not None:
+            h5.create_dataset("wavelength_nm", data=wl)
+
+
+_WRITERS = {".npy": _write_npy, ".npz": _write_npz, ".mat": _write_mat, ".h5": _write_h5, ".hdf5": _write_h5}

@@ -1,0 +1,323 @@
+"""Library API behind the `hinerc` command: cube in memory <-> .hnr bytes.
+
+The CLI is a thin layer over these functions; they know nothing of paths or terminals.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import CorruptFileError, InputError, RequestError, UnsupportedFileError
+from .fit import FitSettings, fit
+from .formats.hnrfile import HnrFile, dtype_code, pack, positions, unpack
+from .metrics import bpppb, distortion
+from .models import MODELS, build, family
+from .quant import load_quantized, quantize_model
+from .ratecontrol import Budget, fit_step_scale, params_for_budget, width_for_params
+
+DEFAULT_BPPPB = 0.2
+MIN_SIDE = 4  # smallest height/width: the decoder upsamples at least x4
+
+
+@dataclass
+class EncodeOptions:
+    """What a user can set on `hinerc encode` (all have documented defaults)."""
+
+    bpppb: float = DEFAULT_BPPPB  # rate target: written file is <= bpppb and >= 0.9 * bpppb
+    model: str = "hiner"
+    bits: int = 8  # quantisation bits of weights (4..10)
+    effort: int = 3  # 1 (fast) .. 9 (slow); sets epochs when `epochs` is None
+    epochs: Optional[int] = None
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+
+
+@dataclass
+class Progress:
+    """One progress report from the fitting loop (the CLI draws a bar from these)."""
+
+    stage: str  # "fit", "size", ...
+    step: int
+    total: int
+    loss: float = float("nan")
+    psnr: float = float("nan")
+    note: str = ""
+
+
+@dataclass
+class EncodeResult:
+    data: bytes  # the complete .hnr file
+    bpppb: float  # 8 * len(data) / (H * W * C)
+    psnr_band: float  # of the decoded file against the input (PROTOCOL.md)
+    seconds: float  # fitting + quantisation + coding (the CLI adds loading and writing)
+    device: str
+    stats: dict = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Implementation
+
+EFFORT_EPOCHS = {1: 20, 2: 60, 3: 120, 4: 200, 5: 300, 6: 450, 7: 600, 8: 900, 9: 1200}
+BITS_PER_PARAM_GUESS = 0.85  # x bits: entropy-coded size of a fitted network's quantised weights
+
+
+def _resolve_device(name: str) -> torch.device:
+    """'auto' -> first CUDA device when available, else CPU; an unavailable CUDA request -> error."""
+    if name in ("auto", "", None):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise RequestError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RequestError(f"device {name!r} requested but CUDA is not available here (use --device cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise RequestError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
+    return dev
+
+
+def _check_cube(cube: np.ndarray) -> np.ndarray:
+    cube = np.asarray(cube)
+    if cube.ndim != 3:
+        raise InputError(f"a cube must be 3-D (H x W x C); got {cube.ndim}-D {tuple(cube.shape)}")
+    if cube.dtype.kind not in "uif":
+        raise InputError(f"unsupported sample type {cube.dtype} (integers or floats only)")
+    dtype_code(cube.dtype)  # raises InputError for types the format cannot restore
+    h, w, c = cube.shape
+    if min(h, w) < MIN_SIDE or c < 1:
+        raise InputError(f"cube {h} x {w} x {c} is too small: height and width must be at least {MIN_SIDE}")
+    if cube.dtype.kind == "f" and not np.isfinite(cube).all():
+        raise InputError(f"cube holds {int((~np.isfinite(cube)).sum())} NaN/Inf values")
+    return cube
+
+
+def _normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-band affine map to [0, 1]: returns (target C x H x W float32, offset, scale) with
+    cube ~ offset + scale * target. A constant band gets scale 0 (decoded exactly as its offset)."""
+    x = cube.astype(np.float64)
+    lo = x.min(axis=(0, 1)).astype(np.float32)
+    hi = x.max(axis=(0, 1))
+    scale = (hi - lo.astype(np.float64)).astype(np.float32)
+    safe = np.where(scale > 0, scale, 1.0).astype(np.float64)
+    y = (x - lo.astype(np.float64)) / safe
+    y[:, :, scale <= 0] = 0.0
+    return np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32), lo, scale
+
+
+def _positions_of(wavelengths: Optional[np.ndarray], bands: int) -> np.ndarray:
+    """Normalised band positions t in [0, 1] as the file format defines them (formats/HNR.md, WAVE)."""
+    if wavelengths is None:
+        return np.arange(bands) / max(bands - 1, 1)
+    wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
+    if wl.size != bands:
+        raise InputError(f"{wl.size} wavelengths given for a cube of {bands} bands")
+    if not np.isfinite(wl).all():
+        raise InputError("wavelengths must be finite")
+    if np.unique(wl).size != wl.size:
+        raise InputError("wavelengths must be distinct (two bands at one wavelength cannot be told apart)")
+    if bands > 1 and {float(wl[0]), float(wl[-1])} != {float(wl.min()), float(wl.max())}:
+        raise InputError("the first and last wavelengths must be the two ends of the range")
+    return positions(wl)
+
+
+def _restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Network output (K, H, W) in [0, 1] -> H x W x K in the cube's units and dtype."""
+    x = offset.astype(np.float64)[:, None, None] + scale.astype(np.float64)[:, None, None] * y.astype(np.float64)
+    x = x.transpose(1, 2, 0)
+    if dtype.kind in "ui":
+        info_ = np.iinfo(dtype)
+        return np.clip(np.rint(x), info_.min, info_.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def _run(model: torch.nn.Module, t: np.ndarray, device: torch.device, batch: int = 16) -> np.ndarray:
+    """Evaluate the network at positions t: (K, H, W) float32 clamped to [0, 1]."""
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(t), batch):
+            tt = torch.as_tensor(np.asarray(t[i:i + batch], dtype=np.float32), device=device)
+            outs.append(model(tt).clamp_(0.0, 1.0).cpu().numpy())
+    return np.concatenate(outs, axis=0) if outs else np.zeros((0,), np.float32)
+
+
+def _model_from_file(f: HnrFile, device: torch.device) -> torch.nn.Module:
+    name = f.model_config.get("model")
+    if name not in MODELS:
+        raise UnsupportedFileError(f"model {name!r} needs a newer hinerc (this one knows: {', '.join(sorted(MODELS))})")
+    try:
+        model = build(f.model_config)
+        load_quantized(model, f.tensors)
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise CorruptFileError(f"model configuration and weights do not match: {exc}") from None
+    return model.to(device).eval()
+
+
+def _read(data: bytes) -> HnrFile:
+    return unpack(bytes(data))
+
+
+def _pack(shape, dtype, offset, scale, wavelengths, model, bits, step_scale, per_channel) -> bytes:
+    h, w, c = shape
+    f = HnrFile(height=h, width=w, bands=c, dtype=np.dtype(dtype), band_offset=offset, band_scale=scale,
+                wavelengths=None if wavelengths is None else np.asarray(wavelengths, np.float64),
+                model_config=model.cfg.to_dict(),
+                tensors=quantize_model(model, bits, per_channel=per_channel, step_scale=step_scale),
+                meta={"encoder": f"hinerc {__version__}"})
+    return pack(f)
+
+
+def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: EncodeOptions | None = None,
+           progress: Optional[ProgressFn] = None) -> EncodeResult:
+    """Fit, quantise and code `cube` (H x W x C, any real dtype) into .hnr bytes."""
+    opts = options or EncodeOptions()
+    start = time.perf_counter()
+    if not opts.bpppb > 0:
+        raise RequestError(f"--bpppb must be positive, got {opts.bpppb}")
+    if not 4 <= opts.bits <= 10:
+        raise RequestError(f"--bits must be 4..10, got {opts.bits}")
+    cube = _check_cube(cube)
+    shape = tuple(int(s) for s in cube.shape)
+    device = _resolve_device(opts.device)
+    fam = family(opts.model)
+    t_np = _positions_of(wavelengths, shape[2])
+    target_np, offset, scale = _normalise(cube)
+    budget = Budget.from_bpppb(opts.bpppb, shape)
+    epochs = opts.epochs if opts.epochs is not None else EFFORT_EPOCHS[opts.effort]
+
+    # Bytes that do not depend on the weights (header, per-band data, config, tables).
+    probe = fam.module(fam.make_config(*shape, 4.0))
+    overhead = len(_pack(shape, cube.dtype, offset, scale, wavelengths, probe, opts.bits, 1.0, False))
+    overhead -= fam.count_parameters(probe.cfg) * opts.bits // 8
+    bits_per_param = BITS_PER_PARAM_GUESS * opts.bits
+
+    target = torch.from_numpy(target_np).to(device)
+    t = torch.from_numpy(t_np.astype(np.float32)).to(device)
+    data = b""
+    for attempt in range(3):
+        n_params = params_for_budget(budget, overhead + 64, bits_per_param)
+        width = width_for_params(fam, shape, n_params)
+        if width is None:
+            smallest = len(_pack(shape, cube.dtype, offset, scale, wavelengths, probe, opts.bits, 4.0, False))
+            raise RequestError(f"--bpppb {opts.bpppb:g} is too low for a {shape[0]} x {shape[1]} x {shape[2]} cube: "
+                               f"the smallest {opts.model} network needs about "
+                               f"{8 * smallest / (shape[0] * shape[1] * shape[2]):.3f} bpppb")
+        torch.manual_seed(opts.seed)
+        model = fam.module(fam.make_config(*shape, width)).to(device)
+        n_model = fam.count_parameters(model.cfg)
+
+        def report(epoch: int, total: int, loss: float, psnr: float) -> None:
+            if progress is not None:
+                progress(Progress("fit", epoch, total, loss, psnr, note=f"{n_model} parameters"))
+
+        fit(model, target, t, FitSettings(epochs=epochs, seed=opts.seed), report)
+
+        def size_at(k: float) -> int:
+            return len(_pack(shape, cube.dtype, offset, scale, wavelengths, model, opts.bits, k, False))
+
+        k, size = fit_step_scale(size_at, budget)
+        if budget.floor <= size <= budget.bytes:
+            data = _pack(shape, cube.dtype, offset, scale, wavelengths, model, opts.bits, k, False)
+            break
+        # Outside the window: refit with the measured cost per parameter (at full precision).
+        bits_per_param = max(1.0, (size_at(1.0) - overhead) * 8.0 / n_model)
+        if progress is not None:
+            progress(Progress("size", attempt + 1, 3, note=f"refitting: {size} bytes vs window "
+                                                           f"{budget.floor}..{budget.bytes}"))
+    else:
+        raise RequestError(f"could not meet --bpppb {opts.bpppb:g} for this cube (last try: "
+                           f"{8 * size / (shape[0] * shape[1] * shape[2]):.4f} bpppb); try another rate")
+
+    decoded = decode(data, device=str(device))
+    dist = distortion(cube, decoded)
+    return EncodeResult(data=data, bpppb=bpppb(len(data), shape), psnr_band=dist.psnr_band,
+                        seconds=time.perf_counter() - start, device=str(device),
+                        stats={"parameters": n_model, "epochs": epochs, "step_scale": k,
+                               "psnr_global": dist.psnr_global, "sam_deg": dist.sam_deg,
+                               "attempts": attempt + 1})
+
+
+def decode(data: bytes, bands: Optional[Sequence[int]] = None, device: str = "cpu") -> np.ndarray:
+    """Rebuild the cube (or the listed 0-based bands, in that order) in its original dtype and units."""
+    f = _read(data)
+    idx = np.arange(f.bands) if bands is None else np.asarray(list(bands), dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= f.bands):
+        bad = int(idx[(idx < 0) | (idx >= f.bands)][0])
+        raise RequestError(f"band {bad} is out of range: the file has bands 0..{f.bands - 1}")
+    dev = _resolve_device(device)
+    model = _model_from_file(f, dev)
+    y = _run(model, f.band_positions()[idx], dev) if idx.size else np.zeros((0, f.height, f.width), np.float32)
+    return _restore(y, f.band_offset[idx], f.band_scale[idx], f.dtype)
+
+
+def interp(data: bytes, lambdas: Optional[Sequence[float]] = None, nm: Optional[Sequence[float]] = None,
+           device: str = "cpu") -> np.ndarray:
+    """Bands at normalised wavelengths in [0, 1] (`lambdas`) or in nm (`nm`): H x W x K, original dtype.
+
+    The network is evaluated at the requested positions; the per-band offset and scale are
+    interpolated linearly between the neighbouring coded bands.
+    """
+    if (lambdas is None) == (nm is None):
+        raise RequestError("give normalised wavelengths (--lambda) or wavelengths in nm (--nm), not both or none")
+    f = _read(data)
+    pos = f.band_positions()
+    if nm is not None:
+        if f.wavelengths is None:
+            raise RequestError("this file has no wavelengths in nm (its input had none): use --lambda in [0, 1]")
+        req = np.asarray(list(nm), dtype=np.float64)
+        lo, hi = float(np.min(f.wavelengths)), float(np.max(f.wavelengths))
+        bad = req[(req < lo) | (req > hi) | ~np.isfinite(req)]
+        if bad.size:
+            raise RequestError(f"wavelength {bad[0]:g} nm is outside the file's range {lo:g}..{hi:g} nm")
+        wl = np.asarray(f.wavelengths, dtype=np.float64)
+        t = (req - wl[0]) / (wl[-1] - wl[0]) if f.bands > 1 else np.zeros_like(req)
+    else:
+        t = np.asarray(list(lambdas), dtype=np.float64)
+        bad = t[(t < 0) | (t > 1) | ~np.isfinite(t)]
+        if bad.size:
+            raise RequestError(f"normalised wavelength {bad[0]:g} is outside [0, 1]")
+    order = np.argsort(pos)
+    offset = np.interp(t, pos[order], f.band_offset.astype(np.float64)[order]).astype(np.float32)
+    scale = np.interp(t, pos[order], f.band_scale.astype(np.float64)[order]).astype(np.float32)
+    dev = _resolve_device(device)
+    model = _model_from_file(f, dev)
+    return _restore(_run(model, t, dev), offset, scale, f.dtype)
+
+
+def info(data: bytes) -> dict:
+    """Everything about a .hnr file without running the model (JSON-serialisable)."""
+    f = _read(data)
+    n_params = int(sum(int(np.prod(q.shape)) for q in f.tensors))
+    out = {
+        "format_version": f"{f.version[0]}.{f.version[1]}",
+        "encoder": f.meta.get("encoder", "unknown"),
+        "shape": [f.height, f.width, f.bands],
+        "dtype": str(f.dtype),
+        "bytes": len(data),
+        "bpppb": bpppb(len(data), f.shape),
+        "chunks": dict(f.chunk_sizes),
+        "model": f.model_config,
+        "parameters": n_params,
+        "bits": sorted({int(q.bits) for q in f.tensors}),
+        "wavelength_nm": None if f.wavelengths is None else [float(f.wavelengths[0]), float(f.wavelengths[-1])],
+    }
+    return out
+
+
+def evaluate(original: np.ndarray, data: bytes, device: str = "cpu") -> dict:
+    """bpppb, PSNR_band, PSNR_global and SAM of the file against the original cube."""
+    f = _read(data)
+    original = np.asarray(original)
+    if tuple(original.shape) != f.shape:
+        raise InputError(f"original is {tuple(original.shape)} but the file holds {f.shape}")
+    decoded = decode(data, device=device)
+    out = {"bpppb": bpppb(len(data), f.shape), "bytes": len(data)}
+    out.update(distortion(original, decoded).as_dict())
+    return out

@@ -1,0 +1,84 @@
+"""Distortion metrics exactly as ../shared/PROTOCOL.md defines them.
+
+One implementation, used by `hinerc encode`, `hinerc eval` and the benchmarks, so that every
+figure the project reports is computed the same way. Pure numpy (no torch).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class Distortion:
+    psnr_band: float  # mean over non-constant bands of per-band PSNR (peak 1 after normalisation)
+    psnr_global: float  # PSNR over all values of the normalised cubes
+    sam_deg: float  # mean spectral angle in degrees, original units, all-zero pixels left out
+    constant_bands: list[int]  # bands left out of psnr_band (max == min in the original)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _normalise_pair(original: np.ndarray, decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map both cubes with the ORIGINAL's per-band min/max; returns (orig_n, dec_n, constant mask)."""
+    x = np.asarray(original, dtype=np.float64)
+    y = np.asarray(decoded, dtype=np.float64)
+    lo = x.min(axis=(0, 1))
+    hi = x.max(axis=(0, 1))
+    rng = hi - lo
+    constant = rng <= 0
+    scale = np.where(constant, 1.0, rng)
+    return (x - lo) / scale, (y - lo) / scale, constant
+
+
+def _psnr(mse: np.ndarray | float) -> np.ndarray | float:
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(1.0 / np.maximum(mse, 1e-30))
+
+
+def psnr_per_band(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+    """PSNR of each band (peak 1 after per-band normalisation); NaN for constant bands."""
+    xn, yn, constant = _normalise_pair(original, decoded)
+    mse = ((xn - yn) ** 2).mean(axis=(0, 1))
+    out = np.asarray(_psnr(mse), dtype=np.float64)
+    out[constant] = np.nan
+    return out
+
+
+def sam_degrees(original: np.ndarray, decoded: np.ndarray) -> float:
+    """Mean spectral angle (degrees) over pixels whose original spectrum is not all zero."""
+    x = np.asarray(original, dtype=np.float64).reshape(-1, original.shape[-1])
+    y = np.asarray(decoded, dtype=np.float64).reshape(-1, decoded.shape[-1])
+    nx = np.linalg.norm(x, axis=1)
+    ny = np.linalg.norm(y, axis=1)
+    keep = nx > 0
+    if not keep.any():
+        return float("nan")
+    cos = (x[keep] * y[keep]).sum(axis=1) / np.maximum(nx[keep] * ny[keep], 1e-300)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean())
+
+
+def distortion(original: np.ndarray, decoded: np.ndarray) -> Distortion:
+    """All PROTOCOL.md distortion figures of `decoded` against `original` (both H x W x C)."""
+    if original.shape != decoded.shape:
+        raise ValueError(f"shape mismatch: original {original.shape} vs decoded {decoded.shape}")
+    xn, yn, constant = _normalise_pair(original, decoded)
+    mse_band = ((xn - yn) ** 2).mean(axis=(0, 1))
+    psnr_b = np.asarray(_psnr(mse_band), dtype=np.float64)
+    keep = ~constant
+    psnr_band = float(psnr_b[keep].mean()) if keep.any() else float("nan")
+    psnr_global = float(_psnr(((xn - yn) ** 2).mean()))
+    return Distortion(
+        psnr_band=psnr_band,
+        psnr_global=psnr_global,
+        sam_deg=sam_degrees(original, decoded),
+        constant_bands=[int(i) for i in np.flatnonzero(constant)],
+    )
+
+
+def bpppb(n_bytes: int, shape: tuple[int, ...]) -> float:
+    """True rate: 8 * file bytes / (H * W * C), PROTOCOL.md's only definition of rate."""
+    h, w, c = shape
+    return 8.0 * n_bytes / float(h * w * c)
