@@ -186,6 +186,8 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
     cube = _check_cube(cube)
     shape = tuple(int(s) for s in cube.shape)
     device = _resolve_device(opts.device)
+    if opts.model not in MODELS:
+        raise RequestError(f"unknown model {opts.model!r} (known: {', '.join(sorted(MODELS))})")
     fam = family(opts.model)
     t_np = _positions_of(wavelengths, shape[2])
     target_np, offset, scale = _normalise(cube)

@@ -54,4 +54,5 @@ EXIT_CODES = {
     6: "output exists (use -f/--force)",
     7: "request outside the file (wavelength or band out of range)",
     130: "interrupted (Ctrl-C); no partial output is left",
+    141: "stdout closed early (e.g. `| head`); nothing more is printed",
 }

@@ -1,0 +1,97 @@
+"""Text and JSON views of the dicts that `api.info` and `api.evaluate` return.
+
+The library returns plain dicts (the JSON view is them verbatim); the text view picks the
+known fields in a reading order and shows any field it does not know as `key  value`, so a
+new field in the library appears without a CLI change.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable
+
+import click
+import numpy as np
+
+Row = tuple[str, str]
+
+
+def jsonable(value: Any) -> Any:
+    """numpy scalars/arrays and NaN as JSON has them (NaN -> null, which every parser accepts)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(obj: dict, err: bool = False) -> None:
+    click.echo(json.dumps(jsonable(obj), indent=2, sort_keys=True), err=err)
+
+
+def print_rows(rows: list[Row]) -> None:
+    width = max((len(label) for label, _ in rows), default=0)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _rows(summary: dict, known: list[tuple[str, tuple[str, ...], Callable[[dict], str]]]) -> list[Row]:
+    """Known rows whose fields are present, then every field no known row used."""
+    rows, used = [], set()
+    for label, keys, show in known:
+        if all(k in summary for k in keys):
+            rows.append((label, show(summary)))
+            used.update(keys)
+    rows += [(k, _plain(v)) for k, v in summary.items() if k not in used]
+    return rows
+
+
+def _wavelengths(s: dict) -> str:
+    wl = s["wavelength_nm"]
+    return "none (bands at evenly spaced positions 0..1)" if not wl else f"{wl[0]:g} .. {wl[-1]:g} nm"
+
+
+INFO_ROWS = [
+    ("shape", ("shape", "dtype"), lambda s: " x ".join(map(str, s["shape"])) + f" {s['dtype']}"),
+    ("size", ("bytes", "bpppb"), lambda s: f"{s['bytes']} bytes, {s['bpppb']:.4f} bpppb"),
+    ("wavelengths", ("wavelength_nm",), _wavelengths),
+    ("model", ("model",), lambda s: _plain(s["model"])),
+    ("parameters", ("parameters", "bits"), lambda s: f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)"),
+    ("chunks", ("chunks",), lambda s: ", ".join(f"{k} {v}" for k, v in s["chunks"].items()) + " bytes"),
+    ("format", ("format_version",), lambda s: f".hnr {s['format_version']}"),
+    ("encoder", ("encoder",), lambda s: str(s["encoder"])),
+]
+
+EVAL_ROWS = [
+    ("bpppb", ("bpppb", "bytes"), lambda s: f"{s['bpppb']:.4f} ({s['bytes']} bytes)"),
+    ("PSNR_band", ("psnr_band",), lambda s: f"{s['psnr_band']:.2f} dB"),
+    ("PSNR_global", ("psnr_global",), lambda s: f"{s['psnr_global']:.2f} dB"),
+    ("SAM", ("sam_deg",), lambda s: f"{s['sam_deg']:.3f} deg"),
+    ("constant bands", ("constant_bands",),
+     lambda s: (", ".join(map(str, s["constant_bands"])) + " (left out of PSNR_band)") if s["constant_bands"]
+     else "none"),
+]
+
+
+def info_rows(summary: dict) -> list[Row]:
+    return _rows(summary, INFO_ROWS)
+
+
+def eval_rows(metrics: dict) -> list[Row]:
+    return _rows(metrics, EVAL_ROWS)

@@ -1,0 +1,357 @@
+"""The `hinerc` command: a thin shell over hinercodec.api.
+
+Everything about cubes and .hnr files lives in the library; this module only turns paths, options
+and terminals into library calls, so that scripts and the command behave the same. Data goes to
+stdout only when asked for with `-o -` (or --json); logs, progress and errors go to stderr.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import click
+import numpy as np
+
+from hinercodec import __version__
+from hinercodec.cli._errors import HinercGroup
+from hinercodec.cli._params import DEVICE, BandList, FloatList, flatten
+from hinercodec.cli._progress import ProgressPrinter
+from hinercodec.cli._report import eval_rows, info_rows, print_json, print_rows
+from hinercodec.errors import OutputExistsError
+from hinercodec.formats import cubeio
+
+# Defaults repeated from hinercodec.api.EncodeOptions so that `--help` does not import the model
+# code; tests/test_cli.py checks that both agree.
+DEFAULT_BPPPB = 0.2
+DEFAULT_MODEL = "hiner"
+DEFAULT_BITS = 8
+DEFAULT_EFFORT = 3
+
+_NUMBERS = re.compile(r"\s*[-+0-9.eE]+\s*([,:]\s*[-+0-9.eE]+\s*)*\Z")
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
+
+
+def _api():
+    """The library, imported on first use: `--help`, `--version` and usage errors stay instant."""
+    from hinercodec import api
+
+    return api
+
+
+def _stdout():
+    """Binary stdout, looked up at each call because click's test runner swaps sys.stdout."""
+    return sys.stdout.buffer
+
+
+def _default_output(source: str, name: str) -> str:
+    """`name` with '{stem}' replaced, next to `source`; reading stdin leaves no name to derive one from."""
+    if source == "-":
+        raise click.UsageError("reading stdin ('-') needs -o/--output")
+    path = Path(source)
+    return str(path.with_name(name.format(stem=path.stem)))
+
+
+def _check_output(path: str, force: bool, cube_file: bool = True) -> None:
+    """Refuse an existing output or an unknown cube extension before the work starts.
+
+    The writers check again (atomically); checking here too saves a long encode or decode.
+    """
+    if path == "-":
+        return
+    if cube_file and Path(path).suffix.lower() not in cubeio.WRITE_EXTENSIONS:
+        raise click.BadParameter(f"{path}: unknown extension; use one of {', '.join(cubeio.WRITE_EXTENSIONS)}",
+                                 param_hint="'-o/--output'")
+    if not force and os.path.lexists(path):
+        raise OutputExistsError(f"{path} exists; use -f/--force to overwrite it")
+
+
+def _wavelength_source(text: Optional[str]) -> Union[None, str, np.ndarray]:
+    """--wavelengths: numbers ('400:10:590', '400,410') or a .txt/.csv/.npy file, else a variable name."""
+    if text is None:
+        return None
+    if _NUMBERS.match(text) or Path(text).suffix.lower() in (".txt", ".csv", ".npy") or Path(text).is_file():
+        return cubeio.parse_wavelengths(text)
+    return text
+
+
+def _write_array(path: str, data: np.ndarray, wavelengths: Optional[np.ndarray], force: bool) -> None:
+    """Cube to OUT by extension ('-' = .npy on stdout); a single H x W band only as .npy for now."""
+    if path == "-":
+        cubeio.write_npy_stream(_stdout(), data)
+    elif data.ndim == 2 and Path(path).suffix.lower() == ".npy":  # write_cube takes 3-D cubes only
+        buffer = io.BytesIO()
+        np.save(buffer, data, allow_pickle=False)
+        cubeio.atomic_write_bytes(path, buffer.getvalue(), force=force)
+    else:
+        if wavelengths is not None and not _monotonic(wavelengths):
+            click.echo(f"hinerc: warning: wavelengths not written to {path}: the bands asked for are not in "
+                       "wavelength order, and cube files need them strictly increasing or decreasing", err=True)
+            wavelengths = None
+        cubeio.write_cube(path, data, wavelengths=wavelengths, key="cube", force=force)
+
+
+def _monotonic(values: np.ndarray) -> bool:
+    steps = np.diff(np.asarray(values, dtype=np.float64))
+    return bool((steps > 0).all() or (steps < 0).all())
+
+
+def _file_wavelengths(data: bytes) -> Optional[np.ndarray]:
+    """Band centres (nm) of every coded band, or None; read from the header, not the network."""
+    from hinercodec.formats.hnrfile import unpack
+
+    return unpack(data).wavelengths
+
+
+@click.group("hinerc", cls=HinercGroup, context_settings=_CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="hinerc", message="%(prog)s %(version)s")
+def main() -> None:
+    """Compress hyperspectral cubes (H x W x C) into .hnr files with neural representations.
+
+    \b
+    Examples:
+      hinerc encode scene.mat --bpppb 0.2        # -> scene.hnr
+      hinerc decode scene.hnr -o scene_dec.mat
+      hinerc interp scene.hnr --nm 555 -o band555.npy
+      hinerc info scene.hnr
+      hinerc eval scene.mat scene.hnr
+
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input cube, 4 corrupt .hnr,
+    5 unsupported .hnr, 6 output exists, 7 request outside the file, 130 interrupted.
+    Set HINERC_DEBUG=1 to see tracebacks.
+    """
+
+
+@main.command(short_help="Compress a cube into a .hnr file.")
+@click.argument("input", metavar="INPUT")
+@click.option("-o", "--output", metavar="OUT", show_default="INPUT with suffix .hnr",
+              help="Output .hnr file; '-' writes it to stdout.")
+@click.option("--bpppb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_BPPPB,
+              help="Rate target in bits per pixel per band: the file gets at most this rate and at least 90% of it.")
+@click.option("--key", metavar="VAR",
+              help="Variable/dataset holding the cube (needed when INPUT has several 3-D arrays).")
+@click.option("--wavelengths", metavar="VAR|LIST", show_default="a wavelength variable of INPUT, if any",
+              help="Band centres in nm: a variable of INPUT, 'first:step:last', 'nm,nm,...' or a .txt/.npy file.")
+@click.option("--model", default=DEFAULT_MODEL, help="Neural representation to fit.")
+@click.option("--bits", type=click.IntRange(4, 10), default=DEFAULT_BITS, help="Quantisation bits of the weights.")
+@click.option("--effort", type=click.IntRange(1, 9), default=DEFAULT_EFFORT,
+              help="1 (fast) .. 9 (slow, better quality); sets the number of epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, show_default="from --effort",
+              help="Training epochs (overrides --effort).")
+@click.option("--seed", type=int, default=0, help="Random seed: the same input, options and seed give the same file.")
+@click.option("--device", type=DEVICE, default="auto", metavar="DEVICE",
+              help="auto (cuda when available), cpu, cuda or cuda:N.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON on stdout (on stderr with -o -).")
+def encode(input: str, output: Optional[str], bpppb: float, key: Optional[str], wavelengths: Optional[str],
+           model: str, bits: int, effort: int, epochs: Optional[int], seed: int, device: str, force: bool,
+           quiet: bool, as_json: bool) -> None:
+    """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, .npy, .npz; '-' = stdin) into a .hnr file.
+
+    The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
+    disk, device) goes to stderr, or with --json to stdout.
+
+    \b
+    Examples:
+      hinerc encode houston.mat --bpppb 0.1
+      hinerc encode pavia.mat --key data --wavelengths 430:4:834 -o pavia.hnr
+      cat cube.npy | hinerc encode - -o - --quiet > cube.hnr
+    """
+    started = time.perf_counter()
+    out = output or _default_output(input, "{stem}.hnr")
+    _check_output(out, force, cube_file=False)
+    api = _api()
+    if model not in api.MODELS:
+        raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.MODELS))})",
+                                 param_hint="'--model'")
+    cube = cubeio.read_cube(input, key=key, wavelengths=_wavelength_source(wavelengths))
+    options = api.EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs, seed=seed,
+                                device=device)
+    printer = None if quiet else ProgressPrinter()
+    try:
+        result = api.encode(cube.data, cube.wavelengths, options, printer)
+    finally:
+        if printer is not None:
+            printer.close()
+    if out == "-":
+        _stdout().write(result.data)
+        _stdout().flush()
+    else:
+        cubeio.atomic_write_bytes(out, result.data, force=force)
+    summary = {
+        "input": input, "output": out, "shape": list(cube.data.shape), "dtype": str(cube.data.dtype),
+        "bytes": len(result.data), "bpppb": result.bpppb, "target_bpppb": bpppb, "psnr_band": result.psnr_band,
+        "seconds": time.perf_counter() - started, "device": result.device, "stats": result.stats,
+    }
+    if as_json:
+        print_json(summary, err=out == "-")
+    elif not quiet:
+        click.echo(f"{input} -> {out}: {summary['bytes']} bytes, {result.bpppb:.4f} bpppb, "
+                   f"PSNR_band {result.psnr_band:.2f} dB, {summary['seconds']:.1f} s on {result.device}", err=True)
+
+
+@main.command(short_help="Rebuild the cube (or some bands) from a .hnr file.")
+@click.argument("input", metavar="IN.hnr")
+@click.option("-o", "--output", metavar="OUT", show_default="IN with suffix .npy",
+              help="Output .npy, .npz, .mat, .h5 or .hdf5 (by extension); '-' writes .npy to stdout.")
+@click.option("--bands", type=BandList(), default=None, show_default="all",
+              help="0-based bands to decode, in this order; ranges inclusive: '0,5,10-20'.")
+@click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
+def decode(input: str, output: Optional[str], bands: Optional[list[int]], device: str, force: bool) -> None:
+    """Decode IN.hnr ('-' = stdin) to a cube in its original dtype and units.
+
+    .npz, .mat and .h5 outputs hold the cube as variable 'cube' and, when the file has them, the
+    band centres as 'wavelength_nm'.
+
+    \b
+    Examples:
+      hinerc decode houston.hnr                      # -> houston.npy
+      hinerc decode houston.hnr -o dec.mat --bands 0-9
+      hinerc decode houston.hnr -o - | python -c \\
+          "import io, numpy, sys; print(numpy.load(io.BytesIO(sys.stdin.buffer.read())).shape)"
+    """
+    out = output or _default_output(input, "{stem}.npy")
+    _check_output(out, force)
+    data = cubeio.read_input_bytes(input)
+    api = _api()
+    cube = api.decode(data, bands=bands, device=device)
+    wavelengths = _file_wavelengths(data)
+    if wavelengths is not None and bands is not None:
+        wavelengths = wavelengths[bands]
+    _write_array(out, cube, wavelengths, force)
+
+
+@main.command(short_help="Bands at any wavelength, between the coded ones.")
+@click.argument("input", metavar="IN.hnr")
+@click.option("--lambda", "lambdas", type=FloatList(), multiple=True, metavar="T",
+              help="Normalised wavelength in [0, 1] (0 = first band, 1 = last); repeatable.")
+@click.option("--nm", type=FloatList(), multiple=True, metavar="X",
+              help="Wavelength in nm (the file must have wavelengths); repeatable.")
+@click.option("-o", "--output", metavar="OUT", show_default="IN stem + _interp.npy",
+              help="Output .npy, .npz, .mat, .h5 or .hdf5; '-' writes .npy to stdout.")
+@click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
+def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], device: str, force: bool) -> None:
+    """Evaluate the fitted network of IN.hnr at wavelengths of your choice.
+
+    The output is H x W for one wavelength (.npy) and H x W x K for K wavelengths (in the order
+    asked), in the dtype of the original cube. Both options also take comma lists (--nm 410,430).
+
+    \b
+    Examples:
+      hinerc interp houston.hnr --nm 555 -o band555.npy
+      hinerc interp houston.hnr --lambda 0.25 --lambda 0.75 -o two.mat
+    """
+    t_list, nm_list = flatten(lambdas), flatten(nm)
+    if (t_list is None) == (nm_list is None):
+        raise click.UsageError("give the wavelengths with either --lambda or --nm (one of them)")
+    out = output or _default_output(input, "{stem}_interp.npy")
+    _check_output(out, force)
+    if len(t_list or nm_list) == 1 and out != "-" and Path(out).suffix.lower() != ".npy":
+        # cubeio.write_cube writes 3-D cubes only; say so before running the network
+        raise click.BadParameter(f"{out}: a single band (H x W) is written as .npy only; "
+                                 "use -o NAME.npy or ask for two or more wavelengths", param_hint="'-o/--output'")
+    data = cubeio.read_input_bytes(input)
+    api = _api()
+    stack = api.interp(data, lambdas=t_list, nm=nm_list, device=device)
+    file_nm = _file_wavelengths(data)
+    if nm_list is not None:
+        wavelengths = np.asarray(nm_list, dtype=np.float64)
+    elif file_nm is not None:
+        wavelengths = file_nm[0] + np.asarray(t_list, dtype=np.float64) * (file_nm[-1] - file_nm[0])
+    else:
+        wavelengths = None
+    if stack.shape[-1] == 1:
+        stack = stack[..., 0]
+    _write_array(out, stack, wavelengths, force)
+
+
+@main.command(short_help="Describe a .hnr file without decoding it.")
+@click.argument("input", metavar="IN.hnr")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+def info(input: str, as_json: bool) -> None:
+    """Shape, dtype, size, bpppb, chunks, model, wavelengths and versions of IN.hnr ('-' = stdin).
+
+    \b
+    Examples:
+      hinerc info houston.hnr
+      hinerc info houston.hnr --json | python -m json.tool
+    """
+    summary = _api().info(cubeio.read_input_bytes(input))
+    if as_json:
+        print_json(summary)
+    else:
+        print_rows(info_rows(summary))
+
+
+@main.command("eval", short_help="Compare a .hnr file with the original cube.")
+@click.argument("original", metavar="ORIGINAL")
+@click.argument("input", metavar="IN.hnr")
+@click.option("--key", metavar="VAR", help="Variable/dataset holding the cube in ORIGINAL.")
+@click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+def evaluate(original: str, input: str, key: Optional[str], device: str, as_json: bool) -> None:
+    """Rate and distortion of IN.hnr against ORIGINAL: bpppb, PSNR_band, PSNR_global, SAM.
+
+    PSNR_band leaves out constant bands (listed); metrics as defined in PROTOCOL.md.
+
+    \b
+    Examples:
+      hinerc eval houston.mat houston.hnr
+      hinerc eval pavia.mat pavia.hnr --key data --json
+    """
+    if original == "-" and input == "-":
+        raise click.UsageError("only one of ORIGINAL and IN.hnr can be stdin ('-')")
+    cube = cubeio.read_cube(original, key=key)
+    metrics = _api().evaluate(cube.data, cubeio.read_input_bytes(input), device=device)
+    if as_json:
+        print_json(metrics)
+    else:
+        print_rows(eval_rows(metrics))
+
+
+@main.command(short_help="Encode and decode the small real scene shipped with hinerc.")
+@click.option("--bpppb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_BPPPB,
+              help="Rate target in bits per pixel per band.")
+@click.option("--effort", type=click.IntRange(1, 9), default=DEFAULT_EFFORT, help="1 (fast) .. 9 (slow, better).")
+@click.option("--device", type=DEVICE, default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
+@click.option("-o", "--output-dir", metavar="DIR", default=None, show_default="a temporary folder",
+              help="Keep sample.hnr in DIR.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def demo(bpppb: float, effort: int, device: str, output_dir: Optional[str], quiet: bool) -> None:
+    """Compress a 64 x 64 x 48 crop of the Houston 2018 scene (shipped in the package), write the .hnr,
+    decode it from the file and print the true bpppb, PSNR_band and times.
+
+    \b
+    Example:
+      hinerc demo --effort 2
+    """
+    import tempfile
+
+    from hinercodec import demo as demo_mod
+
+    api = _api()
+    options = api.EncodeOptions(bpppb=bpppb, effort=effort, device=device)
+    printer = None if quiet else ProgressPrinter()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(output_dir) if output_dir else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            report = demo_mod.run(workdir, options, printer)
+        finally:
+            if printer is not None:
+                printer.close()
+    click.echo(f"input     {report['input']}")
+    click.echo(f"file      {report['output'] if output_dir else 'sample.hnr (temporary)'}: {report['bytes']} bytes")
+    click.echo(f"rate      {report['bpppb']:.4f} bpppb (target {report['target_bpppb']:g})")
+    click.echo(f"quality   PSNR_band {report['psnr_band']:.2f} dB, PSNR_global {report['psnr_global']:.2f} dB, "
+               f"SAM {report['sam_deg']:.3f} deg")
+    click.echo(f"decoded   uint16 restored: {report['dtype_restored']}, max abs error {report['max_abs_error']}")
+    click.echo(f"time      encode {report['encode_s']:.1f} s, decode {report['decode_s']:.2f} s on {report['device']}")
