@@ -409,13 +409,21 @@ def parse_wavelengths(text: str) -> np.ndarray:
     """Wavelengths (nm) from "400:10:590" (start:step:stop, stop included), "400,410,..." or a .txt/.npy file."""
     spec = text.strip()
     path = Path(spec)
-    if spec and (path.suffix.lower() in (".npy", ".txt", ".csv") or path.is_file()):
+    if spec and (path.suffix.lower() in (".npy", ".txt", ".csv") or _is_file(path)):
         values = _wavelengths_file(path)
     elif ":" in spec:
         values = _wavelength_range(spec)
     else:
         values = _numbers(spec.split(","), spec)
     return _checked_wavelengths(values, None, f"wavelengths {text!r}")
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but False for strings no file system accepts (e.g. a long list of numbers)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _numbers(tokens: Sequence[str], spec: str) -> list:

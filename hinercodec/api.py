@@ -65,7 +65,7 @@ ProgressFn = Callable[[Progress], None]
 # ---------------------------------------------------------------------------------------------
 # Implementation
 
-EFFORT_EPOCHS = {1: 20, 2: 60, 3: 120, 4: 200, 5: 300, 6: 450, 7: 600, 8: 900, 9: 1200}
+EFFORT_EPOCHS = {1: 30, 2: 100, 3: 300, 4: 500, 5: 800, 6: 1200, 7: 1800, 8: 2500, 9: 3500}
 BITS_PER_PARAM_GUESS = 0.85  # x bits: entropy-coded size of a fitted network's quantised weights
 
 

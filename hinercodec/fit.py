@@ -15,8 +15,8 @@ from torch import nn
 @dataclass
 class FitSettings:
     epochs: int
-    batch: int = 8  # bands per optimiser step
-    lr: float = 5e-3
+    batch: int = 4  # bands per optimiser step
+    lr: float = 1e-2
     warmup: float = 0.05  # fraction of steps with a linear ramp
     gamma: float = 0.01  # weight of the spectral-angle (CAM) term
     seed: int = 0

@@ -1,0 +1,53 @@
+"""What the benchmark ran on: PROTOCOL.md asks for the GPU model, or the CPU and its cores."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from typing import Optional
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (platform's guess elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def gpu_models() -> Optional[list[str]]:
+    """NVIDIA GPU names from nvidia-smi, or None when there is none."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in out.splitlines() if line.strip()]
+    return names or None
+
+
+def machine_info() -> dict:
+    """CPU model, logical cores (and those this process may use), GPU list, platform."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "gpu": gpu_models(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def describe(info: dict) -> str:
+    """One line for the table header."""
+    gpu = ", ".join(info["gpu"]) if info["gpu"] else "no GPU"
+    return f"{info['cpu']}, {info['usable_cores']}/{info['cores']} cores, {gpu}"
