@@ -5,20 +5,20 @@ The CLI is a thin layer over these functions; they know nothing of paths or term
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 import time
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from . import __version__
 from .errors import CorruptFileError, InputError, RequestError, UnsupportedFileError
-from .fit import FitSettings, fit
-from .formats.hnrfile import HnrFile, dtype_code, pack, positions, unpack
+from .formats.hnrfile import HnrFile, dtype_code, positions, unpack
 from .metrics import bpppb, distortion
-from .models import MODELS, build, family
-from .quant import load_quantized, quantize_model
-from .ratecontrol import Budget, fit_step_scale, params_for_budget, width_for_params
+from .models import MODELS, build
+from .pipelines import EFFORT_EPOCHS, PIPELINES, Job
+from .quant import load_quantized
+from .ratecontrol import Budget
 
 DEFAULT_BPPPB = 0.2
 MIN_SIDE = 4  # smallest height/width: the decoder upsamples at least x4
@@ -65,8 +65,6 @@ ProgressFn = Callable[[Progress], None]
 # ---------------------------------------------------------------------------------------------
 # Implementation
 
-EFFORT_EPOCHS = {1: 30, 2: 100, 3: 300, 4: 500, 5: 800, 6: 1200, 7: 1800, 8: 2500, 9: 3500}
-BITS_PER_PARAM_GUESS = 0.85  # x bits: entropy-coded size of a fitted network's quantised weights
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -138,14 +136,20 @@ def _restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dty
     return x.astype(dtype)
 
 
-def _run(model: torch.nn.Module, t: np.ndarray, device: torch.device, batch: int = 16) -> np.ndarray:
-    """Evaluate the network at positions t: (K, H, W) float32 clamped to [0, 1]."""
+def _run(model: torch.nn.Module, t: np.ndarray, device: torch.device, batch: int = 1) -> np.ndarray:
+    """Evaluate the network at positions t: (K, H, W) float32 clamped to [0, 1].
+
+    One band per call by default: torch's CPU kernels may round differently for other batch
+    sizes, and a band must decode to the same values whichever other bands are asked for.
+    """
     outs = []
     with torch.no_grad():
+        shared = model.maps() if hasattr(model, "maps") else None  # built once for all bands
         for i in range(0, len(t), batch):
             tt = torch.as_tensor(np.asarray(t[i:i + batch], dtype=np.float32), device=device)
-            outs.append(model(tt).clamp_(0.0, 1.0).cpu().numpy())
-    return np.concatenate(outs, axis=0) if outs else np.zeros((0,), np.float32)
+            pred = model(tt) if shared is None else model(tt, shared)
+            outs.append(pred.clamp_(0.0, 1.0).cpu().numpy())
+    return np.concatenate(outs, axis=0) if outs else np.zeros((0, model.cfg.height, model.cfg.width), np.float32)
 
 
 def _model_from_file(f: HnrFile, device: torch.device) -> torch.nn.Module:
@@ -157,6 +161,9 @@ def _model_from_file(f: HnrFile, device: torch.device) -> torch.nn.Module:
         load_quantized(model, f.tensors)
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CorruptFileError(f"model configuration and weights do not match: {exc}") from None
+    if (model.cfg.height, model.cfg.width) != (f.height, f.width):
+        raise CorruptFileError(f"model output {model.cfg.height} x {model.cfg.width} does not match the header's "
+                               f"{f.height} x {f.width}")
     return model.to(device).eval()
 
 
@@ -164,86 +171,42 @@ def _read(data: bytes) -> HnrFile:
     return unpack(bytes(data))
 
 
-def _pack(shape, dtype, offset, scale, wavelengths, model, bits, step_scale, per_channel) -> bytes:
-    h, w, c = shape
-    f = HnrFile(height=h, width=w, bands=c, dtype=np.dtype(dtype), band_offset=offset, band_scale=scale,
-                wavelengths=None if wavelengths is None else np.asarray(wavelengths, np.float64),
-                model_config=model.cfg.to_dict(),
-                tensors=quantize_model(model, bits, per_channel=per_channel, step_scale=step_scale),
-                meta={"encoder": f"hinerc {__version__}"})
-    return pack(f)
-
-
 def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: EncodeOptions | None = None,
            progress: Optional[ProgressFn] = None) -> EncodeResult:
     """Fit, quantise and code `cube` (H x W x C, any real dtype) into .hnr bytes."""
     opts = options or EncodeOptions()
     start = time.perf_counter()
-    if not opts.bpppb > 0:
-        raise RequestError(f"--bpppb must be positive, got {opts.bpppb}")
-    if not 4 <= opts.bits <= 10:
-        raise RequestError(f"--bits must be 4..10, got {opts.bits}")
+    if not (isinstance(opts.bpppb, (int, float)) and math.isfinite(opts.bpppb) and opts.bpppb > 0):
+        raise RequestError(f"--bpppb must be a positive number, got {opts.bpppb}")
+    if not (isinstance(opts.bits, int) and 4 <= opts.bits <= 10):
+        raise RequestError(f"--bits must be an integer 4..10, got {opts.bits}")
+    if opts.epochs is None and opts.effort not in range(1, 10):
+        raise RequestError(f"--effort must be an integer 1..9, got {opts.effort}")
+    if opts.epochs is not None and not (isinstance(opts.epochs, int) and opts.epochs >= 1):
+        raise RequestError(f"--epochs must be a positive integer, got {opts.epochs}")
     cube = _check_cube(cube)
     shape = tuple(int(s) for s in cube.shape)
     device = _resolve_device(opts.device)
     if opts.model not in MODELS:
         raise RequestError(f"unknown model {opts.model!r} (known: {', '.join(sorted(MODELS))})")
-    fam = family(opts.model)
     t_np = _positions_of(wavelengths, shape[2])
     target_np, offset, scale = _normalise(cube)
-    budget = Budget.from_bpppb(opts.bpppb, shape)
-    epochs = opts.epochs if opts.epochs is not None else EFFORT_EPOCHS[opts.effort]
 
-    # Bytes that do not depend on the weights (header, per-band data, config, tables).
-    probe = fam.module(fam.make_config(*shape, 4.0))
-    overhead = len(_pack(shape, cube.dtype, offset, scale, wavelengths, probe, opts.bits, 1.0, False))
-    overhead -= fam.count_parameters(probe.cfg) * opts.bits // 8
-    bits_per_param = BITS_PER_PARAM_GUESS * opts.bits
-
-    target = torch.from_numpy(target_np).to(device)
-    t = torch.from_numpy(t_np.astype(np.float32)).to(device)
-    data = b""
-    for attempt in range(3):
-        n_params = params_for_budget(budget, overhead + 64, bits_per_param)
-        width = width_for_params(fam, shape, n_params)
-        if width is None:
-            smallest = len(_pack(shape, cube.dtype, offset, scale, wavelengths, probe, opts.bits, 4.0, False))
-            raise RequestError(f"--bpppb {opts.bpppb:g} is too low for a {shape[0]} x {shape[1]} x {shape[2]} cube: "
-                               f"the smallest {opts.model} network needs about "
-                               f"{8 * smallest / (shape[0] * shape[1] * shape[2]):.3f} bpppb")
-        torch.manual_seed(opts.seed)
-        model = fam.module(fam.make_config(*shape, width)).to(device)
-        n_model = fam.count_parameters(model.cfg)
-
-        def report(epoch: int, total: int, loss: float, psnr: float) -> None:
-            if progress is not None:
-                progress(Progress("fit", epoch, total, loss, psnr, note=f"{n_model} parameters"))
-
-        fit(model, target, t, FitSettings(epochs=epochs, seed=opts.seed), report)
-
-        def size_at(k: float) -> int:
-            return len(_pack(shape, cube.dtype, offset, scale, wavelengths, model, opts.bits, k, False))
-
-        k, size = fit_step_scale(size_at, budget)
-        if budget.floor <= size <= budget.bytes:
-            data = _pack(shape, cube.dtype, offset, scale, wavelengths, model, opts.bits, k, False)
-            break
-        # Outside the window: refit with the measured cost per parameter (at full precision).
-        bits_per_param = max(1.0, (size_at(1.0) - overhead) * 8.0 / n_model)
+    def report(stage: str, step: int, total: int, loss: float, psnr: float, note: str) -> None:
         if progress is not None:
-            progress(Progress("size", attempt + 1, 3, note=f"refitting: {size} bytes vs window "
-                                                           f"{budget.floor}..{budget.bytes}"))
-    else:
-        raise RequestError(f"could not meet --bpppb {opts.bpppb:g} for this cube (last try: "
-                           f"{8 * size / (shape[0] * shape[1] * shape[2]):.4f} bpppb); try another rate")
+            progress(Progress(stage, step, total, loss, psnr, note))
 
+    job = Job(shape=shape, dtype=cube.dtype, offset=offset, scale=scale, wavelengths=wavelengths,
+              target=torch.from_numpy(target_np).to(device), t=torch.from_numpy(t_np.astype(np.float32)).to(device),
+              budget=Budget.from_bpppb(opts.bpppb, shape), bits=opts.bits,
+              epochs=opts.epochs if opts.epochs is not None else EFFORT_EPOCHS[opts.model][opts.effort], seed=opts.seed,
+              report=report)
+    data, stats = PIPELINES[opts.model](job)
     decoded = decode(data, device=str(device))
     dist = distortion(cube, decoded)
     return EncodeResult(data=data, bpppb=bpppb(len(data), shape), psnr_band=dist.psnr_band,
                         seconds=time.perf_counter() - start, device=str(device),
-                        stats={"parameters": n_model, "epochs": epochs, "step_scale": k,
-                               "psnr_global": dist.psnr_global, "sam_deg": dist.sam_deg,
-                               "attempts": attempt + 1})
+                        stats={**stats, "psnr_global": dist.psnr_global, "sam_deg": dist.sam_deg})
 
 
 def decode(data: bytes, bands: Optional[Sequence[int]] = None, device: str = "cpu") -> np.ndarray:
@@ -285,6 +248,8 @@ def interp(data: bytes, lambdas: Optional[Sequence[float]] = None, nm: Optional[
         bad = t[(t < 0) | (t > 1) | ~np.isfinite(t)]
         if bad.size:
             raise RequestError(f"normalised wavelength {bad[0]:g} is outside [0, 1]")
+    if t.size == 0:
+        raise RequestError("no wavelength asked for")
     order = np.argsort(pos)
     offset = np.interp(t, pos[order], f.band_offset.astype(np.float64)[order]).astype(np.float32)
     scale = np.interp(t, pos[order], f.band_scale.astype(np.float64)[order]).astype(np.float32)

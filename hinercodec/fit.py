@@ -76,3 +76,73 @@ def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: FitSe
             report(epoch + 1, settings.epochs, sum_loss / n_bands, 10 * math.log10(1 / max(mse, 1e-12)))
     model.eval()
     return model
+
+
+@dataclass
+class RateSettings:
+    """Rate-distortion fitting of a model with entropy-coded integer latents (models.latent)."""
+
+    steps: int
+    target_bits: float  # latent bits to aim at; the rate weight follows it by dual ascent
+    lr: float = 1e-2  # network weights
+    latent_lr: float = 0.5  # latents live in units of the quantisation step: they need big moves
+    ste_from: float = 0.8  # noise proxy before this fraction of the steps, straight-through rounding after
+    lam: float = 1e-4  # initial rate weight (per bit per value, against MSE)
+    seed: int = 0
+
+
+def laplace_bits(z_hat: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Bits of integer latents under a zero-mean Laplace of scale exp(log_scale) (mass of each bin)."""
+    b = torch.exp(log_scale).clamp_min(0.02)
+
+    def cdf(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 + 0.5 * torch.sign(v) * (1 - torch.exp(-v.abs() / b))
+
+    p = (cdf(z_hat + 0.5) - cdf(z_hat - 0.5)).clamp_min(1e-9)
+    return -torch.log2(p).sum()
+
+
+def fit_rate(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: RateSettings,
+             report: Optional[Callable[[int, int, float, float], None]] = None) -> nn.Module:
+    """Minimise MSE + lam * bits / values over all bands at once; lam tracks `target_bits`.
+
+    Quantisation is simulated by additive uniform noise first (a smooth proxy), then by rounding
+    with a straight-through gradient, so the final latents are trained as they will be coded.
+    """
+    torch.manual_seed(settings.seed)
+    latents = list(model.latents)
+    others = [p for n, p in model.named_parameters() if not n.startswith("latents.")]
+    log_scales = nn.Parameter(torch.zeros(len(latents), device=target.device))
+    opt = torch.optim.Adam([
+        {"params": latents, "lr": settings.latent_lr, "base": settings.latent_lr},
+        {"params": others + [log_scales], "lr": settings.lr, "base": settings.lr},
+    ])
+    n_values = target.numel()
+    lam = settings.lam
+    ste_step = int(settings.steps * settings.ste_from)
+    every = max(1, settings.steps // 100)
+    model.train()
+    for step in range(settings.steps):
+        if step < ste_step:
+            model.quantise = lambda z: z + (torch.rand_like(z) - 0.5)
+        else:
+            model.quantise = lambda z: z + (torch.round(z) - z).detach()
+        factor = 0.5 * (1 + math.cos(math.pi * step / settings.steps))
+        for group in opt.param_groups:
+            group["lr"] = group["base"] * factor
+        pred = model(t)
+        mse = ((pred - target) ** 2).mean()
+        bits = sum(laplace_bits(model.quantise(z), s) for z, s in zip(latents, log_scales))
+        loss = mse + lam * bits / n_values
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        # Dual ascent: raise the rate weight while the estimate is over the target, lower it under.
+        ratio = float(bits.detach()) / max(settings.target_bits, 1.0)
+        lam = float(min(max(lam * math.exp(0.05 * (ratio - 1.0)), 1e-9), 1.0))
+        if report is not None and ((step + 1) % every == 0 or step + 1 == settings.steps):
+            report(step + 1, settings.steps, float(loss.detach()),
+                   10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
+    model.quantise = None
+    model.eval()
+    return model

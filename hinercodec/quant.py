@@ -50,3 +50,15 @@ def load_quantized(model: nn.Module, tensors: list[QuantTensor]) -> nn.Module:
                 raise ValueError(f"tensor {name}: file shape {tuple(qt.shape)} != model shape {tuple(p.shape)}")
             p.copy_(torch.from_numpy(qt.dequantize()).to(p.device, p.dtype))
     return model
+
+
+def quantize_integer(z: np.ndarray) -> QuantTensor:
+    """Integer-valued latents as symbols z - min (step 1), so dequantisation returns them exactly."""
+    z = np.asarray(z)
+    lo = int(z.min()) if z.size else 0
+    span = int(z.max()) - lo if z.size else 0
+    bits = max(1, int(span).bit_length())
+    if bits > 16:
+        raise ValueError(f"latent range {span} does not fit 16-bit symbols")
+    return QuantTensor(shape=tuple(z.shape), bits=bits, symbols=(z - lo).astype(np.uint16),
+                       offset=np.array([lo], np.float32), step=np.array([1.0], np.float32))

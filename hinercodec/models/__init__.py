@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import hiner
+from . import hiner, latent
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class ModelFamily:
 
 MODELS = {
     "hiner": ModelFamily("hiner", hiner.make_config, hiner.count_parameters, hiner.HinerConfig.from_dict, hiner.HinerNet),
+    "latent": ModelFamily("latent", latent.make_config, latent.count_parameters, latent.LatentConfig.from_dict,
+                          latent.LatentNet),
 }
 
 

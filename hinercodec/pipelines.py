@@ -1,0 +1,163 @@
+"""Per-model encoding pipelines: size the network from the budget, fit, quantise, land the rate.
+
+Each pipeline turns a prepared `Job` (normalised cube, band positions, byte budget, options) into
+the bytes of a .hnr file whose size is inside PROTOCOL.md's rate window, or raises RequestError.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import RequestError
+from .fit import FitSettings, RateSettings, fit, fit_rate
+from .formats.hnrfile import HnrFile, pack
+from .formats.tensors import QuantTensor
+from .models import family, latent
+from .quant import quantize_array, quantize_integer, quantize_model
+from .ratecontrol import Budget, fit_step_scale, params_for_budget, width_for_params
+
+BITS_PER_PARAM_GUESS = 0.85  # x bits: entropy-coded size of a fitted network's quantised weights
+
+
+@dataclass
+class Job:
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    offset: np.ndarray  # float32 [C]
+    scale: np.ndarray  # float32 [C]
+    wavelengths: Optional[np.ndarray]
+    target: torch.Tensor  # (C, H, W) normalised, on the fitting device
+    t: torch.Tensor  # (C,) band positions, on the fitting device
+    budget: Budget
+    bits: int
+    epochs: int
+    seed: int
+    report: Callable  # (stage, step, total, loss, psnr, note) -> None
+
+    def pack(self, config: dict, tensors: list[QuantTensor]) -> bytes:
+        h, w, c = self.shape
+        return pack(HnrFile(height=h, width=w, bands=c, dtype=np.dtype(self.dtype), band_offset=self.offset,
+                            band_scale=self.scale,
+                            wavelengths=None if self.wavelengths is None else np.asarray(self.wavelengths, np.float64),
+                            model_config=config, tensors=tensors, meta={"encoder": f"hinerc {__version__}"}))
+
+    def bpppb_of(self, n_bytes: int) -> float:
+        return 8.0 * n_bytes / (self.shape[0] * self.shape[1] * self.shape[2])
+
+    def too_low(self, model: str, smallest: int) -> RequestError:
+        h, w, c = self.shape
+        return RequestError(f"the rate target is too low for a {h} x {w} x {c} cube: the smallest {model} file "
+                            f"is about {self.bpppb_of(smallest):.3f} bpppb")
+
+
+def encode_hiner(job: Job) -> tuple[bytes, dict]:
+    """HINER: width from the parameter budget, fit, then the quantisation step that fits the window."""
+    fam = family("hiner")
+    probe = fam.module(fam.make_config(*job.shape, 4.0))
+
+    def pack_model(model: torch.nn.Module, step_scale: float) -> bytes:
+        return job.pack(model.cfg.to_dict(), quantize_model(model, job.bits, step_scale=step_scale))
+
+    # Bytes that do not depend on the weights (header, per-band data, config, tables).
+    overhead = len(pack_model(probe, 1.0)) - fam.count_parameters(probe.cfg) * job.bits // 8
+    bits_per_param = BITS_PER_PARAM_GUESS * job.bits
+    size = 0
+    for attempt in range(3):
+        width = width_for_params(fam, job.shape, params_for_budget(job.budget, overhead + 64, bits_per_param))
+        if width is None:
+            raise job.too_low("hiner", len(pack_model(probe, 4.0)))
+        torch.manual_seed(job.seed)
+        model = fam.module(fam.make_config(*job.shape, width)).to(job.target.device)
+        n_model = fam.count_parameters(model.cfg)
+        fit(model, job.target, job.t, FitSettings(epochs=job.epochs, seed=job.seed),
+            lambda e, n, loss, psnr: job.report("fit", e, n, loss, psnr, f"{n_model} parameters"))
+        k, size = fit_step_scale(lambda s: len(pack_model(model, s)), job.budget)
+        if job.budget.floor <= size <= job.budget.bytes:
+            return pack_model(model, k), {"parameters": n_model, "epochs": job.epochs, "step_scale": k,
+                                          "attempts": attempt + 1}
+        # Outside the window: refit with the measured cost per parameter (at full precision).
+        bits_per_param = max(1.0, (len(pack_model(model, 1.0)) - overhead) * 8.0 / n_model)
+        job.report("size", attempt + 1, 3, float("nan"), float("nan"),
+                   f"refitting: {size} bytes vs window {job.budget.floor}..{job.budget.bytes}")
+    raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(size):.4f} bpppb)")
+
+
+def pack_latent(job: Job, model: latent.LatentNet, gain: float) -> bytes:
+    """Latents scaled by `gain` and rounded (the first synthesis layer divided by it), weights quantised."""
+    tensors = []
+    for name, p in model.named_parameters():
+        w = p.detach().cpu().numpy().astype(np.float64)
+        if name.startswith("latents."):
+            tensors.append(quantize_integer(np.rint(w * gain)))
+        else:
+            if name == "synth.0.weight":
+                w = w / gain
+            tensors.append(quantize_array(w, job.bits, per_channel=False))
+    return job.pack(model.cfg.to_dict(), tensors)
+
+
+def _gain_for_window(size_at: Callable[[float], int], budget: Budget) -> tuple[float, int]:
+    """Latent gain whose file lands in the window (size grows with the gain); bisection on log gain."""
+    size = size_at(1.0)
+    if budget.floor <= size <= budget.bytes:
+        return 1.0, size
+    lo, hi = (math.log(0.2), 0.0) if size > budget.bytes else (0.0, math.log(4.0))
+    best = (1.0, size)
+    for _ in range(16):
+        mid = (lo + hi) / 2
+        s = size_at(math.exp(mid))
+        if s <= budget.bytes:
+            best = (math.exp(mid), s) if (best[1] > budget.bytes or s > best[1]) else best
+            if s >= budget.floor:
+                return math.exp(mid), s
+            lo = mid
+        else:
+            hi = mid
+    return best
+
+
+def encode_latent(job: Job) -> tuple[bytes, dict]:
+    """Latent low-rank model: fit for rate and distortion at the budget, then fine-tune the rate."""
+    h, w, c = job.shape
+    cfg = latent.make_config(h, w, c)
+    probe = latent.LatentNet(cfg)
+    weights = len(job.pack(cfg.to_dict(), [quantize_array(p.detach().numpy(), job.bits, False)
+                                           for n, p in probe.named_parameters() if not n.startswith("latents.")]))
+    latent_bytes = job.budget.bytes * 0.97 - weights - 16
+    # Skip the finest grids when the budget cannot pay about one bit per latent (Huffman's floor).
+    while cfg.first_level < cfg.levels - 1 and latent_bytes * 8 < 1.5 * latent.latent_count(cfg):
+        cfg = latent.make_config(h, w, c, first_level=cfg.first_level + 1)
+    if latent_bytes * 8 < 1.2 * latent.latent_count(cfg):
+        raise job.too_low("latent", int(weights + latent.latent_count(cfg) / 8 * 1.2))
+    target_bits = latent_bytes * 8 / 1.08
+    size = 0
+    for attempt in range(3):
+        torch.manual_seed(job.seed)
+        model = latent.LatentNet(cfg).to(job.target.device)
+        fit_rate(model, job.target, job.t, RateSettings(steps=job.epochs, target_bits=target_bits, seed=job.seed),
+                 lambda e, n, loss, psnr: job.report("fit", e, n, loss, psnr, f"{latent.latent_count(cfg)} latents"))
+        gain, size = _gain_for_window(lambda g: len(pack_latent(job, model, g)), job.budget)
+        if job.budget.floor <= size <= job.budget.bytes:
+            return pack_latent(job, model, gain), {"latents": latent.latent_count(cfg), "epochs": job.epochs,
+                                                   "latent_gain": gain, "first_level": cfg.first_level,
+                                                   "parameters": latent.count_parameters(cfg), "attempts": attempt + 1}
+        at_one = len(pack_latent(job, model, 1.0))
+        target_bits *= max(0.3, min(3.0, (job.budget.bytes * 0.96 - weights) / max(1.0, at_one - weights)))
+        job.report("size", attempt + 1, 3, float("nan"), float("nan"),
+                   f"refitting: {size} bytes vs window {job.budget.floor}..{job.budget.bytes}")
+    raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(size):.4f} bpppb)")
+
+
+PIPELINES = {"hiner": encode_hiner, "latent": encode_latent}
+
+# --effort 1..9 -> epochs (passes over every band). The latent model's epoch is one optimiser step
+# over the whole cube, far cheaper than a HINER epoch, so it takes many more.
+EFFORT_EPOCHS = {
+    "hiner": {1: 30, 2: 100, 3: 300, 4: 500, 5: 800, 6: 1200, 7: 1800, 8: 2500, 9: 3500},
+    "latent": {1: 300, 2: 1000, 3: 2000, 4: 3000, 5: 4000, 6: 6000, 7: 8000, 8: 12000, 9: 16000},
+}
