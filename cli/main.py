@@ -28,7 +28,7 @@ from hinercodec.formats import cubeio
 # Defaults repeated from hinercodec.api.EncodeOptions so that `--help` does not import the model
 # code; tests/test_cli.py checks that both agree.
 DEFAULT_BPPPB = 0.2
-DEFAULT_MODEL = "hiner"
+DEFAULT_MODEL = "latent"
 DEFAULT_BITS = 8
 DEFAULT_EFFORT = 3
 

@@ -100,7 +100,7 @@ def test_interp_script(tmp_path):
     write_cube(path, cube, wl)
     out = tmp_path / "interp.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "interp.py"), str(path), "--bpppb", "1.0",
+        [sys.executable, str(REPO / "benchmarks" / "interp.py"), str(path), "--bpppb", "0.4",
          "--hinerc-args", "--epochs 2", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())

@@ -32,6 +32,7 @@ class LatentConfig:
     mlp_hidden: int
     pe_freqs: int
     pe_base: float
+    channels: int = 1  # channels of every latent grid (more when the budget can pay for them)
     kernel: int = 3
     activation: str = "gelu"
     model: str = field(default="latent")
@@ -55,11 +56,12 @@ class LatentNet(nn.Module):
         self.cfg = cfg
         n = cfg.levels - cfg.first_level
         self.latents = nn.ParameterList(
-            nn.Parameter(torch.zeros(1, 1, *cfg.grid_shape(level))) for level in range(cfg.first_level, cfg.levels)
+            nn.Parameter(torch.zeros(1, cfg.channels, *cfg.grid_shape(level)))
+            for level in range(cfg.first_level, cfg.levels)
         )
         d, k = cfg.synth_hidden, cfg.components
         self.synth = nn.Sequential(
-            nn.Conv2d(n, d, 1), nn.GELU(), nn.Conv2d(d, d, 1), nn.GELU(),
+            nn.Conv2d(n * cfg.channels, d, 1), nn.GELU(), nn.Conv2d(d, d, 1), nn.GELU(),
             nn.Conv2d(d, k, cfg.kernel, padding=cfg.kernel // 2),
         )
         self.pe = PositionalEncoding(cfg.pe_freqs, cfg.pe_base)
@@ -86,24 +88,24 @@ class LatentNet(nn.Module):
 
 
 def make_config(height: int, width: int, bands: int, width_scale: float = 16.0, first_level: int = 0,
-                components: int = 12) -> LatentConfig:
+                components: int = 12, channels: int = 1) -> LatentConfig:
     """Levels from the image size (coarsest grid about 4 x 4, at most 7 levels)."""
     levels = max(1, min(7, int(math.floor(math.log2(max(1, min(height, width)) / 4))) + 1))
     n_freqs = 12
     base = max(1.05, (max(bands, 4) / 2.0) ** (1.0 / (n_freqs - 1)))
     return LatentConfig(height=height, width=width, levels=levels, first_level=min(first_level, levels - 1),
                         synth_hidden=max(4, round(width_scale)), components=components, mlp_hidden=32,
-                        pe_freqs=n_freqs, pe_base=float(round(base, 6)))
+                        pe_freqs=n_freqs, pe_base=float(round(base, 6)), channels=channels)
 
 
 def latent_count(cfg: LatentConfig) -> int:
-    return sum(h * w for h, w in (cfg.grid_shape(level) for level in range(cfg.first_level, cfg.levels)))
+    return cfg.channels * sum(h * w for h, w in (cfg.grid_shape(level) for level in range(cfg.first_level, cfg.levels)))
 
 
 def count_parameters(cfg: LatentConfig) -> int:
     """Network weights only (the latents are counted by `latent_count`)."""
     n = cfg.levels - cfg.first_level
     d, k = cfg.synth_hidden, cfg.components
-    synth = (n + 1) * d + (d + 1) * d + (d * cfg.kernel**2 + 1) * k
+    synth = (n * cfg.channels + 1) * d + (d + 1) * d + (d * cfg.kernel**2 + 1) * k
     spectral = (2 * cfg.pe_freqs + 1) * cfg.mlp_hidden + (cfg.mlp_hidden + 1) * k
     return synth + spectral
