@@ -102,6 +102,37 @@ def laplace_bits(z_hat: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     return -torch.log2(p).sum()
 
 
+def empirical_bits(latents: list[torch.Tensor]) -> float:
+    """Zeroth-order entropy (bits) of the rounded latents, each grid with its own histogram."""
+    total = 0.0
+    for z in latents:
+        _, counts = torch.unique(torch.round(z.detach()), return_counts=True)
+        p = counts.double() / counts.sum()
+        total += float(-(counts.double() * torch.log2(p)).sum())
+    return total
+
+
+def refit_weights(model: nn.Module, target: torch.Tensor, t: torch.Tensor, steps: int, lr: float = 2e-3) -> nn.Module:
+    """Adapt the network weights to latents that were frozen at new integer values (rate control)."""
+    for z in model.latents:
+        z.requires_grad_(False)
+    others = [p for n, p in model.named_parameters() if not n.startswith("latents.")]
+    opt = torch.optim.Adam(others, lr=lr)
+    model.quantise = None
+    model.train()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        loss = ((model(t) - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    for z in model.latents:
+        z.requires_grad_(True)
+    model.eval()
+    return model
+
+
 def fit_rate(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: RateSettings,
              report: Optional[Callable[[int, int, float, float], None]] = None) -> nn.Module:
     """Minimise MSE + lam * bits / values over all bands at once; lam tracks `target_bits`.
@@ -138,7 +169,10 @@ def fit_rate(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: 
         loss.backward()
         opt.step()
         # Dual ascent: raise the rate weight while the estimate is over the target, lower it under.
-        ratio = float(bits.detach()) / max(settings.target_bits, 1.0)
+        # Once latents are rounded, the empirical entropy of the integers (what the coder will
+        # spend, near enough) replaces the Laplace estimate, so the file lands on the target.
+        spent = float(bits.detach()) if step < ste_step else empirical_bits(latents)
+        ratio = spent / max(settings.target_bits, 1.0)
         lam = float(min(max(lam * math.exp(0.05 * (ratio - 1.0)), 1e-9), 1.0))
         if report is not None and ((step + 1) % every == 0 or step + 1 == settings.steps):
             report(step + 1, settings.steps, float(loss.detach()),

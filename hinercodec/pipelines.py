@@ -14,7 +14,7 @@ import torch
 
 from . import __version__
 from .errors import RequestError
-from .fit import FitSettings, RateSettings, fit, fit_rate
+from .fit import FitSettings, RateSettings, fit, fit_rate, refit_weights
 from .formats.hnrfile import HnrFile, pack
 from .formats.tensors import QuantTensor
 from .models import family, latent
@@ -105,23 +105,25 @@ def pack_latent(job: Job, model: latent.LatentNet, gain: float) -> bytes:
 
 
 def _gain_for_window(size_at: Callable[[float], int], budget: Budget) -> tuple[float, int]:
-    """Latent gain whose file lands in the window (size grows with the gain); bisection on log gain."""
-    size = size_at(1.0)
-    if budget.floor <= size <= budget.bytes:
-        return 1.0, size
-    lo, hi = (math.log(0.05), 0.0) if size > budget.bytes else (0.0, math.log(256.0))
-    best = (1.0, size)
-    for _ in range(16):
+    """The largest latent gain whose file fits the budget (size grows with the gain).
+
+    Bisection on log gain; returns (gain, size) of the biggest file found under the budget, which
+    may still be under the window's floor when the model cannot fill the budget.
+    """
+    lo, hi = math.log(0.05), math.log(256.0)
+    best: tuple[float, int] | None = None
+    for _ in range(18):
         mid = (lo + hi) / 2
         s = size_at(math.exp(mid))
         if s <= budget.bytes:
-            best = (math.exp(mid), s) if (best[1] > budget.bytes or s > best[1]) else best
-            if s >= budget.floor:
-                return math.exp(mid), s
+            if best is None or s > best[1]:
+                best = (math.exp(mid), s)
             lo = mid
+            if s >= budget.floor and budget.bytes - s <= 0.005 * budget.bytes:
+                break  # within half a percent of the budget: close enough
         else:
             hi = mid
-    return best
+    return best if best is not None else (math.exp(lo), size_at(math.exp(lo)))
 
 
 def encode_latent(job: Job) -> tuple[bytes, dict]:
@@ -146,7 +148,7 @@ def encode_latent(job: Job) -> tuple[bytes, dict]:
         cfg = latent.make_config(h, w, c, width_scale=width, components=components, first_level=cfg.first_level + 1)
     if latent_bytes * 8 < 1.2 * latent.latent_count(cfg):
         raise job.too_low("latent", int(weights + latent.latent_count(cfg) / 8 * 1.2))
-    target_bits = latent_bytes * 8 / 1.08
+    target_bits = latent_bytes * 8 / 1.04  # Huffman spends a few percent over the entropy
     # More latent channels when one channel would need over ~5 bits a latent (high rates).
     channels = int(min(MAX_LATENT_CHANNELS, max(1, math.ceil(target_bits / (5.0 * latent.latent_count(cfg))))))
     cfg = latent.make_config(h, w, c, width_scale=width, components=components, first_level=cfg.first_level,
@@ -158,13 +160,24 @@ def encode_latent(job: Job) -> tuple[bytes, dict]:
         model = latent.LatentNet(cfg).to(job.target.device)
         fit_rate(model, job.target, job.t, RateSettings(steps=job.epochs, target_bits=target_bits, seed=job.seed),
                  lambda e, n, loss, psnr: job.report("fit", e, n, loss, psnr, f"{latent.latent_count(cfg)} latents"))
-        gain, size = _gain_for_window(lambda g: len(pack_latent(job, model, g)), job.budget)
+        gain, size = 1.0, len(pack_latent(job, model, 1.0))
+        if not job.budget.floor <= size <= job.budget.bytes:
+            # Missed the window: rescale the latents to the gain that fits, freeze them at their new
+            # integers and let the weights adapt (rounding at a new scale alone costs several dB).
+            gain, size = _gain_for_window(lambda g: len(pack_latent(job, model, g)), job.budget)
+            with torch.no_grad():
+                for z in model.latents:
+                    z.copy_(torch.round(z * gain))
+                model.synth[0].weight.div_(gain)
+            job.report("size", attempt + 1, 3, float("nan"), float("nan"), f"latents rescaled by {gain:.3f}")
+            refit_weights(model, job.target, job.t, max(20, job.epochs // 10))
+            size = len(pack_latent(job, model, 1.0))
         if job.budget.floor <= size <= job.budget.bytes:
-            return pack_latent(job, model, gain), {"latents": latent.latent_count(cfg), "epochs": job.epochs,
+            return pack_latent(job, model, 1.0), {"latents": latent.latent_count(cfg), "epochs": job.epochs,
                                                    "latent_gain": gain, "first_level": cfg.first_level,
                                                    "parameters": latent.count_parameters(cfg) + latent.latent_count(cfg), "attempts": attempt + 1}
         if size <= job.budget.bytes and (best is None or size > len(best[0])):
-            best = (pack_latent(job, model, gain), {"latents": latent.latent_count(cfg), "epochs": job.epochs,
+            best = (pack_latent(job, model, 1.0), {"latents": latent.latent_count(cfg), "epochs": job.epochs,
                                                     "latent_gain": gain, "first_level": cfg.first_level,
                                                     "parameters": latent.count_parameters(cfg) + latent.latent_count(cfg),
                                                     "attempts": attempt + 1, "below_target": True})
