@@ -15,14 +15,14 @@ import torch
 from . import __version__
 from .errors import RequestError
 from .fit import FitSettings, RateSettings, fit, fit_rate, refit_weights
-from .formats.hnrfile import HnrFile, pack
+from .formats.hnrfile import HnrFile, pack, unpack
 from .formats.tensors import QuantTensor
-from .models import family, latent
-from .quant import quantize_array, quantize_integer, quantize_model
+from .models import build, family, latent
+from .quant import load_quantized, quantize_array, quantize_integer, quantize_model
 from .ratecontrol import Budget, fit_step_scale, params_for_budget, width_for_params
 
-MAX_LATENT_CHANNELS = 4
-LATENT_LADDER = ((16, 12), (12, 10), (8, 8), (6, 6), (4, 4))  # (synthesis width, components K)
+MAX_LATENT_CHANNELS = 8
+LATENT_LADDER = ((16, 32), (12, 10), (8, 8), (6, 6), (4, 4))  # (synthesis width, most components K)
 WEIGHT_SHARE = 0.35
 BITS_PER_PARAM_GUESS = 0.85  # x bits: entropy-coded size of a fitted network's quantised weights
 
@@ -126,45 +126,65 @@ def _gain_for_window(size_at: Callable[[float], int], budget: Budget) -> tuple[f
     return best if best is not None else (math.exp(lo), size_at(math.exp(lo)))
 
 
-def encode_latent(job: Job) -> tuple[bytes, dict]:
-    """Latent low-rank model: fit for rate and distortion at the budget, then fine-tune the rate."""
+def _mse(job: Job, data: bytes) -> float:
+    """MSE (normalised units) of the network stored in `data`, as the decoder will run it."""
+    f = unpack(data)
+    model = build(f.model_config)
+    load_quantized(model, f.tensors)
+    model.to(job.target.device).eval()
+    with torch.no_grad():
+        maps = model.maps()
+        return float(sum(((model(job.t[i:i + 1], maps).clamp(0, 1) - job.target[i:i + 1]) ** 2).sum()
+                         for i in range(len(job.t))) / job.target.numel())
+
+
+def _latent_config(job: Job) -> tuple[latent.LatentConfig, float]:
+    """The network for the budget, and the latent bits to aim at.
+
+    Components follow the bits per pixel (about one map per 2 bits, 12..32, as PCA needs more
+    components at higher rates); the synthesis is the largest of the ladder whose weights take at
+    most WEIGHT_SHARE of the budget; fine grids are dropped when they cannot get about 1.5 bits a
+    latent, and channels are added when one would need more than ~5 bits a latent.
+    """
     h, w, c = job.shape
+    components = int(min(32, max(12, round(job.budget.bytes * 8 / (h * w) / 2))))
 
     def weight_bytes(cfg: latent.LatentConfig) -> int:
         probe = latent.LatentNet(cfg)
         return len(job.pack(cfg.to_dict(), [quantize_array(p.detach().numpy(), job.bits, False)
                                             for n, p in probe.named_parameters() if not n.startswith("latents.")]))
 
-    # The largest network of the ladder whose weights (and side information) take at most
-    # WEIGHT_SHARE of the budget: small cubes or low rates get a smaller synthesis and fewer maps.
-    for width, components in LATENT_LADDER:
-        cfg = latent.make_config(h, w, c, width_scale=width, components=components)
+    for width, k_max in LATENT_LADDER:
+        cfg = latent.make_config(h, w, c, width_scale=width, components=min(components, k_max))
         weights = weight_bytes(cfg)
         if weights <= WEIGHT_SHARE * job.budget.bytes:
             break
-    latent_bytes = job.budget.bytes * 0.97 - weights - 16
-    # Skip the finest grids when the budget cannot pay about one bit per latent (Huffman's floor).
-    while cfg.first_level < cfg.levels - 1 and latent_bytes * 8 < 1.5 * latent.latent_count(cfg):
-        cfg = latent.make_config(h, w, c, width_scale=width, components=components, first_level=cfg.first_level + 1)
-    if latent_bytes * 8 < 1.2 * latent.latent_count(cfg):
+    latent_bits = (job.budget.bytes * 0.97 - weights - 16) * 8
+    while cfg.first_level < cfg.levels - 1 and latent_bits < 1.5 * latent.latent_count(cfg):
+        cfg.first_level += 1
+    if latent_bits < 1.2 * latent.latent_count(cfg):
         raise job.too_low("latent", int(weights + latent.latent_count(cfg) / 8 * 1.2))
-    target_bits = latent_bytes * 8 / 1.04  # Huffman spends a few percent over the entropy
-    # More latent channels when one channel would need over ~5 bits a latent (high rates).
-    channels = int(min(MAX_LATENT_CHANNELS, max(1, math.ceil(target_bits / (5.0 * latent.latent_count(cfg))))))
-    cfg = latent.make_config(h, w, c, width_scale=width, components=components, first_level=cfg.first_level,
-                             channels=channels)
-    size = 0
-    best = None
+    cfg.channels = int(min(MAX_LATENT_CHANNELS, max(1, math.ceil(latent_bits / (5.0 * latent.latent_count(cfg))))))
+    return cfg, latent_bits / 1.03  # the coders spend a little over the entropy (tables, Huffman rounding)
+
+
+def encode_latent(job: Job) -> tuple[bytes, dict]:
+    """Latent low-rank model: fit for rate and distortion at the budget, then check the window."""
+    cfg, target_bits = _latent_config(job)
+    best = None  # (bytes, stats) of the largest file under the budget
     for attempt in range(3):
         torch.manual_seed(job.seed)
         model = latent.LatentNet(cfg).to(job.target.device)
         fit_rate(model, job.target, job.t, RateSettings(steps=job.epochs, target_bits=target_bits, seed=job.seed),
                  lambda e, n, loss, psnr: job.report("fit", e, n, loss, psnr, f"{latent.latent_count(cfg)} latents"))
         gain, size = 1.0, len(pack_latent(job, model, 1.0))
-        if not job.budget.floor <= size <= job.budget.bytes:
-            # Missed the window: rescale the latents to the gain that fits, freeze them at their new
+        small = pack_latent(job, model, 1.0) if size < job.budget.floor else None
+        if size > job.budget.bytes or small is not None:
+            # Outside the window: rescale the latents to the gain that fits, freeze them at their new
             # integers and let the weights adapt (rounding at a new scale alone costs several dB).
-            gain, size = _gain_for_window(lambda g: len(pack_latent(job, model, g)), job.budget)
+            # (aiming 1.5 % under the budget: refitted weights code to a slightly different size)
+            room = Budget(bytes=int(0.985 * job.budget.bytes), floor=job.budget.floor)
+            gain, size = _gain_for_window(lambda g: len(pack_latent(job, model, g)), room)
             with torch.no_grad():
                 for z in model.latents:
                     z.copy_(torch.round(z * gain))
@@ -172,21 +192,28 @@ def encode_latent(job: Job) -> tuple[bytes, dict]:
             job.report("size", attempt + 1, 3, float("nan"), float("nan"), f"latents rescaled by {gain:.3f}")
             refit_weights(model, job.target, job.t, max(20, job.epochs // 10))
             size = len(pack_latent(job, model, 1.0))
+        stats = {"latents": latent.latent_count(cfg), "epochs": job.epochs, "latent_gain": gain,
+                 "components": cfg.components, "channels": cfg.channels, "first_level": cfg.first_level,
+                 "parameters": latent.count_parameters(cfg) + latent.latent_count(cfg), "attempts": attempt + 1}
         if job.budget.floor <= size <= job.budget.bytes:
-            return pack_latent(job, model, 1.0), {"latents": latent.latent_count(cfg), "epochs": job.epochs,
-                                                   "latent_gain": gain, "first_level": cfg.first_level,
-                                                   "parameters": latent.count_parameters(cfg) + latent.latent_count(cfg), "attempts": attempt + 1}
+            data = pack_latent(job, model, 1.0)
+            if small is not None and _mse(job, small) < 0.8 * _mse(job, data):
+                # Filling the window by rescaling would lose over 1 dB: the smaller file is better.
+                best = (small, {**stats, "latent_gain": 1.0, "below_target": True})
+                break
+            return data, stats
         if size <= job.budget.bytes and (best is None or size > len(best[0])):
-            best = (pack_latent(job, model, 1.0), {"latents": latent.latent_count(cfg), "epochs": job.epochs,
-                                                    "latent_gain": gain, "first_level": cfg.first_level,
-                                                    "parameters": latent.count_parameters(cfg) + latent.latent_count(cfg),
-                                                    "attempts": attempt + 1, "below_target": True})
-        at_one = len(pack_latent(job, model, 1.0))
-        target_bits *= max(0.3, min(3.0, (job.budget.bytes * 0.96 - weights) / max(1.0, at_one - weights)))
+            best = (pack_latent(job, model, 1.0), {**stats, "below_target": True})
+        if size < job.budget.floor:
+            # Under the window: the latents could not use the budget; give them more room.
+            if cfg.channels >= MAX_LATENT_CHANNELS:
+                break
+            cfg.channels = min(MAX_LATENT_CHANNELS, 2 * cfg.channels)
+        target_bits *= max(0.5, min(2.0, job.budget.bytes * 0.97 / max(1.0, size)))
         job.report("size", attempt + 1, 3, float("nan"), float("nan"),
                    f"refitting: {size} bytes vs window {job.budget.floor}..{job.budget.bytes}")
     if best is not None:
-        # The model cannot spend the whole budget on this cube (very high rate for its size):
+        # The model cannot spend the whole budget on this cube (a very high rate for its size):
         # a smaller file is better than no file; the summary shows its true rate.
         job.report("size", 3, 3, float("nan"), float("nan"),
                    f"the latent model cannot use more than {job.bpppb_of(len(best[0])):.4f} bpppb here")

@@ -1,0 +1,347 @@
+"""Static-model rANS (range asymmetric numeral systems), interleaved over lanes, numpy only.
+
+Why: Huffman spends at least one bit per symbol, so it wastes most of the bits of peaked data
+(integer latents that are mostly 0 or +-1, entropy 0.2..2 bits); rANS codes within a fraction of
+a percent of the entropy of its frequency table.
+
+Coder: every table's frequencies sum to M = 2**P (P = precision, 1..16, one per stream). States
+are 32-bit integers in [L, 2**32), L = 2**16, renormalised by 16-bit words: with P <= 16 a single
+word always restores a state, so each step is one vectorised operation per lane, and states of at
+least 2**16 keep the cost of the finite state negligible at the usual P = 12 (the encoder picks P).
+Encoding symbol s (frequency f, cumulative c) in state x: if x >= f * 2**(32-P), emit the low 16
+bits of x and shift x right by 16; then x = (x // f) * M + x % f + c. Decoding inverts it:
+slot = x % M, s = the symbol with c <= slot < c + f, x = f * (x // M) + slot - c, and if x < L
+then x = x * 2**16 + the next word.
+
+Lanes: K = 2**k independent coders; symbol i belongs to lane i % K, so the K symbols of a step are
+coded by one numpy operation across lanes and the Python loop runs ceil(N / K) times. Every lane
+starts (encoder) and must end (decoder) in state L: a free integrity check.
+
+Stream: u8 k, the K final encoder states as u32 (lane 0 first), then the 16-bit words as u16, in
+the order the decoder reads them (step by step, lanes in increasing order); little-endian.
+
+Tables (write_table): frequencies are not stored exactly but as level codes on a logarithmic
+scale with 2**r levels per octave (a tiny float format), delta-coded between neighbouring symbols
+like the Huffman tables; the most probable symbol takes whatever the others leave of M. This costs
+about as little as a Huffman table for broad 8-bit weights and a few bytes for peaked latents,
+while rounding the other frequencies to levels costs a fraction of a percent of the coded size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from hinercodec.errors import CorruptFileError
+
+from . import huffman
+
+STATE_LOW = 1 << 16  # L: states live in [L, 2**32)
+WORD_BITS = 16
+MAX_PRECISION = 16  # P <= 16 keeps one renormalisation word per step
+DEFAULT_PRECISION = 12
+MAX_ALPHABET = 1 << 16
+MAX_LANES_LOG2 = 8
+MAX_STEPS = 8192  # lanes grow until the decoder's loop runs at most this many steps (up to 256 lanes)
+MAX_RESOLUTION = 3  # r: levels per octave = 2**r
+MAX_ORDER = 3  # g: order of the Exp-Golomb-shaped code of the level changes
+# Bomb guard: a stream of n bytes holds at most n * 4096 symbols (0.002 bits a symbol); only
+# constant data gets near it, and the encoder's lane count keeps that under about 520.
+MAX_SYMBOLS_PER_BYTE = 4096
+
+
+def _level_cap(r: int) -> int:
+    """Largest level code of resolution r: the code of 2**16."""
+    return (MAX_PRECISION + 1 - r) << r
+
+
+def _delta_lengths(r: int, g: int) -> np.ndarray:
+    """Code lengths of the zigzagged level changes 0..2*cap: Exp-Golomb shape of order g."""
+    z = np.arange(2 * _level_cap(r) + 1)
+    return (2 * np.floor(np.log2((z >> g) + 1)) + 1 + g).astype(np.uint8)
+
+
+def level_values(codes: np.ndarray, r: int) -> np.ndarray:
+    """Value of each level code: c itself below 2**(r+1), else (2**r + c % 2**r) << (c // 2**r - 1)."""
+    c = np.asarray(codes, np.int64)
+    e = c >> r
+    return np.where(e <= 1, c, ((1 << r) + (c & ((1 << r) - 1))) << np.maximum(e - 1, 0))
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: field-wise == would be ambiguous
+class Table:
+    """A static model: level codes (0 = unused symbol), their resolution r and delta-code order g,
+    the precision P, and the frequencies they define (summing to 2**P)."""
+
+    codes: np.ndarray
+    resolution: int
+    order: int
+    precision: int
+    freqs: np.ndarray
+
+
+def _frequencies(codes: np.ndarray, r: int, precision: int) -> np.ndarray:
+    """Frequencies of level codes: each used symbol its level value, except the first symbol with
+    the largest code, which gets what the others leave of 2**precision (CorruptFileError if < 1)."""
+    freqs = level_values(codes, r)
+    implicit = int(np.argmax(codes))
+    freqs[implicit] = (1 << precision) - (int(freqs.sum()) - int(freqs[implicit]))
+    if freqs[implicit] < 1:
+        raise CorruptFileError("rANS table: frequencies overfill the precision")
+    return freqs
+
+
+def _quantise(hist: np.ndarray, r: int, precision: int) -> np.ndarray | None:
+    """Level codes for a histogram, or None when it has more used symbols than 2**precision.
+
+    Every used symbol but the most frequent gets the level nearest (in ratio) to its share of
+    2**precision; when that overfills the total, the level just below its share, then below ever
+    smaller shares (down to frequency 1 each). The most frequent symbol gets the smallest code
+    that keeps it the first largest: its frequency is the rest."""
+    used = hist > 0
+    top = int(np.argmax(hist))
+    share = hist * ((1 << precision) / hist.sum())
+    for scale in (None, 1, 0.5, 0.25, 0.125, 0):
+        target = share if scale is None else share * scale
+        t = np.maximum(np.floor(target), 1).astype(np.int64)
+        shift = np.maximum(np.frexp(t.astype(np.float64))[1] - (r + 1), 0)  # frexp: exact bit length
+        codes = np.where(t < 1 << (r + 1), t, ((shift + 1) << r) + (t >> shift) - (1 << r))
+        if scale is None:  # round to the nearer of the two levels around the share
+            codes = codes + (target * target > level_values(codes, r) * level_values(codes + 1, r))
+        codes = np.where(used, codes, 0)
+        biggest = int(np.delete(codes, top).max(initial=0))
+        codes[top] = max(1, biggest + int(biggest in codes[:top]))
+        rest = (1 << precision) - int(level_values(np.delete(codes, top), r).sum())
+        if rest >= 1 and codes[top] <= _level_cap(r):
+            return codes
+    return None
+
+
+def build_table(histogram: np.ndarray, precision: int | None = None) -> Table:
+    """The table that codes `histogram` (counts of symbols 0..A-1) in the fewest bits, table
+    included, over r = 0..3 and g = 0..3, at `precision` (None: 12, or more when more than 4096
+    symbols are used).
+    ValueError when no symbol is used or more symbols are used than 2**precision."""
+    hist = np.asarray(histogram, np.int64)
+    if hist.ndim != 1 or hist.size > MAX_ALPHABET or (hist < 0).any() or not hist.any():
+        raise ValueError("histogram must be 1-D, non-negative, at most 65536 long, not all zero")
+    if precision is None:
+        precision = max(DEFAULT_PRECISION, (int(np.count_nonzero(hist)) - 1).bit_length())
+    if not 1 <= precision <= MAX_PRECISION:
+        raise ValueError(f"precision must be in 1..{MAX_PRECISION}")
+    hist = hist[: np.flatnonzero(hist)[-1] + 1]
+    best = None
+    for r in range(MAX_RESOLUTION + 1):
+        codes = _quantise(hist, r, precision)
+        if codes is None:
+            continue
+        freqs = _frequencies(codes, r, precision)
+        used = hist > 0
+        coded = float(np.dot(hist[used], precision - np.log2(freqs[used])))
+        z = _zigzag(codes)
+        for g in range(MAX_ORDER + 1):
+            table_bits = 8 * (len(huffman.write_varint(hist.size)) + 1 + -(-int(_delta_lengths(r, g)[z].sum()) // 8))
+            cost = table_bits + coded
+            if best is None or cost < best[0] - 1e-9:
+                best = (cost, Table(codes, r, g, precision, freqs))
+    if best is None:
+        raise ValueError(f"{int(np.count_nonzero(hist))} used symbols do not fit precision {precision}")
+    return best[1]
+
+
+def coded_bits(table: Table, histogram: np.ndarray) -> float:
+    """Ideal bits of symbols with `histogram` under `table` (the coder adds ~3 bytes a lane)."""
+    hist = np.asarray(histogram, np.int64)
+    if hist.size > table.freqs.size and hist[table.freqs.size:].any():
+        raise ValueError("histogram holds symbols outside the table")
+    hist = hist[: table.freqs.size]
+    used = hist > 0
+    if (table.freqs[: hist.size][used] == 0).any():
+        raise ValueError("histogram holds symbols the table gives no frequency")
+    return float(np.dot(hist[used], table.precision - np.log2(table.freqs[: hist.size][used])))
+
+
+def _zigzag(codes: np.ndarray) -> np.ndarray:
+    delta = np.diff(codes, prepend=0)
+    return 2 * np.abs(delta) - (delta < 0)
+
+
+def write_table(table: Table) -> bytes:
+    """varint A (alphabet size, last symbol used), u8 r | g << 2 | (P - 1) << 4, then the A
+    zigzagged level changes (code of symbol s minus that of s-1, starting from 0) coded with the
+    canonical code of _delta_lengths(r, g), MSB-first, zero-padded to a byte."""
+    z = _zigzag(table.codes)
+    params = table.resolution | table.order << 2 | (table.precision - 1) << 4
+    return (huffman.write_varint(table.codes.size) + bytes([params])
+            + huffman.encode(z, _delta_lengths(table.resolution, table.order)))
+
+
+def read_table(buf: bytes, pos: int) -> tuple[Table, int]:
+    """Inverse of write_table: (table, position after it). CorruptFileError on a truncated or
+    invalid table."""
+    size, pos = huffman.read_varint(buf, pos, MAX_ALPHABET)
+    if size == 0:
+        raise CorruptFileError("rANS table is empty")
+    if pos >= len(buf):
+        raise CorruptFileError("rANS table is truncated")
+    params = buf[pos]
+    r, g, precision = params & 3, (params >> 2) & 3, (params >> 4) + 1
+    z, end = huffman.decode_at(buf, 8 * (pos + 1), _delta_lengths(r, g), size)
+    if end % 8 and buf[end // 8] & ((1 << (8 - end % 8)) - 1):
+        raise CorruptFileError("nonzero padding bits after an rANS table")
+    codes = np.cumsum(np.where(z % 2 == 1, -(z + 1) // 2, z // 2))
+    if codes.min() < 0 or codes.max() > _level_cap(r) or codes[-1] == 0:
+        raise CorruptFileError("rANS table holds a level out of range or an unused last symbol")
+    return Table(codes, r, g, precision, _frequencies(codes, r, precision)), (end + 7) // 8
+
+
+def choose_lanes(count: int) -> int:
+    """Fewest lanes (a power of two up to 256) that keep the decoder's loop at MAX_STEPS steps:
+    each lane costs about 3 bytes of flushed state."""
+    k = 0
+    while k < MAX_LANES_LOG2 and -(-count // (1 << k)) > MAX_STEPS:
+        k += 1
+    return 1 << k
+
+
+def _as_tables(tables: Table | Sequence[Table], error: type[Exception]) -> list[Table]:
+    tables = [tables] if isinstance(tables, Table) else list(tables)
+    if not tables or len({t.precision for t in tables}) != 1:
+        raise error("rANS stream needs at least one table, all of the same precision")
+    return tables
+
+
+def _which(which: np.ndarray | None, count: int, n_tables: int) -> np.ndarray:
+    if which is None:
+        return np.zeros(count, np.int64)
+    which = np.asarray(which, np.int64).ravel()
+    if which.size != count or (count and (which.min() < 0 or which.max() >= n_tables)):
+        raise ValueError("`which` needs one table index in range per symbol")
+    return which
+
+
+def _entries(tables: list[Table]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The used (table, symbol) pairs of all tables plus a final no-op entry (frequency M, which
+    pads the last step): (first key, frequency, symbol, index of the first entry of each table),
+    where the key of table t's slot is t * M + slot."""
+    m = 1 << tables[0].precision
+    starts, freqs, symbols, first = [], [], [], []
+    for t, table in enumerate(tables):
+        used = np.flatnonzero(table.freqs)
+        cum = np.cumsum(table.freqs) - table.freqs
+        first.append(sum(s.size for s in symbols))
+        starts.append(t * m + cum[used])
+        freqs.append(table.freqs[used])
+        symbols.append(used)
+    starts.append(np.array([len(tables) * m]))
+    freqs.append(np.array([m]))
+    symbols.append(np.array([0]))
+    return (np.concatenate(starts), np.concatenate(freqs).astype(np.int64), np.concatenate(symbols),
+            np.array(first, np.int64))
+
+
+def encode(symbols: np.ndarray, tables: Table | Sequence[Table], which: np.ndarray | None = None,
+           lanes: int | None = None) -> bytes:
+    """rANS stream of `symbols` (C order), symbol i coded with tables[which[i]] (default: the
+    first table). ValueError on a symbol without frequency, or more symbols than the stream may
+    hold (MAX_SYMBOLS_PER_BYTE)."""
+    tables = _as_tables(tables, ValueError)
+    s = np.asarray(symbols).ravel()
+    n = s.size
+    if n == 0:
+        return b""
+    if s.dtype.kind not in "iu":
+        raise ValueError("symbols must be integers")
+    s = s.astype(np.int64)
+    which = _which(which, n, len(tables))
+    lanes = choose_lanes(n) if lanes is None else lanes
+    if lanes < 1 or lanes > 1 << MAX_LANES_LOG2 or lanes & (lanes - 1):
+        raise ValueError("lanes must be a power of two, 1..256")
+    precision = tables[0].precision
+    starts, freqs, _, first = _entries(tables)
+    sizes = np.array([t.freqs.size for t in tables])
+    if s.min() < 0 or (s >= sizes[which]).any():
+        raise ValueError("symbol outside its table's alphabet")
+    # Entry of (table, symbol): position among the used symbols of that table.
+    index = np.full(int(sizes.sum()), -1, np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    for t, table in enumerate(tables):
+        used = np.flatnonzero(table.freqs)
+        index[offsets[t] + used] = first[t] + np.arange(used.size)
+    e = index[offsets[which] + s]
+    if (e < 0).any():
+        raise ValueError("symbol with frequency 0 in its table")
+    steps = -(-n // lanes)
+    e = np.concatenate([e, np.full(steps * lanes - n, starts.size - 1)]).reshape(steps, lanes)
+    f = freqs[e]
+    c = starts[e] & ((1 << precision) - 1)
+    limit = f << (32 - precision)
+    x = np.full(lanes, STATE_LOW, np.int64)
+    chunks = []
+    for j in range(steps - 1, -1, -1):
+        emit = x >= limit[j]
+        if emit.any():
+            chunks.append(x[emit] & 0xFFFF)
+            x = np.where(emit, x >> WORD_BITS, x)
+        q = x // f[j]
+        x = (q << precision) + (x - q * f[j]) + c[j]
+    words = np.concatenate(chunks[::-1]) if chunks else np.zeros(0, np.int64)
+    out = bytes([lanes.bit_length() - 1]) + x.astype("<u4").tobytes() + words.astype("<u2").tobytes()
+    if n > MAX_SYMBOLS_PER_BYTE * len(out):
+        raise ValueError(f"{n} symbols exceed {MAX_SYMBOLS_PER_BYTE} per byte of a {len(out)}-byte stream")
+    return out
+
+
+def decode(data: bytes, tables: Table | Sequence[Table], count: int, which: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of encode: exactly `count` symbols (int64) filling all of `data`. CorruptFileError
+    when the data is truncated, has trailing bytes, does not end in the initial states, or is
+    too short for `count` (MAX_SYMBOLS_PER_BYTE, checked before allocating anything)."""
+    tables = _as_tables(tables, CorruptFileError)
+    if count < 0:
+        raise ValueError("count must be >= 0")
+    data = bytes(data)
+    if count == 0:
+        if data:
+            raise CorruptFileError("rANS stream holds data but no symbols")
+        return np.zeros(0, np.int64)
+    if count > MAX_SYMBOLS_PER_BYTE * len(data):
+        raise CorruptFileError("rANS stream is too short for its symbol count")
+    which = _which(which, count, len(tables))
+    k = data[0]
+    if k > MAX_LANES_LOG2:
+        raise CorruptFileError(f"rANS stream: 2**{k} lanes, at most 256 allowed")
+    lanes = 1 << k
+    if len(data) < 1 + 4 * lanes or (len(data) - 1) % 2:
+        raise CorruptFileError("rANS stream is truncated")
+    x = np.frombuffer(data, "<u4", lanes, 1).astype(np.int64)
+    if (x < STATE_LOW).any():
+        raise CorruptFileError("rANS stream: a lane starts in an invalid state")
+    words = np.frombuffer(data, "<u2", offset=1 + 4 * lanes).astype(np.int64)
+    n_words = words.size
+    words = np.concatenate([words, np.zeros(lanes, np.int64)])  # reads past the end fail below
+    precision = tables[0].precision
+    mask = (1 << precision) - 1
+    starts, freqs, symbols, _ = _entries(tables)
+    steps = -(-count // lanes)
+    base = np.concatenate([which, np.full(steps * lanes - count, len(tables))]) << precision
+    base = base.reshape(steps, lanes)
+    keys = np.empty((steps, lanes), np.int64)
+    ptr = 0
+    for j in range(steps):
+        key = base[j] + (x & mask)
+        keys[j] = key
+        e = np.searchsorted(starts, key, "right") - 1
+        x = freqs[e] * (x >> precision) + (key - starts[e])
+        need = x < STATE_LOW
+        n = int(np.count_nonzero(need))
+        if n:
+            x[need] = (x[need] << WORD_BITS) | words[ptr:ptr + n]
+            ptr += n
+            if ptr > n_words:
+                raise CorruptFileError("rANS stream is truncated")
+    if ptr != n_words:
+        raise CorruptFileError(f"{2 * (n_words - ptr)} bytes of trailing data after the rANS stream")
+    if (x != STATE_LOW).any():
+        raise CorruptFileError("rANS stream is damaged (a lane does not end in its initial state)")
+    return symbols[np.searchsorted(starts, keys.ravel()[:count], "right") - 1]
