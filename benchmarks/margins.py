@@ -1,0 +1,56 @@
+"""Margins of a codec's points against PROTOCOL.md's classical anchors, as a Markdown table.
+
+    python benchmarks/margins.py benchmarks/results/rd_hinerc_cpu.json [--codec hinerc]
+
+For every point of the rd.py JSON: the codec's true bpppb and PSNR_band, the best classical codec
+of PROTOCOL.md's table at the same target (PCA + JPEG 2000, PCA + x265, x265, JPEG 2000 per band)
+and the margin in dB (positive: the codec wins), plus the margins to JPEG 2000 per band and to
+PCA + JPEG 2000 that the benchmarks issue asks for.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.anchors import classical_point  # noqa: E402
+
+CODECS = ("jpeg2000", "pca-jpeg2000", "pca-x265", "x265")
+
+
+def rows(points: list[dict], codec: str) -> list[str]:
+    out = ["| scene | target | bpppb | PSNR_band | best classical (PROTOCOL.md) | margin | vs JPEG 2000 | vs PCA + JPEG 2000 |",
+           "|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        if p.get("codec") != codec or "psnr_band" not in p:
+            continue
+        scene, target = p["cube"], p["target_bpppb"]
+        anchors = {c: classical_point(scene, c, target) for c in CODECS}
+        known = {c: a for c, a in anchors.items() if a is not None}
+        if not known:
+            out.append(f"| {scene} | {target:g} | {p['bpppb']:.4f} | {p['psnr_band']:.2f} | - | - | - | - |")
+            continue
+        best = max(known, key=lambda c: known[c][1])
+        psnr = p["psnr_band"]
+
+        def margin(codec_name: str) -> str:
+            return "-" if codec_name not in known else f"{psnr - known[codec_name][1]:+.2f}"
+
+        out.append(f"| {scene} | {target:g} | {p['bpppb']:.4f} | {psnr:.2f} | {known[best][1]:.2f} ({best}) | "
+                   f"{margin(best)} | {margin('jpeg2000')} | {margin('pca-jpeg2000')} |")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("json", nargs="+", help="rd.py --json outputs")
+    ap.add_argument("--codec", default="hinerc")
+    args = ap.parse_args()
+    points = [p for path in args.json for p in json.loads(Path(path).read_text())["points"]]
+    print("\n".join(rows(points, args.codec)))
+
+
+if __name__ == "__main__":
+    main()
