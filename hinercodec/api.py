@@ -16,7 +16,7 @@ from .errors import CorruptFileError, InputError, RequestError, UnsupportedFileE
 from .formats.hnrfile import HnrFile, dtype_code, positions, unpack
 from .metrics import bpppb, distortion
 from .models import MODELS, build
-from .pipelines import EFFORT_EPOCHS, PIPELINES, Job
+from .pipelines import PIPELINES, Job, default_epochs
 from .quant import load_quantized
 from .ratecontrol import Budget
 
@@ -199,7 +199,8 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
     job = Job(shape=shape, dtype=cube.dtype, offset=offset, scale=scale, wavelengths=wavelengths,
               target=torch.from_numpy(target_np).to(device), t=torch.from_numpy(t_np.astype(np.float32)).to(device),
               budget=Budget.from_bpppb(opts.bpppb, shape), bits=opts.bits,
-              epochs=opts.epochs if opts.epochs is not None else EFFORT_EPOCHS[opts.model][opts.effort], seed=opts.seed,
+              epochs=opts.epochs if opts.epochs is not None else default_epochs(opts.model, opts.effort, shape),
+              seed=opts.seed,
               report=report)
     data, stats = PIPELINES[opts.model](job)
     decoded = decode(data, device=str(device))
