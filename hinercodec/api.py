@@ -4,9 +4,9 @@ The CLI is a thin layer over these functions; they know nothing of paths or term
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -64,7 +64,6 @@ ProgressFn = Callable[[Progress], None]
 
 # ---------------------------------------------------------------------------------------------
 # Implementation
-
 
 
 def _resolve_device(name: str) -> torch.device:
