@@ -46,3 +46,27 @@ def plot_paths(target: str, names: list[str]) -> list[Path]:
             return [path]
         return [path.with_name(f"{path.stem}_{Path(n).stem}.png") for n in names]
     return [path / f"{Path(n).stem}.png" for n in names]
+
+
+def main() -> None:
+    """Plot several rd.py --json reports together (e.g. hinerc and the classical codecs run apart):
+    python -m benchmarks.plot A.json B.json ... --out DIR"""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("json", nargs="+")
+    ap.add_argument("--out", required=True, help="a directory (one PNG per cube)")
+    args = ap.parse_args()
+    reports = [json.loads(Path(p).read_text()) for p in args.json]
+    cubes = {c["name"]: c for r in reports for c in r["cubes"]}
+    points = [p for r in reports for p in r["points"]]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for name, cube in cubes.items():
+        out = Path(args.out) / f"{Path(name).stem}.png"
+        plot_cube(cube, [p for p in points if p["cube"] == name], out)
+        print(f"plot: {out}")
+
+
+if __name__ == "__main__":
+    main()
