@@ -7,10 +7,11 @@ so the only losses are the basis truncation and the coding of the component imag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 import numpy as np
 
-from .base import band_range, from_unit, to_unit
+from .base import ClassicalCodec, band_range, from_unit, to_unit
 
 # k tried by the PCA codecs (PROTOCOL.md: best k of 2 to 128), capped at the band count.
 K_CHOICES = (2, 4, 6, 8, 12, 16, 20, 24, 32, 48, 64, 96, 128)
@@ -63,3 +64,15 @@ def reconstruct(side: list[bytes], comps: np.ndarray, dtype: np.dtype) -> np.nda
     basis = np.frombuffer(side[2], dtype=np.float16).reshape(c, k).astype(np.float64)
     unit = comps.reshape(-1, k) @ basis.T + mean
     return from_unit(unit.reshape(h, w, c), rng, dtype)
+
+
+class PcaCodec(ClassicalCodec):
+    """A classical codec of the PCA component images: the basis is fitted once per cube and every
+    k of K_CHOICES that the budget allows is tried (subclasses code the components)."""
+
+    def prepare(self, cube: np.ndarray) -> Any:
+        return cube, fit(cube)
+
+    def candidates(self, cube: np.ndarray, budget: int) -> Iterable[dict]:
+        return [{"k": k} for k in k_choices(cube.shape, budget)]
+

@@ -7,17 +7,17 @@ per component cost more than the finer allocation gains at these rates.)
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from . import j2k, pca
-from .base import ClassicalCodec, pack, pack_meta, unpack, unpack_meta
+from .base import pack, pack_meta, unpack, unpack_meta
 
 _FULL = 65535.0
 
 
-class PcaJpeg2000(ClassicalCodec):
+class PcaJpeg2000(pca.PcaCodec):
     name = "pca-jpeg2000"
     knob = "cratio"
     knob_range = (1.0, 20000.0)
@@ -25,12 +25,6 @@ class PcaJpeg2000(ClassicalCodec):
 
     def unavailable(self) -> Optional[str]:
         return j2k.unavailable()
-
-    def prepare(self, cube: np.ndarray) -> Any:
-        return cube, pca.fit(cube)
-
-    def candidates(self, cube: np.ndarray, budget: int) -> Iterable[dict]:
-        return [{"k": k} for k in pca.k_choices(cube.shape, budget)]
 
     def encode_prepared(self, prep: Any, settings: dict) -> bytes:
         cube, p = prep

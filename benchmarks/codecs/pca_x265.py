@@ -12,29 +12,23 @@ higher rates (x265's crf 0 is still too coarse for them).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from . import hevc, pca
-from .base import ClassicalCodec, pack, pack_meta, unpack, unpack_meta
+from .base import pack, pack_meta, unpack, unpack_meta
 
 _MID = (hevc.MAX12 + 1) // 2
 
 
-class PcaX265(ClassicalCodec):
+class PcaX265(pca.PcaCodec):
     name = "pca-x265"
     knob = "level"
     knob_range = (-36.0, 51.0)
 
     def unavailable(self) -> Optional[str]:
         return hevc.unavailable()
-
-    def prepare(self, cube: np.ndarray) -> Any:
-        return cube, pca.fit(cube)
-
-    def candidates(self, cube: np.ndarray, budget: int) -> Iterable[dict]:
-        return [{"k": k} for k in pca.k_choices(cube.shape, budget)]
 
     def encode_prepared(self, prep: Any, settings: dict) -> bytes:
         cube, p = prep
