@@ -170,30 +170,28 @@ def encode(input: str, output: Optional[str], bpppb: float, key: Optional[str], 
     if model not in api.MODELS:
         raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.MODELS))})",
                                  param_hint="'--model'")
-    cube = cubeio.read_cube(input, key=key, wavelengths=_wavelength_source(wavelengths))
     options = api.EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs, seed=seed,
                                 device=device)
+    from hinercodec.scene import encode_file
+
     printer = None if quiet else ProgressPrinter()
     try:
-        result = api.encode(cube.data, cube.wavelengths, options, printer)
+        summary, data = encode_file(input, None if out == "-" else out, options, key=key,
+                                    wavelengths=_wavelength_source(wavelengths), force=force, progress=printer)
     finally:
         if printer is not None:
             printer.close()
     if out == "-":
-        _stdout().write(result.data)
+        _stdout().write(data)
         _stdout().flush()
-    else:
-        cubeio.atomic_write_bytes(out, result.data, force=force)
-    summary = {
-        "input": input, "output": out, "shape": list(cube.data.shape), "dtype": str(cube.data.dtype),
-        "bytes": len(result.data), "bpppb": result.bpppb, "target_bpppb": bpppb, "psnr_band": result.psnr_band,
-        "seconds": time.perf_counter() - started, "device": result.device, "stats": result.stats,
-    }
+    summary["output"] = out
+    summary["seconds"] = time.perf_counter() - started
     if as_json:
         print_json(summary, err=out == "-")
     elif not quiet:
-        click.echo(f"{input} -> {out}: {summary['bytes']} bytes, {result.bpppb:.4f} bpppb, "
-                   f"PSNR_band {result.psnr_band:.2f} dB, {summary['seconds']:.1f} s on {result.device}", err=True)
+        click.echo(f"{input} -> {out}: {summary['bytes']} bytes, {summary['bpppb']:.4f} bpppb, "
+                   f"PSNR_band {summary['psnr_band']:.2f} dB, {summary['seconds']:.1f} s on {summary['device']}",
+                   err=True)
 
 
 @main.command(short_help="Rebuild the cube (or some bands) from a .hnr file.")

@@ -209,17 +209,77 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
                         stats={**stats, "psnr_global": dist.psnr_global, "sam_deg": dist.sam_deg})
 
 
+class Decoder:
+    """A .hnr file opened once, to decode bands or evaluate wavelengths many times.
+
+    Building the network from the file costs more than running it on a few bands; callers that
+    come back for more (training on jittered wavelengths, window reads) keep one of these.
+    """
+
+    def __init__(self, data: bytes, device: str = "cpu"):
+        self.file = _read(data)
+        self.device = _resolve_device(device)
+        self._model = _model_from_file(self.file, self.device)
+        self._maps = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.file.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.file.dtype
+
+    @property
+    def wavelengths(self) -> Optional[np.ndarray]:
+        return self.file.wavelengths
+
+    def bands(self, bands: Optional[Sequence[int]] = None) -> np.ndarray:
+        """The coded bands (all, or the listed 0-based ones in that order): H x W x K, original dtype."""
+        f = self.file
+        idx = np.arange(f.bands) if bands is None else np.asarray(list(bands), dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= f.bands):
+            bad = int(idx[(idx < 0) | (idx >= f.bands)][0])
+            raise RequestError(f"band {bad} is out of range: the file has bands 0..{f.bands - 1}")
+        y = _run(self._model, f.band_positions()[idx], self.device) if idx.size else \
+            np.zeros((0, f.height, f.width), np.float32)
+        return _restore(y, f.band_offset[idx], f.band_scale[idx], f.dtype)
+
+    def at(self, t: Sequence[float]) -> np.ndarray:
+        """Bands at normalised wavelengths t in [0, 1]: H x W x K, original dtype.
+
+        Offset and scale are interpolated linearly between the neighbouring coded bands.
+        """
+        t = np.asarray(list(t), dtype=np.float64).reshape(-1)
+        bad = t[(t < 0) | (t > 1) | ~np.isfinite(t)]
+        if bad.size:
+            raise RequestError(f"normalised wavelength {bad[0]:g} is outside [0, 1]")
+        if t.size == 0:
+            raise RequestError("no wavelength asked for")
+        f = self.file
+        pos = f.band_positions()
+        order = np.argsort(pos)
+        offset = np.interp(t, pos[order], f.band_offset.astype(np.float64)[order]).astype(np.float32)
+        scale = np.interp(t, pos[order], f.band_scale.astype(np.float64)[order]).astype(np.float32)
+        return _restore(_run(self._model, t, self.device), offset, scale, f.dtype)
+
+    def nm_to_t(self, nm: Sequence[float]) -> np.ndarray:
+        """Wavelengths in nm -> normalised positions (RequestError outside the file's range)."""
+        f = self.file
+        if f.wavelengths is None:
+            raise RequestError("this file has no wavelengths in nm (its input had none): use --lambda in [0, 1]")
+        req = np.asarray(list(nm), dtype=np.float64)
+        lo, hi = float(np.min(f.wavelengths)), float(np.max(f.wavelengths))
+        bad = req[(req < lo) | (req > hi) | ~np.isfinite(req)]
+        if bad.size:
+            raise RequestError(f"wavelength {bad[0]:g} nm is outside the file's range {lo:g}..{hi:g} nm")
+        wl = np.asarray(f.wavelengths, dtype=np.float64)
+        return (req - wl[0]) / (wl[-1] - wl[0]) if f.bands > 1 else np.zeros_like(req)
+
+
 def decode(data: bytes, bands: Optional[Sequence[int]] = None, device: str = "cpu") -> np.ndarray:
     """Rebuild the cube (or the listed 0-based bands, in that order) in its original dtype and units."""
-    f = _read(data)
-    idx = np.arange(f.bands) if bands is None else np.asarray(list(bands), dtype=np.int64).reshape(-1)
-    if idx.size and (idx.min() < 0 or idx.max() >= f.bands):
-        bad = int(idx[(idx < 0) | (idx >= f.bands)][0])
-        raise RequestError(f"band {bad} is out of range: the file has bands 0..{f.bands - 1}")
-    dev = _resolve_device(device)
-    model = _model_from_file(f, dev)
-    y = _run(model, f.band_positions()[idx], dev) if idx.size else np.zeros((0, f.height, f.width), np.float32)
-    return _restore(y, f.band_offset[idx], f.band_scale[idx], f.dtype)
+    return Decoder(data, device).bands(bands)
 
 
 def interp(data: bytes, lambdas: Optional[Sequence[float]] = None, nm: Optional[Sequence[float]] = None,
@@ -231,31 +291,8 @@ def interp(data: bytes, lambdas: Optional[Sequence[float]] = None, nm: Optional[
     """
     if (lambdas is None) == (nm is None):
         raise RequestError("give normalised wavelengths (--lambda) or wavelengths in nm (--nm), not both or none")
-    f = _read(data)
-    pos = f.band_positions()
-    if nm is not None:
-        if f.wavelengths is None:
-            raise RequestError("this file has no wavelengths in nm (its input had none): use --lambda in [0, 1]")
-        req = np.asarray(list(nm), dtype=np.float64)
-        lo, hi = float(np.min(f.wavelengths)), float(np.max(f.wavelengths))
-        bad = req[(req < lo) | (req > hi) | ~np.isfinite(req)]
-        if bad.size:
-            raise RequestError(f"wavelength {bad[0]:g} nm is outside the file's range {lo:g}..{hi:g} nm")
-        wl = np.asarray(f.wavelengths, dtype=np.float64)
-        t = (req - wl[0]) / (wl[-1] - wl[0]) if f.bands > 1 else np.zeros_like(req)
-    else:
-        t = np.asarray(list(lambdas), dtype=np.float64)
-        bad = t[(t < 0) | (t > 1) | ~np.isfinite(t)]
-        if bad.size:
-            raise RequestError(f"normalised wavelength {bad[0]:g} is outside [0, 1]")
-    if t.size == 0:
-        raise RequestError("no wavelength asked for")
-    order = np.argsort(pos)
-    offset = np.interp(t, pos[order], f.band_offset.astype(np.float64)[order]).astype(np.float32)
-    scale = np.interp(t, pos[order], f.band_scale.astype(np.float64)[order]).astype(np.float32)
-    dev = _resolve_device(device)
-    model = _model_from_file(f, dev)
-    return _restore(_run(model, t, dev), offset, scale, f.dtype)
+    dec = Decoder(data, device)
+    return dec.at(dec.nm_to_t(nm) if nm is not None else lambdas)
 
 
 def info(data: bytes) -> dict:
