@@ -8,6 +8,7 @@ import click
 
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)\Z")
 _BAND = re.compile(r"(\d+)(?:-(\d+))?\Z")
+_WINDOW = re.compile(r"(\d+):(\d+),(\d+):(\d+)\Z")
 
 
 class Device(click.ParamType):
@@ -56,6 +57,23 @@ class FloatList(click.ParamType):
             self.fail(f"{value!r} is not a number or a comma-separated list of numbers", param, ctx)
 
 
+class WindowSpec(click.ParamType):
+    """'Y0:Y1,X0:X1': rows Y0..Y1-1 and columns X0..X1-1, 0-based, ends exclusive (numpy slices)."""
+
+    name = "Y0:Y1,X0:X1"
+
+    def convert(self, value, param, ctx) -> tuple[int, int, int, int]:
+        if isinstance(value, tuple):
+            return value
+        m = _WINDOW.match(str(value).replace(" ", ""))
+        if not m:
+            self.fail(f"{value!r} is not a window such as 0:256,512:768 (rows, then columns)", param, ctx)
+        y0, y1, x0, x1 = (int(g) for g in m.groups())
+        if y1 <= y0 or x1 <= x0:
+            self.fail(f"{value!r} is empty: each range must end after it starts", param, ctx)
+        return y0, y1, x0, x1
+
+
 def flatten(groups: Optional[tuple[list[float], ...]]) -> Optional[list[float]]:
     """Join the values of a repeated FloatList option; None when the option was not given."""
     if not groups:
@@ -64,3 +82,4 @@ def flatten(groups: Optional[tuple[list[float], ...]]) -> Optional[list[float]]:
 
 
 DEVICE = Device()
+WINDOW = WindowSpec()

@@ -6,23 +6,24 @@ stdout only when asked for with `-o -` (or --json); logs, progress and errors go
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Iterator, Optional, Union
 
 import click
 import numpy as np
 
 from hinercodec import __version__
 from hinercodec.cli._errors import HinercGroup
-from hinercodec.cli._params import DEVICE, BandList, FloatList, flatten
+from hinercodec.cli._params import DEVICE, WINDOW, BandList, FloatList, flatten
 from hinercodec.cli._progress import ProgressPrinter
 from hinercodec.cli._report import eval_rows, info_rows, print_json, print_rows
-from hinercodec.errors import OutputExistsError
+from hinercodec.errors import InputError, OutputExistsError
 from hinercodec.formats import cubeio
 
 # Defaults repeated from hinercodec.api.EncodeOptions so that `--help` does not import the model
@@ -31,6 +32,8 @@ DEFAULT_BPPPB = 0.2
 DEFAULT_MODEL = "latent"
 DEFAULT_BITS = 8
 DEFAULT_EFFORT = 3
+DEFAULT_TILE = 512
+DEFAULT_SPLIT = "equal"
 
 _NUMBERS = re.compile(r"\s*[-+0-9.eE]+\s*([,:]\s*[-+0-9.eE]+\s*)*\Z")
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
@@ -100,11 +103,19 @@ def _monotonic(values: np.ndarray) -> bool:
     return bool((steps > 0).all() or (steps < 0).all())
 
 
-def _file_wavelengths(data: bytes) -> Optional[np.ndarray]:
-    """Band centres (nm) of every coded band, or None; read from the header, not the network."""
-    from hinercodec.formats.hnrfile import unpack
-
-    return unpack(data).wavelengths
+@contextlib.contextmanager
+def _open_hnr(path: str, window: Optional[tuple]) -> Iterator[Union[bytes, BinaryIO]]:
+    """The .hnr to decode: for a window of a file on disk, the open file (a tiled file is then read
+    tile by tile, only the tiles under the window); otherwise all its bytes, validated at once."""
+    if window is None or path == "-":
+        yield cubeio.read_input_bytes(path)
+        return
+    try:
+        stream = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with stream:
+        yield stream
 
 
 @click.group("hinerc", cls=HinercGroup, context_settings=_CONTEXT)
@@ -145,13 +156,18 @@ def main() -> None:
 @click.option("--seed", type=int, default=0, help="Random seed: the same input, options and seed give the same file.")
 @click.option("--device", type=DEVICE, default="auto", metavar="DEVICE",
               help="auto (cuda when available), cpu, cuda or cuda:N.")
+@click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, metavar="N",
+              help="Split a cube with a side over N pixels into tiles of at most N x N, each fitted on its own "
+                   "and decodable alone (a tiled .hnr, format 2.0); 0: never tile.")
+@click.option("--split", type=click.Choice(["equal", "difficulty"]), default=DEFAULT_SPLIT,
+              help="How tiles share the bytes: by pixel count, or more to tiles with more detail.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout (on stderr with -o -).")
 def encode(input: str, output: Optional[str], bpppb: float, key: Optional[str], wavelengths: Optional[str],
-           model: str, bits: int, effort: int, epochs: Optional[int], seed: int, device: str, force: bool,
-           quiet: bool, as_json: bool) -> None:
+           model: str, bits: int, effort: int, epochs: Optional[int], seed: int, device: str, tile: int, split: str,
+           force: bool, quiet: bool, as_json: bool) -> None:
     """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, .npy, .npz; '-' = stdin) into a .hnr file.
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
@@ -171,7 +187,7 @@ def encode(input: str, output: Optional[str], bpppb: float, key: Optional[str], 
         raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.MODELS))})",
                                  param_hint="'--model'")
     options = api.EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs, seed=seed,
-                                device=device)
+                                device=device, tile=tile, split=split)
     from hinercodec.scene import encode_file
 
     printer = None if quiet else ProgressPrinter()
@@ -200,9 +216,13 @@ def encode(input: str, output: Optional[str], bpppb: float, key: Optional[str], 
               help="Output .npy, .npz, .mat, .h5 or .hdf5 (by extension); '-' writes .npy to stdout.")
 @click.option("--bands", type=BandList(), default=None, show_default="all",
               help="0-based bands to decode, in this order; ranges inclusive: '0,5,10-20'.")
+@click.option("--window", type=WINDOW, default=None, show_default="the whole image",
+              help="Rows Y0..Y1-1 and columns X0..X1-1 only (0-based, end exclusive); of a tiled file only the "
+                   "tiles under the window are read.")
 @click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
-def decode(input: str, output: Optional[str], bands: Optional[list[int]], device: str, force: bool) -> None:
+def decode(input: str, output: Optional[str], bands: Optional[list[int]], window: Optional[tuple], device: str,
+           force: bool) -> None:
     """Decode IN.hnr ('-' = stdin) to a cube in its original dtype and units.
 
     .npz, .mat and .h5 outputs hold the cube as variable 'cube' and, when the file has them, the
@@ -212,15 +232,16 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], device
     Examples:
       hinerc decode houston.hnr                      # -> houston.npy
       hinerc decode houston.hnr -o dec.mat --bands 0-9
+      hinerc decode scene.hnr --window 0:256,512:768 -o corner.npy
       hinerc decode houston.hnr -o - | python -c \\
           "import io, numpy, sys; print(numpy.load(io.BytesIO(sys.stdin.buffer.read())).shape)"
     """
     out = output or _default_output(input, "{stem}.npy")
     _check_output(out, force)
-    data = cubeio.read_input_bytes(input)
-    api = _api()
-    cube = api.decode(data, bands=bands, device=device)
-    wavelengths = _file_wavelengths(data)
+    with _open_hnr(input, window) as source:
+        decoder = _api().Decoder(source, device)
+        cube = decoder.bands(bands, window=window)
+    wavelengths = decoder.wavelengths
     if wavelengths is not None and bands is not None:
         wavelengths = wavelengths[bands]
     _write_array(out, cube, wavelengths, force)
@@ -234,9 +255,12 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], device
               help="Wavelength in nm (the file must have wavelengths); repeatable.")
 @click.option("-o", "--output", metavar="OUT", show_default="IN stem + _interp.npy",
               help="Output .npy, .npz, .mat, .h5 or .hdf5; '-' writes .npy to stdout.")
+@click.option("--window", type=WINDOW, default=None, show_default="the whole image",
+              help="Rows Y0..Y1-1 and columns X0..X1-1 only (0-based, end exclusive).")
 @click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
-def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], device: str, force: bool) -> None:
+def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], window: Optional[tuple], device: str,
+           force: bool) -> None:
     """Evaluate the fitted network of IN.hnr at wavelengths of your choice.
 
     The output is H x W for one wavelength (.npy) and H x W x K for K wavelengths (in the order
@@ -256,10 +280,10 @@ def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], device:
         # cubeio.write_cube writes 3-D cubes only; say so before running the network
         raise click.BadParameter(f"{out}: a single band (H x W) is written as .npy only; "
                                  "use -o NAME.npy or ask for two or more wavelengths", param_hint="'-o/--output'")
-    data = cubeio.read_input_bytes(input)
-    api = _api()
-    stack = api.interp(data, lambdas=t_list, nm=nm_list, device=device)
-    file_nm = _file_wavelengths(data)
+    with _open_hnr(input, window) as source:
+        decoder = _api().Decoder(source, device)
+        stack = decoder.at(decoder.nm_to_t(nm_list) if nm_list is not None else t_list, window=window)
+    file_nm = decoder.wavelengths
     if nm_list is not None:
         wavelengths = np.asarray(nm_list, dtype=np.float64)
     elif file_nm is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 from hinercodec.errors import CorruptFileError
 
@@ -112,3 +112,44 @@ def read_chunks(data: bytes) -> list[Chunk]:
             if pos != size:
                 raise CorruptFileError(f"{size - pos} bytes of data after the HEND chunk at byte {pos - _FRAMING}")
             return chunks
+
+
+def chunk_offsets(chunks: Sequence[Chunk]) -> list[int]:
+    """Byte offset of each chunk (its length field) in the file write_chunks makes of `chunks`."""
+    out, pos = [], len(SIGNATURE)
+    for chunk in chunks:
+        out.append(pos)
+        pos += _FRAMING + len(chunk.data)
+    return out
+
+
+def check_signature(stream: BinaryIO) -> int:
+    """Read and check the signature at the start of a seekable stream; returns the first chunk's offset."""
+    stream.seek(0)
+    head = stream.read(len(SIGNATURE))
+    if head != SIGNATURE:
+        if len(head) < len(SIGNATURE) and head == SIGNATURE[:len(head)]:
+            raise CorruptFileError(f"truncated .hnr file ({len(head)} bytes, shorter than the signature)")
+        raise CorruptFileError(_bad_signature(head))
+    return len(SIGNATURE)
+
+
+def read_chunk_at(stream: BinaryIO, pos: int, size: int) -> tuple[Chunk, int]:
+    """The one chunk at byte `pos` of a seekable stream of `size` bytes, CRC checked, and the offset
+    after it: random access reads only the chunks it needs (tiles of a large file)."""
+    if size - pos < _HEAD.size:
+        raise CorruptFileError(f"truncated .hnr file (chunk header at byte {pos} cut off)")
+    stream.seek(pos)
+    length, raw_type = _HEAD.unpack(stream.read(_HEAD.size))
+    if length > size - pos - _FRAMING:
+        raise CorruptFileError(
+            f"truncated .hnr file (chunk '{_show(raw_type)}' at byte {pos} declares {length} bytes, "
+            f"only {max(size - pos - _FRAMING, 0)} remain)")
+    body = stream.read(length)
+    (stored,) = _CRC.unpack(stream.read(_CRC.size))
+    if zlib.crc32(body, zlib.crc32(raw_type)) != stored:
+        raise CorruptFileError(f"checksum mismatch in chunk '{_show(raw_type)}' at byte {pos}: file is damaged")
+    chunk_type = raw_type.decode("latin-1")
+    if not _valid_type(chunk_type):
+        raise CorruptFileError(f"invalid chunk type '{_show(raw_type)}' at byte {pos}: file is damaged")
+    return Chunk(chunk_type, body), pos + _FRAMING + length

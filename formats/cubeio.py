@@ -12,6 +12,7 @@ must stay importable without it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import re
@@ -77,6 +78,8 @@ class _Var:
     dtype: str  # for messages: "float32", "complex128", "char", ...
     kind: str  # "real" (int/uint/float), "complex" or "other"
     load: Callable[[], np.ndarray]
+    # (y0, y1, x0, x1) -> that window of a 3-D array, read without loading the rest (HDF5, .npy)
+    window: Callable[[int, int, int, int], np.ndarray] | None = None
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -121,6 +124,60 @@ def read_cube(path: str | os.PathLike, key: str | None = None,
     return Cube(data=data, wavelengths=wl, key=var.name, source=source)
 
 
+@dataclass
+class CubeReader:
+    """A cube file held open, read window by window (see open_cube)."""
+
+    shape: tuple  # H, W, C
+    dtype: np.dtype  # native byte order
+    wavelengths: np.ndarray | None
+    key: str
+    source: str
+    _window: Callable[[int, int, int, int], np.ndarray]
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Rows y0:y1, columns x0:x1, all bands: native, C-contiguous, finite (else InputError)."""
+        label = "stdin" if self.source == "-" else self.source
+        try:
+            arr = self._window(y0, y1, x0, x1)
+        except HinercError:
+            raise
+        except _READ_ERRORS as exc:
+            raise InputError(f"cannot read {label}: {_reason(exc)}") from exc
+        return _checked_data(arr, label, self.key)
+
+
+@contextlib.contextmanager
+def open_cube(path: str | os.PathLike, key: str | None = None,
+              wavelengths: str | Sequence[float] | None = None) -> Iterator[CubeReader]:
+    """The cube of a file, held open for reading windows (the same choice of variable and
+    wavelengths as read_cube). HDF5, MATLAB v7.3 and .npy files are read window by window, so a
+    scene larger than memory can be encoded tile by tile; other formats are read whole once."""
+    source = os.fspath(path)
+    label = "stdin" if source == "-" else source
+    with contextlib.ExitStack() as stack:
+        try:
+            src: _Source = read_input_bytes("-") if source == "-" else source
+            fmt = _sniff(src, label)
+            variables = stack.enter_context(_variables(src, fmt))
+            var = _select(variables, None if fmt == "npy" else key, label)
+            if var.window is not None:
+                dtype, window = var.window(0, 1, 0, 1).dtype.newbyteorder("="), var.window
+                shape = tuple(int(n) for n in var.shape)
+            else:
+                data = _checked_data(var.load(), label, var.name)
+                dtype, shape = data.dtype, tuple(int(n) for n in data.shape)
+                window = lambda y0, y1, x0, x1: data[y0:y1, x0:x1]  # noqa: E731
+            wl = _pick_wavelengths(variables, wavelengths, shape[2], label)
+            reader = CubeReader(shape=shape, dtype=np.dtype(dtype), wavelengths=wl, key=var.name, source=source,
+                                _window=window)
+        except HinercError:
+            raise
+        except _READ_ERRORS as exc:
+            raise InputError(f"cannot read {label}: {_reason(exc)}") from exc
+        yield reader
+
+
 def _reason(exc: BaseException) -> str:
     """One line out of any exception (h5py and scipy messages can span several)."""
     if isinstance(exc, OSError) and exc.strerror:
@@ -161,7 +218,11 @@ def _variables(src: _Source, fmt: str) -> Iterator[dict]:
     if fmt == "npy":
         with _binary(src) as f:
             shape, dtype = _npy_header(f)
-        yield {NPY_KEY: _make_var(NPY_KEY, shape, dtype, lambda: _load_npy(src))}
+        var = _make_var(NPY_KEY, shape, dtype, lambda: _load_npy(src))
+        if isinstance(src, str) and len(shape) == 3:
+            mapped = np.load(src, mmap_mode="r", allow_pickle=False)
+            var = dataclasses.replace(var, window=lambda y0, y1, x0, x1: np.array(mapped[y0:y1, x0:x1]))
+        yield {NPY_KEY: var}
     elif fmt == "npz":
         with _binary(src) as f, zipfile.ZipFile(f) as zf:
             yield _npz_variables(zf)
@@ -253,7 +314,12 @@ def _hdf5_variables(h5: h5py.File, reverse_all: bool) -> dict:
             arr = np.asarray(obj[()])
             return arr.T if reverse else arr
 
+        def window(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            return np.asarray(obj[:, x0:x1, y0:y1]).T if reverse else np.asarray(obj[y0:y1, x0:x1, :])
+
         var = _make_var(name, shape, obj.dtype, load)
+        if len(shape) == 3:
+            var = dataclasses.replace(var, window=window)
         if mclass is not None and mclass not in _MATLAB_NUMPY and var.kind == "real":
             var = _Var(name, shape, "bool" if mclass == "logical" else str(mclass), "other", load)
         out[name] = var

@@ -19,7 +19,8 @@ from hinercodec.errors import CorruptFileError, InputError, UnsupportedFileError
 from .container import Chunk, is_critical, read_chunks, write_chunks
 from .tensors import pack_tensors, unpack_tensors
 
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 0)  # one network for the whole cube
+NEWEST_MAJOR = 2  # 2.x: tiled files (formats/tiled.py); this reader knows majors 1 and 2
 # Critical chunks of format 1.x in their required order (ancillary chunks may sit in between).
 CRITICAL_ORDER = ("HHDR", "BNDS", "WAVE", "MODL", "TENS", "HEND")
 
@@ -59,10 +60,15 @@ class HnrFile:
         return (self.height, self.width, self.bands)
 
     def band_positions(self) -> np.ndarray:
-        """Normalised band positions t_i in [0, 1] (the network's spectral coordinate), float64."""
-        if self.wavelengths is None:
-            return np.arange(self.bands) / max(self.bands - 1, 1)
-        return positions(np.asarray(self.wavelengths, dtype=np.float64))
+        return band_positions(self.wavelengths, self.bands)
+
+
+def band_positions(wavelengths: Optional[np.ndarray], bands: int) -> np.ndarray:
+    """Normalised band positions t_i in [0, 1] (the network's spectral coordinate), float64:
+    from the wavelengths when the file has them, else evenly spaced."""
+    if wavelengths is None:
+        return np.arange(bands) / max(bands - 1, 1)
+    return positions(np.asarray(wavelengths, dtype=np.float64))
 
 
 def dtype_code(dtype: Any) -> int:
@@ -201,14 +207,15 @@ def _read_header(data: bytes) -> tuple[tuple[int, int], np.dtype, int, int, int]
     if len(data) < 2:
         raise CorruptFileError(f"HHDR chunk is {len(data)} bytes, expected {_HHDR.size}")
     major, minor = data[0], data[1]
-    if major > FORMAT_VERSION[0]:
+    if major > NEWEST_MAJOR:
         raise UnsupportedFileError(f"format version {major}.{minor} is newer than this hinerc reads "
-                                   f"({FORMAT_VERSION[0]}.x); upgrade hinerc")
+                                   f"(1.x and {NEWEST_MAJOR}.x); upgrade hinerc")
     if major < FORMAT_VERSION[0]:
         raise UnsupportedFileError(f"format version {major}.{minor} is not one this hinerc reads "
-                                   f"({FORMAT_VERSION[0]}.x)")
-    # A newer minor may append optional fields to HHDR; this reader ignores them.
-    if len(data) < _HHDR.size or (len(data) > _HHDR.size and minor <= FORMAT_VERSION[1]):
+                                   f"(1.x and {NEWEST_MAJOR}.x)")
+    # A newer minor may append optional fields to HHDR; this reader ignores them (every major so far
+    # has minor 0 and the same 16-byte HHDR).
+    if len(data) < _HHDR.size or (len(data) > _HHDR.size and minor <= 0):
         raise CorruptFileError(f"HHDR chunk is {len(data)} bytes, expected {_HHDR.size}")
     _, _, code, _, height, width, bands = _HHDR.unpack_from(data)
     if code not in _CODE_DTYPES:
@@ -262,6 +269,8 @@ def unpack(data: bytes) -> HnrFile:
     if chunks[0].type != "HHDR":
         raise CorruptFileError(f"first chunk is '{chunks[0].type}', not HHDR")
     version, dtype, height, width, bands = _read_header(chunks[0].data)
+    if version[0] != FORMAT_VERSION[0]:
+        raise UnsupportedFileError(f"format {version[0]}.{version[1]} is a tiled file: read it with formats.tiled")
     _check_order([c.type for c in chunks if is_critical(c.type)])
     found = {c.type: c.data for c in chunks if is_critical(c.type)}
     metas = [c.data for c in chunks if c.type == "meta"]

@@ -7,18 +7,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import BinaryIO, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .errors import CorruptFileError, InputError, RequestError, UnsupportedFileError
-from .formats.hnrfile import HnrFile, dtype_code, positions, unpack
+from .formats import cubeio, tiled
+from .formats.hnrfile import HnrFile, dtype_code, positions
 from .metrics import bpppb, distortion
 from .models import MODELS, build
 from .pipelines import PIPELINES, Job, default_epochs
 from .quant import load_quantized
 from .ratecontrol import Budget
+from . import tiling
+from .tiling import DEFAULT_TILE, SPLITS, MapFn
 
 DEFAULT_BPPPB = 0.2
 MIN_SIDE = 4  # smallest height/width: the decoder upsamples at least x4
@@ -35,6 +38,8 @@ class EncodeOptions:
     epochs: Optional[int] = None
     seed: int = 0
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    tile: int = DEFAULT_TILE  # cubes with a side over this are split into tiles of at most tile x tile; 0: never
+    split: str = "equal"  # how tiles share the byte budget: "equal" (by pixels) or "difficulty"
 
 
 @dataclass
@@ -151,30 +156,29 @@ def _run(model: torch.nn.Module, t: np.ndarray, device: torch.device, batch: int
     return np.concatenate(outs, axis=0) if outs else np.zeros((0, model.cfg.height, model.cfg.width), np.float32)
 
 
-def _model_from_file(f: HnrFile, device: torch.device) -> torch.nn.Module:
-    name = f.model_config.get("model")
+def _build_model(config: dict, tensors: list, height: int, width: int, device: torch.device,
+                 where: str = "") -> torch.nn.Module:
+    name = config.get("model")
     if name not in MODELS:
         raise UnsupportedFileError(f"model {name!r} needs a newer hinerc (this one knows: {', '.join(sorted(MODELS))})")
     try:
-        model = build(f.model_config)
-        load_quantized(model, f.tensors)
+        model = build(config)
+        load_quantized(model, tensors)
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
-        raise CorruptFileError(f"model configuration and weights do not match: {exc}") from None
-    if (model.cfg.height, model.cfg.width) != (f.height, f.width):
-        raise CorruptFileError(f"model output {model.cfg.height} x {model.cfg.width} does not match the header's "
-                               f"{f.height} x {f.width}")
+        raise CorruptFileError(f"{where}model configuration and weights do not match: {exc}") from None
+    if (model.cfg.height, model.cfg.width) != (height, width):
+        raise CorruptFileError(f"{where}model output {model.cfg.height} x {model.cfg.width} does not match "
+                               f"{height} x {width}")
     return model.to(device).eval()
 
 
-def _read(data: bytes) -> HnrFile:
-    return unpack(bytes(data))
+def _read(data: bytes) -> Union[HnrFile, tiled.TiledHead]:
+    """The file's description (head only for tiled files), fully validated."""
+    parsed = tiled.read_any(bytes(data))
+    return parsed if isinstance(parsed, HnrFile) else parsed[0]
 
 
-def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: EncodeOptions | None = None,
-           progress: Optional[ProgressFn] = None) -> EncodeResult:
-    """Fit, quantise and code `cube` (H x W x C, any real dtype) into .hnr bytes."""
-    opts = options or EncodeOptions()
-    start = time.perf_counter()
+def _check_options(opts: EncodeOptions) -> None:
     if not (isinstance(opts.bpppb, (int, float)) and math.isfinite(opts.bpppb) and opts.bpppb > 0):
         raise RequestError(f"--bpppb must be a positive number, got {opts.bpppb}")
     if not (isinstance(opts.bits, int) and 4 <= opts.bits <= 10):
@@ -183,11 +187,36 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
         raise RequestError(f"--effort must be an integer 1..9, got {opts.effort}")
     if opts.epochs is not None and not (isinstance(opts.epochs, int) and opts.epochs >= 1):
         raise RequestError(f"--epochs must be a positive integer, got {opts.epochs}")
-    cube = _check_cube(cube)
-    shape = tuple(int(s) for s in cube.shape)
-    device = _resolve_device(opts.device)
     if opts.model not in MODELS:
         raise RequestError(f"unknown model {opts.model!r} (known: {', '.join(sorted(MODELS))})")
+    if not (isinstance(opts.tile, int) and (opts.tile == 0 or opts.tile >= 4 * MIN_SIDE)):
+        raise RequestError(f"--tile must be 0 (never tile) or at least {4 * MIN_SIDE} pixels, got {opts.tile}")
+    if opts.split not in SPLITS:
+        raise RequestError(f"--split must be one of {', '.join(SPLITS)}, got {opts.split!r}")
+
+
+def _tiles_needed(opts: EncodeOptions, shape: tuple[int, ...]) -> bool:
+    return opts.tile > 0 and max(shape[0], shape[1]) > opts.tile
+
+
+def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: EncodeOptions | None = None,
+           progress: Optional[ProgressFn] = None, map_fn: MapFn = map) -> EncodeResult:
+    """Fit, quantise and code `cube` (H x W x C, any real dtype) into .hnr bytes.
+
+    A cube with a side over `options.tile` is split into tiles fitted one by one through `map_fn`
+    (the builtin map by default; a process pool's or a Dask client's map runs them in parallel).
+    """
+    opts = options or EncodeOptions()
+    _check_options(opts)
+    cube = _check_cube(cube)
+    if _tiles_needed(opts, cube.shape):
+        def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            return cube[y0:y1, x0:x1]
+        return _encode_tiled(tuple(cube.shape), cube.dtype, wavelengths, read,
+                             lambda r: tiling.ArrayWindow(cube[r[0]:r[1], r[2]:r[3]]), opts, progress, map_fn)
+    start = time.perf_counter()
+    shape = tuple(int(s) for s in cube.shape)
+    device = _resolve_device(opts.device)
     t_np = _positions_of(wavelengths, shape[2])
     target_np, offset, scale = _normalise(cube)
 
@@ -209,18 +238,96 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
                         stats={**stats, "psnr_global": dist.psnr_global, "sam_deg": dist.sam_deg})
 
 
-class Decoder:
-    """A .hnr file opened once, to decode bands or evaluate wavelengths many times.
 
-    Building the network from the file costs more than running it on a few bands; callers that
+
+def encode_reader(reader: "cubeio.CubeReader", options: EncodeOptions | None = None,
+                  progress: Optional[ProgressFn] = None, map_fn: MapFn = map) -> EncodeResult:
+    """Encode the cube of an open file (cubeio.open_cube): a large one tile by tile, each tile read
+    from the file on its own (a task in another process reads it there), never the whole cube."""
+    opts = options or EncodeOptions()
+    _check_options(opts)
+    if not _tiles_needed(opts, reader.shape):
+        return encode(reader.read(0, reader.shape[0], 0, reader.shape[1]), reader.wavelengths, opts, progress)
+    h, w, c = reader.shape
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"cube {h} x {w} x {c} is too small: height and width must be at least {MIN_SIDE}")
+    dtype_code(reader.dtype)
+    if reader.source == "-":  # stdin is in memory already: hand out array windows
+        def window_of(r: tuple) -> Callable[[], np.ndarray]:
+            return tiling.ArrayWindow(reader.read(*r))
+    else:  # a task reads its own tile from the file, wherever it runs
+        def window_of(r: tuple) -> Callable[[], np.ndarray]:
+            return tiling.FileWindow(reader.source, reader.key, tuple(r))
+    if reader.wavelengths is not None:
+        _positions_of(reader.wavelengths, c)
+    return _encode_tiled(reader.shape, reader.dtype, reader.wavelengths, reader.read, window_of, opts, progress,
+                         map_fn)
+
+
+def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarray],
+                  read: Callable[[int, int, int, int], np.ndarray], window_of: Callable, opts: EncodeOptions,
+                  progress: Optional[ProgressFn], map_fn: MapFn) -> EncodeResult:
+    from . import __version__
+
+    start = time.perf_counter()
+    device = _resolve_device(opts.device)
+    if wavelengths is not None:
+        _positions_of(wavelengths, shape[2])
+    if progress is not None:
+        progress(Progress("survey", 0, 1, note="reading the cube once for its band ranges"))
+    head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, opts.tile, opts.split,
+                                      {"encoder": f"hinerc {__version__}"})
+    if map_fn is map:
+        for task in tasks:
+            task.progress = progress
+    results = list(map_fn(tiling.fit_tile, tasks))
+    data = tiling.assemble(head, results)
+    if progress is not None:
+        progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))
+    dist = tiling.measure(data, read, survey, str(device))
+    stats = {"tiles": len(tasks), "grid": list(head.grid.shape), "split": opts.split,
+             "tile_bytes": [r[2]["bytes"] for r in sorted(results, key=lambda r: r[0])],
+             "tile_seconds": [round(r[2]["seconds"], 2) for r in sorted(results, key=lambda r: r[0])],
+             "psnr_global": dist["psnr_global"], "sam_deg": dist["sam_deg"]}
+    return EncodeResult(data=data, bpppb=bpppb(len(data), shape), psnr_band=dist["psnr_band"],
+                        seconds=time.perf_counter() - start, device=str(device), stats=stats)
+
+
+Window = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows y0..y1-1, columns x0..x1-1
+
+
+class Decoder:
+    """A .hnr file opened once, to decode bands, windows or wavelengths many times.
+
+    Building a network from the file costs more than running it on a few bands; callers that
     come back for more (training on jittered wavelengths, window reads) keep one of these.
+    `data` is the whole file (validated at once) or a seekable binary stream: a tiled file on a
+    stream is read tile by tile, only the tiles a request touches (`tile_reads` counts them).
     """
 
-    def __init__(self, data: bytes, device: str = "cpu"):
-        self.file = _read(data)
+    _CACHE = 4  # tile networks kept between calls (a full decode of a large file streams through)
+
+    def __init__(self, data: Union[bytes, BinaryIO], device: str = "cpu"):
         self.device = _resolve_device(device)
-        self._model = _model_from_file(self.file, self.device)
-        self._maps = None
+        self._models: dict[int, torch.nn.Module] = {}
+        self.tile_reads = 0
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            parsed = tiled.read_any(bytes(data))
+            if isinstance(parsed, HnrFile):
+                self.file, self._tile = parsed, None
+            else:
+                self.file, tiles = parsed
+                self._tile = tiles.__getitem__
+        else:
+            opened = tiled.open_stream(data)
+            if isinstance(opened, HnrFile):
+                self.file, self._tile = opened, None
+            else:
+                self.file, self._tile = opened.head, opened.tile
+        f = self.file
+        self.grid = f.grid if self._tile is not None else tiled.TileGrid((0, f.height), (0, f.width))
+        if self._tile is None:
+            self._models[0] = _build_model(f.model_config, f.tensors, f.height, f.width, self.device)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -234,18 +341,52 @@ class Decoder:
     def wavelengths(self) -> Optional[np.ndarray]:
         return self.file.wavelengths
 
-    def bands(self, bands: Optional[Sequence[int]] = None) -> np.ndarray:
-        """The coded bands (all, or the listed 0-based ones in that order): H x W x K, original dtype."""
+    @property
+    def tiled(self) -> bool:
+        return self._tile is not None
+
+    def _model(self, i: int) -> torch.nn.Module:
+        if i not in self._models:
+            y0, y1, x0, x1 = self.grid.rect(i)
+            tile = self._tile(i)
+            self.tile_reads += 1
+            if len(self._models) >= self._CACHE:
+                self._models.pop(next(iter(self._models)))
+            self._models[i] = _build_model(tile.model_config, tile.tensors, y1 - y0, x1 - x0, self.device,
+                                           f"tile {i}: ")
+        return self._models[i]
+
+    def _window(self, window: Optional[Window]) -> Window:
+        h, w = self.file.height, self.file.width
+        if window is None:
+            return (0, h, 0, w)
+        y0, y1, x0, x1 = (int(v) for v in window)
+        if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+            raise RequestError(f"window rows {y0}:{y1}, columns {x0}:{x1} is not inside the "
+                               f"{h} x {w} image (rows 0:{h}, columns 0:{w})")
+        return y0, y1, x0, x1
+
+    def _render(self, t: np.ndarray, offset: np.ndarray, scale: np.ndarray, window: Optional[Window]) -> np.ndarray:
+        y0, y1, x0, x1 = self._window(window)
+        out = np.empty((y1 - y0, x1 - x0, len(t)), dtype=self.file.dtype)
+        for i in self.grid.touching(y0, y1, x0, x1):
+            ty0, ty1, tx0, tx1 = self.grid.rect(i)
+            a0, a1, b0, b1 = max(y0, ty0), min(y1, ty1), max(x0, tx0), min(x1, tx1)
+            y = _run(self._model(i), t, self.device)[:, a0 - ty0:a1 - ty0, b0 - tx0:b1 - tx0]
+            out[a0 - y0:a1 - y0, b0 - x0:b1 - x0] = _restore(y, offset, scale, self.file.dtype)
+        return out
+
+    def bands(self, bands: Optional[Sequence[int]] = None, window: Optional[Window] = None) -> np.ndarray:
+        """The coded bands (all, or the listed 0-based ones in that order) of the whole image or a
+        window: H x W x K in the original dtype."""
         f = self.file
         idx = np.arange(f.bands) if bands is None else np.asarray(list(bands), dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= f.bands):
             bad = int(idx[(idx < 0) | (idx >= f.bands)][0])
             raise RequestError(f"band {bad} is out of range: the file has bands 0..{f.bands - 1}")
-        y = _run(self._model, f.band_positions()[idx], self.device) if idx.size else \
-            np.zeros((0, f.height, f.width), np.float32)
-        return _restore(y, f.band_offset[idx], f.band_scale[idx], f.dtype)
+        return self._render(f.band_positions()[idx], f.band_offset[idx], f.band_scale[idx], window)
 
-    def at(self, t: Sequence[float]) -> np.ndarray:
+    def at(self, t: Sequence[float], window: Optional[Window] = None) -> np.ndarray:
         """Bands at normalised wavelengths t in [0, 1]: H x W x K, original dtype.
 
         Offset and scale are interpolated linearly between the neighbouring coded bands.
@@ -261,7 +402,7 @@ class Decoder:
         order = np.argsort(pos)
         offset = np.interp(t, pos[order], f.band_offset.astype(np.float64)[order]).astype(np.float32)
         scale = np.interp(t, pos[order], f.band_scale.astype(np.float64)[order]).astype(np.float32)
-        return _restore(_run(self._model, t, self.device), offset, scale, f.dtype)
+        return self._render(t, offset, scale, window)
 
     def nm_to_t(self, nm: Sequence[float]) -> np.ndarray:
         """Wavelengths in nm -> normalised positions (RequestError outside the file's range)."""
@@ -297,8 +438,12 @@ def interp(data: bytes, lambdas: Optional[Sequence[float]] = None, nm: Optional[
 
 def info(data: bytes) -> dict:
     """Everything about a .hnr file without running the model (JSON-serialisable)."""
-    f = _read(data)
-    n_params = int(sum(int(np.prod(q.shape)) for q in f.tensors))
+    parsed = tiled.read_any(bytes(data))
+    if isinstance(parsed, HnrFile):
+        f, configs, tensors = parsed, [parsed.model_config], list(parsed.tensors)
+    else:
+        f, tiles = parsed
+        configs, tensors = [t.model_config for t in tiles], [q for t in tiles for q in t.tensors]
     out = {
         "format_version": f"{f.version[0]}.{f.version[1]}",
         "encoder": f.meta.get("encoder", "unknown"),
@@ -307,11 +452,14 @@ def info(data: bytes) -> dict:
         "bytes": len(data),
         "bpppb": bpppb(len(data), f.shape),
         "chunks": dict(f.chunk_sizes),
-        "model": f.model_config,
-        "parameters": n_params,
-        "bits": sorted({int(q.bits) for q in f.tensors}),
+        "model": configs[0],
+        "parameters": int(sum(int(np.prod(q.shape)) for q in tensors)),
+        "bits": sorted({int(q.bits) for q in tensors}),
         "wavelength_nm": None if f.wavelengths is None else [float(f.wavelengths[0]), float(f.wavelengths[-1])],
     }
+    if not isinstance(parsed, HnrFile):
+        out["tiles"] = {"grid": list(f.grid.shape), "row_edges": list(f.grid.y_edges),
+                        "column_edges": list(f.grid.x_edges)}
     return out
 
 

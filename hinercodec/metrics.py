@@ -82,3 +82,44 @@ def bpppb(n_bytes: int, shape: tuple[int, ...]) -> float:
     """True rate: 8 * file bytes / (H * W * C), PROTOCOL.md's only definition of rate."""
     h, w, c = shape
     return 8.0 * n_bytes / float(h * w * c)
+
+
+class StreamingDistortion:
+    """The same figures as `distortion`, accumulated window by window (tiled cubes larger than memory).
+
+    Needs the original's per-band min and max up front (one streaming pass over the original);
+    add() windows of the original and the decoded cube in any order, each pixel once.
+    """
+
+    def __init__(self, band_min: np.ndarray, band_max: np.ndarray):
+        self.lo = np.asarray(band_min, dtype=np.float64)
+        rng = np.asarray(band_max, dtype=np.float64) - self.lo
+        self.constant = rng <= 0
+        self.scale = np.where(self.constant, 1.0, rng)
+        self.sse = np.zeros_like(self.lo)
+        self.pixels = 0
+        self.angle_sum = 0.0
+        self.angle_count = 0
+
+    def add(self, original: np.ndarray, decoded: np.ndarray) -> None:
+        x = np.asarray(original, dtype=np.float64)
+        y = np.asarray(decoded, dtype=np.float64)
+        self.sse += ((((x - self.lo) - (y - self.lo)) / self.scale) ** 2).sum(axis=(0, 1))
+        self.pixels += x.shape[0] * x.shape[1]
+        xs, ys = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        nx, ny = np.linalg.norm(xs, axis=1), np.linalg.norm(ys, axis=1)
+        keep = nx > 0
+        cos = (xs[keep] * ys[keep]).sum(axis=1) / np.maximum(nx[keep] * ny[keep], 1e-300)
+        self.angle_sum += float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).sum())
+        self.angle_count += int(keep.sum())
+
+    def result(self) -> Distortion:
+        mse_band = self.sse / max(self.pixels, 1)
+        psnr_b = np.asarray(_psnr(mse_band), dtype=np.float64)
+        keep = ~self.constant
+        return Distortion(
+            psnr_band=float(psnr_b[keep].mean()) if keep.any() else float("nan"),
+            psnr_global=float(_psnr(mse_band.mean())),
+            sam_deg=self.angle_sum / self.angle_count if self.angle_count else float("nan"),
+            constant_bands=[int(i) for i in np.flatnonzero(self.constant)],
+        )

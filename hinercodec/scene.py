@@ -16,19 +16,21 @@ from .formats import cubeio
 
 def encode_file(input: str, output: Optional[str], options: api.EncodeOptions, *, key: Optional[str] = None,
                 wavelengths: Union[None, str, Sequence[float], np.ndarray] = None, force: bool = False,
-                progress: Optional[api.ProgressFn] = None) -> tuple[dict, bytes]:
+                progress: Optional[api.ProgressFn] = None, map_fn: api.MapFn = map) -> tuple[dict, bytes]:
     """Read INPUT, encode it, write OUTPUT atomically (None: write nothing), return (summary, file bytes).
 
     The summary holds input, output, shape, dtype, bytes, bpppb, target_bpppb, psnr_band, seconds
     (reading to the file on disk), device and the pipeline's stats. Errors are hinercodec.errors.
+    A large cube is read and fitted tile by tile; `map_fn` runs the tile fits (see api.encode).
     """
     started = time.perf_counter()
-    cube = cubeio.read_cube(input, key=key, wavelengths=wavelengths)
-    result = api.encode(cube.data, cube.wavelengths, options, progress)
+    with cubeio.open_cube(input, key=key, wavelengths=wavelengths) as cube:
+        result = api.encode_reader(cube, options, progress, map_fn)
+        shape, dtype = cube.shape, cube.dtype
     if output is not None:
         cubeio.atomic_write_bytes(output, result.data, force=force)
     summary = {
-        "input": input, "output": output, "shape": list(cube.data.shape), "dtype": str(cube.data.dtype),
+        "input": input, "output": output, "shape": list(shape), "dtype": str(dtype),
         "bytes": len(result.data), "bpppb": result.bpppb, "target_bpppb": options.bpppb,
         "psnr_band": result.psnr_band, "seconds": time.perf_counter() - started, "device": result.device,
         "stats": result.stats,

@@ -93,8 +93,8 @@ def test_version():
 
 def test_cli_defaults_are_the_library_defaults():
     opts = api.EncodeOptions()
-    assert (cli.DEFAULT_BPPPB, cli.DEFAULT_MODEL, cli.DEFAULT_BITS, cli.DEFAULT_EFFORT) == (
-        opts.bpppb, opts.model, opts.bits, opts.effort)
+    assert (cli.DEFAULT_BPPPB, cli.DEFAULT_MODEL, cli.DEFAULT_BITS, cli.DEFAULT_EFFORT, cli.DEFAULT_TILE,
+            cli.DEFAULT_SPLIT) == (opts.bpppb, opts.model, opts.bits, opts.effort, opts.tile, opts.split)
 
 
 def test_help_does_not_import_torch():

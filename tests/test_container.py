@@ -263,10 +263,10 @@ def test_unknown_chunks(hnr, small_file):
 def test_versions(hnr, small_file):
     data = small_file[1]
     header = read_chunks(data)[0].data
-    v2 = _edit(data, lambda c: _replace(c, "HHDR", b"\x02\x00" + b"whatever a 2.0 header holds"))
-    with pytest.raises(UnsupportedFileError, match=r"^format version 2\.0 is newer than this hinerc reads \(1\.x\); "
-                                                   r"upgrade hinerc$"):
-        hnr.unpack(v2)
+    v3 = _edit(data, lambda c: _replace(c, "HHDR", b"\x03\x00" + b"whatever a 3.0 header holds"))
+    with pytest.raises(UnsupportedFileError, match=r"^format version 3\.0 is newer than this hinerc reads "
+                                                   r"\(1\.x and 2\.x\); upgrade hinerc$"):
+        hnr.unpack(v3)
     with pytest.raises(UnsupportedFileError):
         hnr.unpack(_edit(data, lambda c: _replace(c, "HHDR", b"\x00\x09" + header[2:])))
     # A newer minor may append HHDR fields and add ancillary chunks: still read.

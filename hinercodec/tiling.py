@@ -1,0 +1,219 @@
+"""Large cubes: split into tiles, fit each tile on its own, write one tiled .hnr (format 2.0).
+
+Why tiles: fitting one network to a 1000 x 1000 x 224 scene needs the whole cube (and the
+network's activations) in memory at once, and cannot use more than one process. A tile is read
+from the file alone (h5py slicing), fitted alone (so tiles can run as separate tasks: processes,
+GPUs, a Dask cluster: `map_fn`), and decoded alone (windows of a large file read only their
+tiles). What the tiles share is fixed before any fit: the cube-wide band normalisation and the
+byte budget of each tile.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import RequestError
+from .formats import cubeio
+from .formats.hnrfile import HnrFile, pack, unpack
+from .formats.tiled import Tile, TiledHead, TileGrid, _tile_data, pack_tiled
+from .metrics import StreamingDistortion, bpppb
+from .ratecontrol import LOW, Budget
+
+DEFAULT_TILE = 512  # pixels per side: a tile of 512 x 512 x 224 fits in ~2 GB while fitting
+SPLITS = ("equal", "difficulty")
+MapFn = Callable[[Callable, Iterable], Iterable]
+
+
+# ---------------------------------------------------------------------------------------- sources
+
+@dataclass(frozen=True)
+class FileWindow:
+    """A window of a cube file, read when called (picklable: a remote task reads its own tile)."""
+
+    path: str
+    key: Optional[str]
+    rect: tuple[int, int, int, int]
+
+    def __call__(self) -> np.ndarray:
+        with cubeio.open_cube(self.path, key=self.key) as reader:
+            return reader.read(*self.rect)
+
+
+@dataclass(frozen=True)
+class ArrayWindow:
+    """A window of a cube already in memory."""
+
+    data: np.ndarray
+
+    def __call__(self) -> np.ndarray:
+        return self.data
+
+
+@dataclass
+class Survey:
+    """What one streaming pass over the cube learns: per-band range and per-tile roughness."""
+
+    lo: np.ndarray  # float64 [C]
+    hi: np.ndarray  # float64 [C]
+    rough: np.ndarray  # [tiles, C] sum of squared Laplacian residuals (raw units)
+    pixels: np.ndarray  # [tiles]
+
+
+def survey(read: Callable[[int, int, int, int], np.ndarray], grid: TileGrid, bands: int) -> Survey:
+    """One pass, tile by tile (bounded memory): band minima/maxima and each tile's high-pass energy."""
+    lo, hi = np.full(bands, np.inf), np.full(bands, -np.inf)
+    rough, pixels = np.zeros((len(grid), bands)), np.zeros(len(grid))
+    for i in range(len(grid)):
+        x = read(*grid.rect(i)).astype(np.float64)
+        lo, hi = np.minimum(lo, x.min(axis=(0, 1))), np.maximum(hi, x.max(axis=(0, 1)))
+        if x.shape[0] >= 3 and x.shape[1] >= 3:
+            centre = x[1:-1, 1:-1]
+            lap = 4 * centre - x[:-2, 1:-1] - x[2:, 1:-1] - x[1:-1, :-2] - x[1:-1, 2:]
+            rough[i] = (lap ** 2).sum(axis=(0, 1)) / max(1, lap.shape[0] * lap.shape[1]) * x.shape[0] * x.shape[1]
+        pixels[i] = x.shape[0] * x.shape[1]
+    return Survey(lo, hi, rough, pixels)
+
+
+def tile_shares(s: Survey, scale: np.ndarray, split: str) -> np.ndarray:
+    """Fraction of the byte pool each tile gets.
+
+    "equal": by pixel count. "difficulty": reverse water-filling on each tile's high-pass variance
+    (normalised units): bits_i = n_i max(0, log2(sigma_i / theta)), as for Gaussian sources at equal
+    distortion, bounded to 0.5..2 times the equal share so no tile starves.
+    """
+    equal = s.pixels / s.pixels.sum()
+    if split == "equal" or len(s.pixels) == 1:
+        return equal
+    if split != "difficulty":
+        raise ValueError(f"unknown split {split!r}")
+    safe = np.where(scale > 0, scale, 1.0)
+    var = (s.rough / safe[None, :] ** 2).mean(axis=1) / np.maximum(s.pixels, 1) + 1e-12
+    log_sigma = 0.5 * np.log2(var)
+    # Shares proportional to n_i * (log_sigma_i - log_theta), with theta where the weakest tile is at
+    # half the equal share's bits: a simple, monotone rule (the exact theta hardly matters once clipped).
+    excess = log_sigma - log_sigma.min() + 1.0
+    raw = s.pixels * excess
+    shares = np.clip(raw / raw.sum(), 0.5 * equal, 2.0 * equal)
+    return shares / shares.sum()
+
+
+# ---------------------------------------------------------------------------------------- tasks
+
+@dataclass
+class TileTask:
+    """Everything one tile's fit needs (picklable, so that it can run in another process)."""
+
+    index: int
+    rect: tuple[int, int, int, int]
+    window: Callable[[], np.ndarray]
+    offset: np.ndarray  # float32 [C] cube-wide
+    scale: np.ndarray  # float32 [C]
+    wavelengths: Optional[np.ndarray]
+    dtype: np.dtype
+    budget: Budget  # for the tile's stand-alone 1.0 file
+    options: object  # api.EncodeOptions (not imported here: api imports this module)
+    progress: Optional[Callable] = None  # local runs only: tasks sent to other processes carry None
+
+
+def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
+    """Fit one tile: (index, its stand-alone 1.0 file, stats). Runs in whichever process gets it."""
+    from . import api
+    from .pipelines import PIPELINES, Job, default_epochs
+
+    started = time.perf_counter()
+    opts = task.options
+    x = task.window()
+    h, w, c = x.shape
+    device = api._resolve_device(opts.device)
+    safe = np.where(task.scale > 0, task.scale, 1.0).astype(np.float64)
+    y = (x.astype(np.float64) - task.offset.astype(np.float64)) / safe
+    y[:, :, task.scale <= 0] = 0.0
+    target = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32)).to(device)
+    t_np = api._positions_of(task.wavelengths, c)
+
+    def report(stage: str, step: int, total: int, loss: float, psnr: float, note: str) -> None:
+        if task.progress is not None:
+            task.progress(api.Progress(stage, step, total, loss, psnr, f"tile {task.index + 1}: {note}"))
+
+    job = Job(shape=(h, w, c), dtype=task.dtype, offset=task.offset, scale=task.scale, wavelengths=task.wavelengths,
+              target=target, t=torch.from_numpy(t_np.astype(np.float32)).to(device), budget=task.budget,
+              bits=opts.bits,
+              epochs=opts.epochs if opts.epochs is not None else default_epochs(opts.model, opts.effort, (h, w, c)),
+              seed=opts.seed + task.index, report=report)
+    try:
+        data, stats = PIPELINES[opts.model](job)
+    except RequestError as exc:
+        y0, y1, x0, x1 = task.rect
+        raise RequestError(f"tile {task.index + 1} (rows {y0}:{y1}, columns {x0}:{x1}): {exc} "
+                           "(use a higher rate or larger tiles, --tile)") from None
+    return task.index, data, {**stats, "seconds": time.perf_counter() - started, "bytes": len(data)}
+
+
+# ---------------------------------------------------------------------------------------- encode
+
+def _standalone_extra(head: TiledHead) -> int:
+    """Bytes a tile's stand-alone 1.0 file has beyond what the same tile adds to the tiled file."""
+    probe = Tile({}, [])
+    alone = pack(HnrFile(height=1, width=1, bands=head.bands, dtype=head.dtype, band_offset=head.band_offset,
+                         band_scale=head.band_scale, wavelengths=head.wavelengths, model_config={}, tensors=[],
+                         meta=head.meta))
+    return len(alone) - (len(_tile_data(0, probe)) + 12)
+
+
+def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.ndarray],
+         read: Callable[[int, int, int, int], np.ndarray], window_of: Callable[[tuple], Callable[[], np.ndarray]],
+         options, tile: int, split: str, meta: dict) -> tuple[TiledHead, list[TileTask], Survey]:
+    """The head of the file and one task per tile, budgets shared out before any fit."""
+    h, w, c = shape
+    grid = TileGrid.split(h, w, tile)
+    s = survey(read, grid, c)
+    offset = s.lo.astype(np.float32)
+    scale = (s.hi - offset.astype(np.float64)).astype(np.float32)
+    head = TiledHead(height=h, width=w, bands=c, dtype=np.dtype(dtype), band_offset=offset, band_scale=scale,
+                     wavelengths=None if wavelengths is None else np.asarray(wavelengths, np.float64), grid=grid,
+                     meta=meta)
+    total = Budget.from_bpppb(options.bpppb, shape)
+    fixed = len(pack_tiled(head, [Tile({}, [])] * len(grid))) - len(grid) * len(_tile_data(0, Tile({}, [])))
+    pool = total.bytes - fixed
+    extra = _standalone_extra(head)
+    shares = tile_shares(s, scale.astype(np.float64), split) * pool
+    tasks = []
+    for i, share in enumerate(shares):
+        budget = Budget(bytes=int(math.floor(share)) + extra, floor=int(math.ceil(LOW * share)) + extra)
+        tasks.append(TileTask(index=i, rect=grid.rect(i), window=window_of(grid.rect(i)), offset=offset, scale=scale,
+                              wavelengths=head.wavelengths, dtype=np.dtype(dtype), budget=budget, options=options))
+    return head, tasks, s
+
+
+def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> bytes:
+    """The tiled file from the tiles' stand-alone files (any order)."""
+    tiles: list[Optional[Tile]] = [None] * len(head.grid)
+    for index, data, _ in results:
+        f = unpack(data)
+        tiles[index] = Tile(f.model_config, f.tensors)
+    missing = [i for i, t in enumerate(tiles) if t is None]
+    if missing:
+        raise RuntimeError(f"tiles {missing} were not fitted")
+    return pack_tiled(head, tiles)  # type: ignore[arg-type]
+
+
+def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Survey, device: str) -> dict:
+    """PROTOCOL.md distortion of the tiled file against the source, tile by tile (bounded memory)."""
+    from .api import Decoder
+
+    dec = Decoder(data, device)
+    acc = StreamingDistortion(s.lo, s.hi)
+    grid = dec.grid
+    for i in range(len(grid)):
+        y0, y1, x0, x1 = grid.rect(i)
+        acc.add(read(y0, y1, x0, x1), dec.bands(window=(y0, y1, x0, x1)))
+    return acc.result().as_dict()
+
+
+def bpppb_of(data: bytes, shape: tuple[int, int, int]) -> float:
+    return bpppb(len(data), shape)

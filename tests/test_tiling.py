@@ -1,0 +1,183 @@
+"""Tiled files (format 2.0): the grid, the container, random access, and tiled encodes of real scenes."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hinercodec import api
+from hinercodec.cli.main import main
+from hinercodec.errors import CorruptFileError, UnsupportedFileError
+from hinercodec.formats import cubeio, hnrfile, tiled
+from hinercodec.metrics import distortion
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+HOUSTON = DATA / "houston2018_crop.mat"
+READ_ERRORS = (CorruptFileError, UnsupportedFileError)
+
+
+def needs_data() -> None:
+    if not HOUSTON.exists():
+        pytest.skip("../shared/data not found")
+
+
+@pytest.mark.parametrize("h,w,tile", [(128, 128, 64), (100, 37, 32), (5, 700, 512), (64, 64, 64), (65, 64, 64)])
+def test_grid_covers_the_image_with_near_equal_tiles(h, w, tile):
+    g = tiled.TileGrid.split(h, w, tile)
+    covered = np.zeros((h, w), int)
+    for i in range(len(g)):
+        y0, y1, x0, x1 = g.rect(i)
+        assert 0 < y1 - y0 <= tile and 0 < x1 - x0 <= tile
+        covered[y0:y1, x0:x1] += 1
+    assert (covered == 1).all()
+    sizes = np.diff(g.y_edges)
+    assert sizes.max() - sizes.min() <= 1
+
+
+def test_touching_lists_exactly_the_tiles_under_a_window():
+    g = tiled.TileGrid.split(100, 90, 30)  # 4 x 3 tiles
+    assert g.touching(0, 100, 0, 90) == list(range(len(g)))
+    assert g.touching(0, 1, 0, 1) == [0]
+    y0, y1, x0, x1 = g.rect(5)
+    assert g.touching(y0, y1, x0, x1) == [5]
+    assert g.touching(y1 - 1, y1 + 1, x0, x0 + 1) == [5, 8]
+
+
+@pytest.fixture(scope="module")
+def tiled_file():
+    """A real tiled file: a 40 x 36 x 12 crop of Houston in 2 x 2 tiles, few epochs."""
+    needs_data()
+    cube = cubeio.read_cube(HOUSTON)
+    crop = np.ascontiguousarray(cube.data[:40, :36, ::4])
+    result = api.encode(crop, cube.wavelengths[::4], api.EncodeOptions(bpppb=4.0, epochs=40, tile=20))
+    return crop, result
+
+
+def test_tiled_encode_meets_the_rate_and_decodes(tiled_file):
+    crop, result = tiled_file
+    assert result.stats["tiles"] == 4 and result.stats["grid"] == [2, 2]
+    assert 3.6 <= result.bpppb <= 4.0
+    decoded = api.decode(result.data)
+    assert decoded.dtype == crop.dtype and decoded.shape == crop.shape
+    assert abs(distortion(crop, decoded).psnr_band - result.psnr_band) < 1e-9
+    info = api.info(result.data)
+    assert info["format_version"] == "2.0" and info["tiles"]["grid"] == [2, 2]
+
+
+def test_window_reads_only_its_tiles(tiled_file):
+    crop, result = tiled_file
+    full = api.decode(result.data)
+    dec = api.Decoder(io.BytesIO(result.data))
+    assert dec.tile_reads == 0
+    part = dec.bands([0, 5], window=(3, 17, 2, 15))  # inside tile 0
+    assert dec.tile_reads == 1 and np.array_equal(part, full[3:17, 2:15][:, :, [0, 5]])
+    part = dec.bands(window=(15, 25, 30, 36))  # tiles 1 and 3
+    assert dec.tile_reads == 3 and np.array_equal(part, full[15:25, 30:36])
+    t = dec.file.band_positions()[[2, 7]]
+    assert np.array_equal(dec.at(t, window=(0, 40, 0, 36)), full[:, :, [2, 7]])
+
+
+def test_window_outside_the_image_is_a_request_error(tiled_file):
+    from hinercodec.errors import RequestError
+
+    dec = api.Decoder(tiled_file[1].data)
+    for window in [(0, 41, 0, 10), (5, 5, 0, 10), (-1, 3, 0, 3)]:
+        with pytest.raises(RequestError, match="not inside"):
+            dec.bands(window=window)
+
+
+def test_a_one_x_reader_refuses_a_tiled_file(tiled_file):
+    with pytest.raises(UnsupportedFileError):
+        hnrfile.unpack(tiled_file[1].data)
+
+
+def test_every_bit_flip_of_a_tiled_file_is_detected():
+    needs_data()
+    data = _two_tile_file(np.ascontiguousarray(cubeio.read_cube(HOUSTON).data[:12, :12, :3]))
+    assert len(data) < 3000
+    buf = bytearray(data)
+    for pos in range(len(buf)):
+        for bit in (0, 3, 7):
+            buf[pos] ^= 1 << bit
+            with pytest.raises(READ_ERRORS):
+                tiled.unpack_tiled(bytes(buf))
+            buf[pos] ^= 1 << bit
+    for n in range(0, len(data), 7):
+        with pytest.raises(READ_ERRORS):
+            tiled.unpack_tiled(data[:n])
+
+
+def _two_tile_file(cube: np.ndarray) -> bytes:
+    """A small 2-tile file whose tiles hold quantised real values of the cube (the container's test:
+    what the tensors mean does not matter here, only that every byte is checked)."""
+    from hinercodec.quant import quantize_array
+
+    tiles = [tiled.Tile({"model": "latent", "tile": i},
+                        [quantize_array(cube[:, 6 * i:6 * i + 6, b].astype(np.float64), 8, False) for b in range(2)])
+             for i in range(2)]
+    lo, hi = cube.min(axis=(0, 1)).astype(np.float32), cube.max(axis=(0, 1)).astype(np.float32)
+    head = tiled.TiledHead(height=12, width=12, bands=3, dtype=cube.dtype, band_offset=lo, band_scale=hi - lo,
+                           wavelengths=None, grid=tiled.TileGrid((0, 12), (0, 6, 12)), meta={"encoder": "test"})
+    return tiled.pack_tiled(head, tiles)
+
+
+def test_random_access_reader_checks_what_it_reads():
+    needs_data()
+    data = _two_tile_file(np.ascontiguousarray(cubeio.read_cube(HOUSTON).data[:12, :12, :3]))
+    reader = tiled.TiledReader(io.BytesIO(data))
+    assert reader.tile(1).model_config["model"] == "latent" and reader.reads == 1
+    off, length = reader.head.entries[1]
+    broken = bytearray(data)
+    broken[off + 20] ^= 1
+    with pytest.raises(CorruptFileError, match="checksum"):
+        tiled.TiledReader(io.BytesIO(bytes(broken))).tile(1)
+    tiled.TiledReader(io.BytesIO(bytes(broken))).tile(0)  # the other tile is still readable
+    with pytest.raises(CorruptFileError, match="truncated"):
+        tiled.TiledReader(io.BytesIO(data[:off + 10]))
+
+
+def test_encode_file_reads_an_hdf5_cube_tile_by_tile(tmp_path, monkeypatch):
+    needs_data()
+    cube = cubeio.read_cube(HOUSTON)
+    src = tmp_path / "scene.h5"
+    with h5py.File(src, "w") as h5:
+        h5["cube"] = cube.data[:48, :40, ::6]
+    reads = []
+    real = cubeio.CubeReader.read
+
+    def counting(self, y0, y1, x0, x1):
+        reads.append((y0, y1, x0, x1))
+        return real(self, y0, y1, x0, x1)
+
+    monkeypatch.setattr(cubeio.CubeReader, "read", counting)
+    from hinercodec.scene import encode_file
+
+    summary, data = encode_file(str(src), str(tmp_path / "s.hnr"), api.EncodeOptions(bpppb=4.0, epochs=20, tile=24))
+    assert summary["stats"]["tiles"] == 4 and (tmp_path / "s.hnr").read_bytes() == data
+    assert reads and all((y1 - y0) <= 24 and (x1 - x0) <= 24 for y0, y1, x0, x1 in reads)
+    assert np.array_equal(api.decode(data).shape, (48, 40, 8))
+
+
+def test_cli_window_decode_and_interp_of_a_tiled_file(tiled_file, tmp_path):
+    crop, result = tiled_file
+    path = tmp_path / "t.hnr"
+    path.write_bytes(result.data)
+    runner = CliRunner()
+    out = tmp_path / "w.npy"
+    r = runner.invoke(main, ["decode", str(path), "--window", "10:30,5:33", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(np.load(out), api.decode(result.data)[10:30, 5:33])
+    r = runner.invoke(main, ["interp", str(path), "--lambda", "0.5,0.25", "--window", "0:40,0:36", "-o",
+                             str(tmp_path / "i.npy")])
+    assert r.exit_code == 0, r.output
+    assert np.load(tmp_path / "i.npy").shape == (40, 36, 2)
+    r = runner.invoke(main, ["decode", str(path), "--window", "0:50,0:10", "-o", str(tmp_path / "x.npy")])
+    assert r.exit_code == 7 and "not inside" in r.output
+    r = runner.invoke(main, ["decode", str(path), "--window", "10:5,0:10", "-o", str(tmp_path / "y.npy")])
+    assert r.exit_code == 2
+    r = runner.invoke(main, ["info", str(path), "--json"])
+    assert r.exit_code == 0 and '"tiles"' in r.output
