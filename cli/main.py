@@ -377,3 +377,7 @@ def demo(bpppb: float, effort: int, device: str, output_dir: Optional[str], quie
                f"SAM {report['sam_deg']:.3f} deg")
     click.echo(f"decoded   uint16 restored: {report['dtype_restored']}, max abs error {report['max_abs_error']}")
     click.echo(f"time      encode {report['encode_s']:.1f} s, decode {report['decode_s']:.2f} s on {report['device']}")
+
+
+if __name__ == "__main__":  # python -m hinercodec.cli.main (the benchmarks run it as a child process)
+    main()

@@ -33,18 +33,26 @@ _MAX_TILES = 1 << 20
 
 @dataclass(frozen=True)
 class TileGrid:
-    """A grid of tiles given by its row and column edges (0 = first, last = H or W), row-major."""
+    """A grid of tiles given by its row and column edges (0 = first, last = H or W), row-major.
+
+    Each tile's network covers its core rectangle grown by `overlap` pixels on every side (clipped
+    to the image); where two tiles overlap the decoder blends them with linear weights that sum to
+    one, so a tile's edge pixels, which a network fits worst, never show as a seam.
+    """
 
     y_edges: tuple[int, ...]
     x_edges: tuple[int, ...]
+    overlap: int = 0
 
     @classmethod
-    def split(cls, height: int, width: int, tile: int) -> "TileGrid":
-        """Near-equal tiles of at most `tile` x `tile` pixels (one tile when the cube fits)."""
+    def split(cls, height: int, width: int, tile: int, overlap: int = 0) -> "TileGrid":
+        """Near-equal tiles of at most `tile` x `tile` core pixels (one tile when the cube fits)."""
         def edges(n: int) -> tuple[int, ...]:
             count = max(1, -(-n // tile))
             return tuple(int(round(i * n / count)) for i in range(count + 1))
-        return cls(edges(height), edges(width))
+        ys, xs = edges(height), edges(width)
+        smallest = min(min(b - a for a, b in zip(e, e[1:])) for e in (ys, xs))
+        return cls(ys, xs, min(overlap, smallest // 2) if len(ys) + len(xs) > 4 else 0)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -54,15 +62,45 @@ class TileGrid:
         return self.shape[0] * self.shape[1]
 
     def rect(self, i: int) -> tuple[int, int, int, int]:
-        """(y0, y1, x0, x1) of tile i."""
+        """(y0, y1, x0, x1): the core of tile i (the tiles' cores cover the image once)."""
         r, c = divmod(i, self.shape[1])
         return self.y_edges[r], self.y_edges[r + 1], self.x_edges[c], self.x_edges[c + 1]
 
+    def fit_rect(self, i: int) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1): the pixels tile i's network produces (core + overlap, inside the image)."""
+        y0, y1, x0, x1 = self.rect(i)
+        m = self.overlap
+        return max(0, y0 - m), min(self.y_edges[-1], y1 + m), max(0, x0 - m), min(self.x_edges[-1], x1 + m)
+
+    def weights(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Blending weights of tile i over its fit_rect rows and columns (outer product = 2-D weight).
+
+        Across an inner border e the weight falls linearly from 1 to 0 over [e - m, e + m) and the
+        neighbour's rises by as much, so the weights of all tiles sum to one at every pixel."""
+        y0, y1, x0, x1 = self.rect(i)
+        f0, f1, g0, g1 = self.fit_rect(i)
+        return (self._ramp(np.arange(f0, f1) + 0.5, y0, y1, self.y_edges),
+                self._ramp(np.arange(g0, g1) + 0.5, x0, x1, self.x_edges))
+
+    def _ramp(self, centres: np.ndarray, lo: int, hi: int, edges: tuple[int, ...]) -> np.ndarray:
+        m = self.overlap
+        w = np.ones_like(centres)
+        if m == 0:
+            return w
+        if lo != edges[0]:
+            w = np.minimum(w, np.clip((centres - (lo - m)) / (2 * m), 0.0, 1.0))
+        if hi != edges[-1]:
+            w = np.minimum(w, np.clip(((hi + m) - centres) / (2 * m), 0.0, 1.0))
+        return w
+
     def touching(self, y0: int, y1: int, x0: int, x1: int) -> list[int]:
-        """The tiles that overlap the window [y0, y1) x [x0, x1)."""
-        rows = [r for r in range(self.shape[0]) if self.y_edges[r] < y1 and self.y_edges[r + 1] > y0]
-        cols = [c for c in range(self.shape[1]) if self.x_edges[c] < x1 and self.x_edges[c + 1] > x0]
-        return [r * self.shape[1] + c for r in rows for c in cols]
+        """The tiles whose networks cover some pixel of the window [y0, y1) x [x0, x1)."""
+        out = []
+        for i in range(len(self)):
+            f0, f1, g0, g1 = self.fit_rect(i)
+            if f0 < y1 and f1 > y0 and g0 < x1 and g1 > x0:
+                out.append(i)
+        return out
 
 
 @dataclass
@@ -102,7 +140,7 @@ class TiledHead:
 
 def _tidx(grid: TileGrid, entries: Sequence[tuple[int, int]]) -> bytes:
     rows, cols = grid.shape
-    parts = [_U32.pack(rows), _U32.pack(cols)]
+    parts = [_U32.pack(rows), _U32.pack(cols), _U32.pack(grid.overlap)]
     parts += [_U32.pack(v) for v in grid.y_edges + grid.x_edges]
     parts += [_ENTRY.pack(off, length) for off, length in entries]
     return b"".join(parts)
@@ -139,23 +177,26 @@ def pack_tiled(head: TiledHead, tiles: Sequence[Tile]) -> bytes:
 # ---------------------------------------------------------------- reading
 
 def _read_tidx(data: bytes, height: int, width: int) -> tuple[TileGrid, list[tuple[int, int]]]:
-    if len(data) < 8:
+    if len(data) < 12:
         raise CorruptFileError(f"TIDX chunk of {len(data)} bytes is too short")
-    rows, cols = _U32.unpack_from(data, 0)[0], _U32.unpack_from(data, 4)[0]
+    rows, cols, overlap = (_U32.unpack_from(data, k)[0] for k in (0, 4, 8))
     if not (1 <= rows and 1 <= cols and rows * cols <= _MAX_TILES):
         raise CorruptFileError(f"TIDX declares a {rows} x {cols} tile grid")
     n_edges = rows + cols + 2
-    expected = 8 + 4 * n_edges + _ENTRY.size * rows * cols
+    expected = 12 + 4 * n_edges + _ENTRY.size * rows * cols
     if len(data) != expected:
         raise CorruptFileError(f"TIDX chunk is {len(data)} bytes, expected {expected}")
-    edges = struct.unpack_from(f"<{n_edges}I", data, 8)
+    edges = struct.unpack_from(f"<{n_edges}I", data, 12)
     y_edges, x_edges = tuple(edges[:rows + 1]), tuple(edges[rows + 1:])
     for name, e, end in (("row", y_edges, height), ("column", x_edges, width)):
         if e[0] != 0 or e[-1] != end or any(b <= a for a, b in zip(e, e[1:])):
             raise CorruptFileError(f"TIDX {name} edges {list(e)} do not split 0..{end} into tiles")
-    pos = 8 + 4 * n_edges
+    smallest = min(b - a for e in (y_edges, x_edges) for a, b in zip(e, e[1:]))
+    if 2 * overlap > smallest:
+        raise CorruptFileError(f"TIDX overlap {overlap} is more than half the smallest tile ({smallest} pixels)")
+    pos = 12 + 4 * n_edges
     entries = [_ENTRY.unpack_from(data, pos + k * _ENTRY.size) for k in range(rows * cols)]
-    return TileGrid(y_edges, x_edges), entries
+    return TileGrid(y_edges, x_edges, overlap), entries
 
 
 def _head_from(chunks: list[Chunk]) -> TiledHead:

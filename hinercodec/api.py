@@ -305,7 +305,7 @@ class Decoder:
     stream is read tile by tile, only the tiles a request touches (`tile_reads` counts them).
     """
 
-    _CACHE = 4  # tile networks kept between calls (a full decode of a large file streams through)
+    _CACHE = 64  # tile networks kept between calls (small: a tile's latents and weights)
 
     def __init__(self, data: Union[bytes, BinaryIO], device: str = "cpu"):
         self.device = _resolve_device(device)
@@ -347,7 +347,7 @@ class Decoder:
 
     def _model(self, i: int) -> torch.nn.Module:
         if i not in self._models:
-            y0, y1, x0, x1 = self.grid.rect(i)
+            y0, y1, x0, x1 = self.grid.fit_rect(i)
             tile = self._tile(i)
             self.tile_reads += 1
             if len(self._models) >= self._CACHE:
@@ -368,13 +368,20 @@ class Decoder:
 
     def _render(self, t: np.ndarray, offset: np.ndarray, scale: np.ndarray, window: Optional[Window]) -> np.ndarray:
         y0, y1, x0, x1 = self._window(window)
-        out = np.empty((y1 - y0, x1 - x0, len(t)), dtype=self.file.dtype)
-        for i in self.grid.touching(y0, y1, x0, x1):
-            ty0, ty1, tx0, tx1 = self.grid.rect(i)
+        touching = self.grid.touching(y0, y1, x0, x1)
+        if len(touching) == 1 and self.grid.overlap == 0:  # one network covers the window alone
+            ty0, _, tx0, _ = self.grid.fit_rect(touching[0])
+            y = _run(self._model(touching[0]), t, self.device)[:, y0 - ty0:y1 - ty0, x0 - tx0:x1 - tx0]
+            return _restore(y, offset, scale, self.file.dtype)
+        acc = np.zeros((len(t), y1 - y0, x1 - x0), np.float32)  # blended network outputs, [0, 1]
+        for i in touching:
+            ty0, ty1, tx0, tx1 = self.grid.fit_rect(i)
             a0, a1, b0, b1 = max(y0, ty0), min(y1, ty1), max(x0, tx0), min(x1, tx1)
+            wy, wx = self.grid.weights(i)
+            weight = np.outer(wy[a0 - ty0:a1 - ty0], wx[b0 - tx0:b1 - tx0]).astype(np.float32)
             y = _run(self._model(i), t, self.device)[:, a0 - ty0:a1 - ty0, b0 - tx0:b1 - tx0]
-            out[a0 - y0:a1 - y0, b0 - x0:b1 - x0] = _restore(y, offset, scale, self.file.dtype)
-        return out
+            acc[:, a0 - y0:a1 - y0, b0 - x0:b1 - x0] += weight * y
+        return _restore(acc, offset, scale, self.file.dtype)
 
     def bands(self, bands: Optional[Sequence[int]] = None, window: Optional[Window] = None) -> np.ndarray:
         """The coded bands (all, or the listed 0-based ones in that order) of the whole image or a

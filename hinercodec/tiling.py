@@ -25,6 +25,7 @@ from .metrics import StreamingDistortion, bpppb
 from .ratecontrol import LOW, Budget
 
 DEFAULT_TILE = 512  # pixels per side: a tile of 512 x 512 x 224 fits in ~2 GB while fitting
+OVERLAP = 8  # pixels each tile's network reaches into its neighbours, blended (no visible seams)
 SPLITS = ("equal", "difficulty")
 MapFn = Callable[[Callable, Iterable], Iterable]
 
@@ -69,7 +70,7 @@ def survey(read: Callable[[int, int, int, int], np.ndarray], grid: TileGrid, ban
     lo, hi = np.full(bands, np.inf), np.full(bands, -np.inf)
     rough, pixels = np.zeros((len(grid), bands)), np.zeros(len(grid))
     for i in range(len(grid)):
-        x = read(*grid.rect(i)).astype(np.float64)
+        x = read(*grid.fit_rect(i)).astype(np.float64)
         lo, hi = np.minimum(lo, x.min(axis=(0, 1))), np.maximum(hi, x.max(axis=(0, 1)))
         if x.shape[0] >= 3 and x.shape[1] >= 3:
             centre = x[1:-1, 1:-1]
@@ -170,7 +171,7 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
          options, tile: int, split: str, meta: dict) -> tuple[TiledHead, list[TileTask], Survey]:
     """The head of the file and one task per tile, budgets shared out before any fit."""
     h, w, c = shape
-    grid = TileGrid.split(h, w, tile)
+    grid = TileGrid.split(h, w, tile, OVERLAP)
     s = survey(read, grid, c)
     offset = s.lo.astype(np.float32)
     scale = (s.hi - offset.astype(np.float64)).astype(np.float32)
@@ -185,7 +186,8 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
     tasks = []
     for i, share in enumerate(shares):
         budget = Budget(bytes=int(math.floor(share)) + extra, floor=int(math.ceil(LOW * share)) + extra)
-        tasks.append(TileTask(index=i, rect=grid.rect(i), window=window_of(grid.rect(i)), offset=offset, scale=scale,
+        tasks.append(TileTask(index=i, rect=grid.fit_rect(i), window=window_of(grid.fit_rect(i)), offset=offset,
+                              scale=scale,
                               wavelengths=head.wavelengths, dtype=np.dtype(dtype), budget=budget, options=options))
     return head, tasks, s
 
@@ -209,7 +211,7 @@ def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Su
     dec = Decoder(data, device)
     acc = StreamingDistortion(s.lo, s.hi)
     grid = dec.grid
-    for i in range(len(grid)):
+    for i in range(len(grid)):  # core by core: bounded memory (each network runs for up to 9 cores)
         y0, y1, x0, x1 = grid.rect(i)
         acc.add(read(y0, y1, x0, x1), dec.bands(window=(y0, y1, x0, x1)))
     return acc.result().as_dict()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hinercodec import api
+from hinercodec import api, tiling
 from hinercodec.cli.main import main
 from hinercodec.errors import CorruptFileError, UnsupportedFileError
 from hinercodec.formats import cubeio, hnrfile, tiled
@@ -36,6 +36,18 @@ def test_grid_covers_the_image_with_near_equal_tiles(h, w, tile):
     assert (covered == 1).all()
     sizes = np.diff(g.y_edges)
     assert sizes.max() - sizes.min() <= 1
+
+
+@pytest.mark.parametrize("overlap", [0, 3, 8])
+def test_blending_weights_sum_to_one(overlap):
+    g = tiled.TileGrid.split(100, 90, 30, overlap)
+    total = np.zeros((100, 90))
+    for i in range(len(g)):
+        y0, y1, x0, x1 = g.fit_rect(i)
+        wy, wx = g.weights(i)
+        assert wy.shape == (y1 - y0,) and wx.shape == (x1 - x0,) and wy.min() >= 0
+        total[y0:y1, x0:x1] += np.outer(wy, wx)
+    assert np.allclose(total, 1.0)
 
 
 def test_touching_lists_exactly_the_tiles_under_a_window():
@@ -72,10 +84,12 @@ def test_window_reads_only_its_tiles(tiled_file):
     crop, result = tiled_file
     full = api.decode(result.data)
     dec = api.Decoder(io.BytesIO(result.data))
-    assert dec.tile_reads == 0
-    part = dec.bands([0, 5], window=(3, 17, 2, 15))  # inside tile 0
-    assert dec.tile_reads == 1 and np.array_equal(part, full[3:17, 2:15][:, :, [0, 5]])
-    part = dec.bands(window=(15, 25, 30, 36))  # tiles 1 and 3
+    assert dec.tile_reads == 0 and dec.grid.overlap > 0
+    part = dec.bands([0, 5], window=(0, 6, 1, 7))  # inside tile 0, out of its neighbours' reach
+    assert dec.tile_reads == 1 and np.array_equal(part, full[0:6, 1:7][:, :, [0, 5]])
+    part = dec.bands(window=(30, 40, 30, 36))  # tile 3 only
+    assert dec.tile_reads == 2 and np.array_equal(part, full[30:40, 30:36])
+    part = dec.bands(window=(15, 25, 30, 36))  # tiles 1 and 3 overlap here (1 is read now)
     assert dec.tile_reads == 3 and np.array_equal(part, full[15:25, 30:36])
     t = dec.file.band_positions()[[2, 7]]
     assert np.array_equal(dec.at(t, window=(0, 40, 0, 36)), full[:, :, [2, 7]])
@@ -158,7 +172,8 @@ def test_encode_file_reads_an_hdf5_cube_tile_by_tile(tmp_path, monkeypatch):
 
     summary, data = encode_file(str(src), str(tmp_path / "s.hnr"), api.EncodeOptions(bpppb=4.0, epochs=20, tile=24))
     assert summary["stats"]["tiles"] == 4 and (tmp_path / "s.hnr").read_bytes() == data
-    assert reads and all((y1 - y0) <= 24 and (x1 - x0) <= 24 for y0, y1, x0, x1 in reads)
+    reach = 24 + 2 * tiling.OVERLAP  # a tile's core and the overlap on both sides
+    assert reads and all((y1 - y0) <= reach and (x1 - x0) <= reach for y0, y1, x0, x1 in reads)
     assert np.array_equal(api.decode(data).shape, (48, 40, 8))
 
 
