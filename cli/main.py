@@ -132,15 +132,26 @@ def main() -> None:
       hinerc eval scene.mat scene.hnr
 
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input cube, 4 corrupt .hnr,
-    5 unsupported .hnr, 6 output exists, 7 request outside the file, 130 interrupted.
+    5 unsupported .hnr, 6 output exists, 7 request outside the file, 8 some scenes of an
+    archive run failed, 130 interrupted.
     Set HINERC_DEBUG=1 to see tracebacks.
     """
 
 
-@main.command(short_help="Compress a cube into a .hnr file.")
-@click.argument("input", metavar="INPUT")
+@main.command(short_help="Compress cubes into .hnr files (one, or a whole archive).")
+@click.argument("inputs", metavar="INPUT...", nargs=-1)
 @click.option("-o", "--output", metavar="OUT", show_default="INPUT with suffix .hnr",
-              help="Output .hnr file; '-' writes it to stdout.")
+              help="Output .hnr file of a single INPUT; '-' writes it to stdout.")
+@click.option("-O", "--output-dir", metavar="DIR", default=None,
+              help="Encode every INPUT to DIR/<stem>.hnr (an archive run; see also --from-list).")
+@click.option("--from-list", "file_list", metavar="FILE", default=None,
+              help="Also encode the paths in FILE, one per line ('-' = stdin; '#' lines skipped).")
+@click.option("--workers", type=click.IntRange(min=0), default=None, show_default="one per core, or per GPU",
+              help="Local Dask workers for an archive run; 0 = one scene after another in this process.")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Run the scenes on an existing Dask cluster (tcp://HOST:PORT) instead of a local one.")
+@click.option("--manifest", metavar="FILE", default=None, show_default="DIR/manifest.jsonl",
+              help="Append one JSON line per scene (status, shape, bpppb, PSNR_band, seconds, worker).")
 @click.option("--bpppb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_BPPPB,
               help="Rate target in bits per pixel per band: the file gets at most this rate and at least 90% of it.")
 @click.option("--key", metavar="VAR",
@@ -165,29 +176,51 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout (on stderr with -o -).")
-def encode(input: str, output: Optional[str], bpppb: float, key: Optional[str], wavelengths: Optional[str],
-           model: str, bits: int, effort: int, epochs: Optional[int], seed: int, device: str, tile: int, split: str,
-           force: bool, quiet: bool, as_json: bool) -> None:
+def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file_list: Optional[str],
+           workers: Optional[int], scheduler: Optional[str], manifest: Optional[str], bpppb: float, key: Optional[str],
+           wavelengths: Optional[str], model: str, bits: int, effort: int, epochs: Optional[int], seed: int,
+           device: str, tile: int, split: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, .npy, .npz; '-' = stdin) into a .hnr file.
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
-    disk, device) goes to stderr, or with --json to stdout.
+    disk, device) goes to stderr, or with --json to stdout. A cube with a side over --tile pixels is
+    read, fitted and stored tile by tile (a tiled .hnr that decodes by windows).
+
+    With several inputs, --from-list or -O, every scene is encoded to its own file (an archive run:
+    a bad scene is reported and the others finish, exit code 8; a rerun skips valid outputs; on
+    Dask when installed, `pip install 'hinerc[cluster]'`).
 
     \b
     Examples:
       hinerc encode houston.mat --bpppb 0.1
       hinerc encode pavia.mat --key data --wavelengths 430:4:834 -o pavia.hnr
       cat cube.npy | hinerc encode - -o - --quiet > cube.hnr
+      hinerc encode scenes/*.mat -O out/ --workers 4
     """
     started = time.perf_counter()
-    out = output or _default_output(input, "{stem}.hnr")
-    _check_output(out, force, cube_file=False)
+    if not inputs and file_list is None:
+        raise click.UsageError("give an INPUT cube (or --from-list FILE)")
     api = _api()
     if model not in api.MODELS:
         raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.MODELS))})",
                                  param_hint="'--model'")
     options = api.EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs, seed=seed,
                                 device=device, tile=tile, split=split)
+    if len(inputs) > 1 or file_list is not None or output_dir is not None:
+        if output is not None:
+            raise click.UsageError("-o names one output; with several inputs use -O/--output-dir")
+        if as_json:
+            raise click.UsageError("--json is for one input; an archive run writes a manifest (--manifest)")
+        from hinercodec.cli._archive import encode_many
+
+        raise click.exceptions.Exit(encode_many(list(inputs), output_dir, file_list, options, workers=workers,
+                                                scheduler=scheduler, manifest=manifest, force=force, quiet=quiet,
+                                                key=key, wavelengths=_wavelength_source(wavelengths)))
+    if workers is not None or scheduler is not None or manifest is not None:
+        raise click.UsageError("--workers, --scheduler and --manifest are for archive runs (several inputs or -O)")
+    input = inputs[0]
+    out = output or _default_output(input, "{stem}.hnr")
+    _check_output(out, force, cube_file=False)
     from hinercodec.scene import encode_file
 
     printer = None if quiet else ProgressPrinter()

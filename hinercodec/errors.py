@@ -53,6 +53,7 @@ EXIT_CODES = {
     5: "unsupported .hnr (newer major version or unknown critical chunk)",
     6: "output exists (use -f/--force)",
     7: "request outside the file (wavelength or band out of range)",
+    8: "some scenes of an archive run failed (the others were written; see the manifest)",
     130: "interrupted (Ctrl-C); no partial output is left",
     141: "stdout closed early (e.g. `| head`); nothing more is printed",
 }
