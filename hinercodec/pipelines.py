@@ -60,6 +60,7 @@ class Job:
 
 def encode_hiner(job: Job) -> tuple[bytes, dict]:
     """HINER: width from the parameter budget, fit, then the quantisation step that fits the window."""
+    torch.manual_seed(job.seed)  # the probe's random weights set its coded size: same seed, same file
     fam = family("hiner")
     probe = fam.module(fam.make_config(*job.shape, 4.0))
 
@@ -170,6 +171,7 @@ def _latent_config(job: Job) -> tuple[latent.LatentConfig, float]:
 
 def encode_latent(job: Job) -> tuple[bytes, dict]:
     """Latent low-rank model: fit for rate and distortion at the budget, then check the window."""
+    torch.manual_seed(job.seed)  # the probes' random weights set the bit target: same seed, same file
     cfg, target_bits = _latent_config(job)
     best = None  # (bytes, stats) of the largest file under the budget
     for attempt in range(3):

@@ -204,6 +204,17 @@ def test_same_seed_same_bytes(encoded: dict) -> None:
     assert again.data == e.result.data
 
 
+@pytest.mark.parametrize("model", ["latent", "hiner"])
+def test_same_seed_same_bytes_in_fresh_processes(model: str) -> None:
+    """torch seeds each process at random: nothing the file depends on may use that seed."""
+    script = ("import hashlib, sys; from hinercodec import api, demo; cube = demo.sample().data; "
+              f"d = api.encode(cube[:32, :32, :12], None, api.EncodeOptions(bpppb=3.0, epochs=4, model={model!r}, "
+              "device='cpu')).data; print(hashlib.sha256(d).hexdigest())")
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 1
+
+
 def test_other_seed_other_bytes(encoded: dict) -> None:
     e = encoded["houston"]
     other = api.encode(e.cube, e.wavelengths, options(e.options.bpppb, seed=e.options.seed + 1))
