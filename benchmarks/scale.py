@@ -12,7 +12,6 @@ tiles; a visible seam shows as a lower border figure.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess

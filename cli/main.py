@@ -130,6 +130,7 @@ def main() -> None:
       hinerc interp scene.hnr --nm 555 -o band555.npy
       hinerc info scene.hnr
       hinerc eval scene.mat scene.hnr
+      hinerc classify scene.hnr --labels scene.mat:labels
 
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input cube, 4 corrupt .hnr,
     5 unsupported .hnr, 6 output exists, 7 request outside the file, 8 some scenes of an
@@ -411,6 +412,14 @@ def demo(bpppb: float, effort: int, device: str, output_dir: Optional[str], quie
     click.echo(f"decoded   uint16 restored: {report['dtype_restored']}, max abs error {report['max_abs_error']}")
     click.echo(f"time      encode {report['encode_s']:.1f} s, decode {report['decode_s']:.2f} s on {report['device']}")
 
+
+def _register_classify() -> None:
+    from hinercodec.cli.classify import classify
+
+    main.add_command(classify)
+
+
+_register_classify()
 
 if __name__ == "__main__":  # python -m hinercodec.cli.main (the benchmarks run it as a child process)
     main()
