@@ -33,7 +33,7 @@ DEFAULT_MODEL = "latent"
 DEFAULT_BITS = 8
 DEFAULT_EFFORT = 3
 DEFAULT_TILE = 512
-DEFAULT_SPLIT = "equal"
+DEFAULT_SPLIT = "difficulty"
 
 _NUMBERS = re.compile(r"\s*[-+0-9.eE]+\s*([,:]\s*[-+0-9.eE]+\s*)*\Z")
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
