@@ -4,6 +4,7 @@ The CLI is a thin layer over these functions; they know nothing of paths or term
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -131,13 +132,17 @@ def _positions_of(wavelengths: Optional[np.ndarray], bands: int) -> np.ndarray:
 
 
 def _restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Network output (K, H, W) in [0, 1] -> H x W x K in the cube's units and dtype."""
-    x = offset.astype(np.float64)[:, None, None] + scale.astype(np.float64)[:, None, None] * y.astype(np.float64)
-    x = x.transpose(1, 2, 0)
+    """Network output (K, H, W) in [0, 1] -> H x W x K in the cube's units and dtype.
+
+    In place on one float64 copy: a strip of a large image must not cost several copies."""
+    x = y.astype(np.float64)
+    x *= scale.astype(np.float64)[:, None, None]
+    x += offset.astype(np.float64)[:, None, None]
     if dtype.kind in "ui":
         info_ = np.iinfo(dtype)
-        return np.clip(np.rint(x), info_.min, info_.max).astype(dtype)
-    return x.astype(dtype)
+        np.rint(x, out=x)
+        np.clip(x, info_.min, info_.max, out=x)
+    return np.ascontiguousarray(x.transpose(1, 2, 0), dtype=dtype)
 
 
 def _run(model: torch.nn.Module, t: np.ndarray, device: torch.device, batch: int = 1) -> np.ndarray:
@@ -280,7 +285,21 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
     if map_fn is map:
         for task in tasks:
             task.progress = progress
-    results = list(map_fn(tiling.fit_tile, tasks))
+    try:
+        results = list(map_fn(tiling.fit_tile, tasks))
+    except RequestError:
+        if opts.split != "difficulty":
+            raise
+        # A tile given less than its share cannot hold even the smallest network: share equally.
+        if progress is not None:
+            progress(Progress("size", 0, 1, note="a tile's share is below its smallest file: sharing equally"))
+        opts = dataclasses.replace(opts, split="equal")
+        head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, opts.tile, opts.split,
+                                          {"encoder": f"hinerc {__version__}"})
+        if map_fn is map:
+            for task in tasks:
+                task.progress = progress
+        results = list(map_fn(tiling.fit_tile, tasks))
     data = tiling.assemble(head, results)
     if progress is not None:
         progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))
@@ -368,12 +387,24 @@ class Decoder:
 
     def _render(self, t: np.ndarray, offset: np.ndarray, scale: np.ndarray, window: Optional[Window]) -> np.ndarray:
         y0, y1, x0, x1 = self._window(window)
+        out = np.empty((y1 - y0, x1 - x0, len(t)), dtype=self.file.dtype)
+        edges = self.grid.y_edges
+        # A row of tiles at a time: the float temporaries stay the size of one strip, not the image
+        # (a network whose reach crosses into the next strip runs again there).
+        for r in range(len(edges) - 1):
+            s0, s1 = max(y0, edges[r]), min(y1, edges[r + 1])
+            if s0 < s1:
+                out[s0 - y0:s1 - y0] = _restore(self._blend(t, (s0, s1, x0, x1)), offset, scale, self.file.dtype)
+        return out
+
+    def _blend(self, t: np.ndarray, window: Window) -> np.ndarray:
+        """(K, h, w) network outputs in [0, 1] over the window, overlapping tiles blended."""
+        y0, y1, x0, x1 = window
         touching = self.grid.touching(y0, y1, x0, x1)
         if len(touching) == 1 and self.grid.overlap == 0:  # one network covers the window alone
             ty0, _, tx0, _ = self.grid.fit_rect(touching[0])
-            y = _run(self._model(touching[0]), t, self.device)[:, y0 - ty0:y1 - ty0, x0 - tx0:x1 - tx0]
-            return _restore(y, offset, scale, self.file.dtype)
-        acc = np.zeros((len(t), y1 - y0, x1 - x0), np.float32)  # blended network outputs, [0, 1]
+            return _run(self._model(touching[0]), t, self.device)[:, y0 - ty0:y1 - ty0, x0 - tx0:x1 - tx0]
+        acc = np.zeros((len(t), y1 - y0, x1 - x0), np.float32)
         for i in touching:
             ty0, ty1, tx0, tx1 = self.grid.fit_rect(i)
             a0, a1, b0, b1 = max(y0, ty0), min(y1, ty1), max(x0, tx0), min(x1, tx1)
@@ -381,7 +412,7 @@ class Decoder:
             weight = np.outer(wy[a0 - ty0:a1 - ty0], wx[b0 - tx0:b1 - tx0]).astype(np.float32)
             y = _run(self._model(i), t, self.device)[:, a0 - ty0:a1 - ty0, b0 - tx0:b1 - tx0]
             acc[:, a0 - y0:a1 - y0, b0 - x0:b1 - x0] += weight * y
-        return _restore(acc, offset, scale, self.file.dtype)
+        return acc
 
     def bands(self, bands: Optional[Sequence[int]] = None, window: Optional[Window] = None) -> np.ndarray:
         """The coded bands (all, or the listed 0-based ones in that order) of the whole image or a
