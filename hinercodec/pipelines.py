@@ -22,6 +22,7 @@ from .quant import load_quantized, quantize_array, quantize_integer, quantize_mo
 from .ratecontrol import Budget, fit_step_scale, params_for_budget, width_for_params
 
 MAX_LATENT_CHANNELS = 8
+BITS_PER_LATENT = 5.0  # channels are added when the latent budget would give each latent more than this
 LATENT_LADDER = ((16, 32), (12, 10), (8, 8), (6, 6), (4, 4))  # (synthesis width, most components K)
 WEIGHT_SHARE = 0.35
 BITS_PER_PARAM_GUESS = 0.85  # x bits: entropy-coded size of a fitted network's quantised weights
@@ -165,7 +166,8 @@ def _latent_config(job: Job) -> tuple[latent.LatentConfig, float]:
         cfg.first_level += 1
     if latent_bits < 1.2 * latent.latent_count(cfg):
         raise job.too_low("latent", int(weights + latent.latent_count(cfg) / 8 * 1.2))
-    cfg.channels = int(min(MAX_LATENT_CHANNELS, max(1, math.ceil(latent_bits / (5.0 * latent.latent_count(cfg))))))
+    cfg.channels = int(min(MAX_LATENT_CHANNELS,
+                           max(1, math.ceil(latent_bits / (BITS_PER_LATENT * latent.latent_count(cfg))))))
     return cfg, latent_bits / 1.03  # the coders spend a little over the entropy (tables, Huffman rounding)
 
 
