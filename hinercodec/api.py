@@ -162,7 +162,7 @@ def _run(model: torch.nn.Module, t: np.ndarray, device: torch.device, batch: int
 
 
 def _build_model(config: dict, tensors: list, height: int, width: int, device: torch.device,
-                 where: str = "") -> torch.nn.Module:
+                 where: str = "", positions: Optional[np.ndarray] = None) -> torch.nn.Module:
     name = config.get("model")
     if name not in MODELS:
         raise UnsupportedFileError(f"model {name!r} needs a newer hinerc (this one knows: {', '.join(sorted(MODELS))})")
@@ -174,7 +174,13 @@ def _build_model(config: dict, tensors: list, height: int, width: int, device: t
     if (model.cfg.height, model.cfg.width) != (height, width):
         raise CorruptFileError(f"{where}model output {model.cfg.height} x {model.cfg.width} does not match "
                                f"{height} x {width}")
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if positions is not None and hasattr(model, "set_band_positions"):
+        try:
+            model.set_band_positions(torch.from_numpy(np.asarray(positions, np.float32)))
+        except ValueError as exc:
+            raise CorruptFileError(f"{where}{exc}") from None
+    return model
 
 
 def _read(data: bytes) -> Union[HnrFile, tiled.TiledHead]:
@@ -346,7 +352,8 @@ class Decoder:
         f = self.file
         self.grid = f.grid if self._tile is not None else tiled.TileGrid((0, f.height), (0, f.width))
         if self._tile is None:
-            self._models[0] = _build_model(f.model_config, f.tensors, f.height, f.width, self.device)
+            self._models[0] = _build_model(f.model_config, f.tensors, f.height, f.width, self.device,
+                                           positions=f.band_positions())
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -372,7 +379,7 @@ class Decoder:
             if len(self._models) >= self._CACHE:
                 self._models.pop(next(iter(self._models)))
             self._models[i] = _build_model(tile.model_config, tile.tensors, y1 - y0, x1 - x0, self.device,
-                                           f"tile {i}: ")
+                                           f"tile {i}: ", self.file.band_positions())
         return self._models[i]
 
     def _window(self, window: Optional[Window]) -> Window:

@@ -143,7 +143,7 @@ def fit_rate(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: 
     torch.manual_seed(settings.seed)
     latents = list(model.latents)
     others = [p for n, p in model.named_parameters() if not n.startswith("latents.")]
-    log_scales = nn.Parameter(torch.zeros(len(latents), device=target.device))
+    log_scales = nn.Parameter(torch.zeros(len(latents), 1, device=target.device))  # a Laplace scale per grid
     opt = torch.optim.Adam([
         {"params": latents, "lr": settings.latent_lr, "base": settings.latent_lr},
         {"params": others + [log_scales], "lr": settings.lr, "base": settings.lr},
@@ -163,7 +163,7 @@ def fit_rate(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: 
             group["lr"] = group["base"] * factor
         pred = model(t)
         mse = ((pred - target) ** 2).mean()
-        bits = sum(laplace_bits(model.quantise(z), s) for z, s in zip(latents, log_scales))
+        bits = sum(laplace_bits(model.quantise(z), s.view(1, -1, 1, 1)) for z, s in zip(latents, log_scales))
         loss = mse + lam * bits / n_values
         opt.zero_grad(set_to_none=True)
         loss.backward()

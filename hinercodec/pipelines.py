@@ -17,7 +17,7 @@ from .errors import RequestError
 from .fit import FitSettings, RateSettings, fit, fit_rate, refit_weights
 from .formats.hnrfile import HnrFile, pack, unpack
 from .formats.tensors import QuantTensor
-from .models import build, family, latent
+from .models import build, family, latent, lowrank
 from .quant import load_quantized, quantize_array, quantize_integer, quantize_model
 from .ratecontrol import Budget, fit_step_scale, params_for_budget, width_for_params
 
@@ -92,8 +92,9 @@ def encode_hiner(job: Job) -> tuple[bytes, dict]:
     raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(size):.4f} bpppb)")
 
 
-def pack_latent(job: Job, model: latent.LatentNet, gain: float) -> bytes:
-    """Latents scaled by `gain` and rounded (the first synthesis layer divided by it), weights quantised."""
+def pack_latent(job: Job, model: torch.nn.Module, gain: float) -> bytes:
+    """Latents scaled by `gain` and rounded (what reads them compensates: the latent model's first
+    synthesis layer divided by the gain, the low-rank model's steps), weights quantised."""
     tensors = []
     for name, p in model.named_parameters():
         w = p.detach().cpu().numpy().astype(np.float64)
@@ -102,6 +103,8 @@ def pack_latent(job: Job, model: latent.LatentNet, gain: float) -> bytes:
         else:
             if name == "synth.0.weight":
                 w = w / gain
+            elif name == "log_step":
+                w = w - math.log(gain)
             tensors.append(quantize_array(w, job.bits, per_channel=False))
     return job.pack(model.cfg.to_dict(), tensors)
 
@@ -134,6 +137,8 @@ def _mse(job: Job, data: bytes) -> float:
     model = build(f.model_config)
     load_quantized(model, f.tensors)
     model.to(job.target.device).eval()
+    if hasattr(model, "set_band_positions"):
+        model.set_band_positions(job.t)
     with torch.no_grad():
         maps = model.maps()
         return float(sum(((model(job.t[i:i + 1], maps).clamp(0, 1) - job.target[i:i + 1]) ** 2).sum()
@@ -172,15 +177,45 @@ def _latent_config(job: Job) -> tuple[latent.LatentConfig, float]:
 
 
 def encode_latent(job: Job) -> tuple[bytes, dict]:
-    """Latent low-rank model: fit for rate and distortion at the budget, then check the window."""
+    """Latent model: fit for rate and distortion at the budget, then check the window."""
     torch.manual_seed(job.seed)  # the probes' random weights set the bit target: same seed, same file
     cfg, target_bits = _latent_config(job)
+    return _encode_for_rate(job, cfg, target_bits, latent)
+
+
+def _lowrank_config(job: Job) -> tuple[lowrank.LowRankConfig, float]:
+    """K from the bits per pixel (about one component per 2 bits a pixel, 8..32, at most C), the
+    rest of the budget to the latents."""
+    h, w, c = job.shape
+    k = int(min(c, 32, max(8, round(job.budget.bytes * 8 / (h * w) / 2))))
+    cfg = lowrank.make_config(h, w, c, width_scale=k)
+    probe = lowrank.LowRankNet(cfg)
+    weights = len(job.pack(cfg.to_dict(), [quantize_array(p.detach().numpy(), job.bits, False)
+                                           for n, p in probe.named_parameters() if not n.startswith("latents.")]))
+    latent_bits = (job.budget.bytes * 0.97 - weights - 16) * 8
+    if latent_bits < 0.05 * lowrank.latent_count(cfg):
+        raise job.too_low("lowrank", int(weights + lowrank.latent_count(cfg) * 0.05 / 8))
+    return cfg, latent_bits / 1.03
+
+
+def encode_lowrank(job: Job) -> tuple[bytes, dict]:
+    """Low-rank model: fit for rate and distortion at the budget, then check the window."""
+    torch.manual_seed(job.seed)
+    cfg, target_bits = _lowrank_config(job)
+    return _encode_for_rate(job, cfg, target_bits, lowrank)
+
+
+def _encode_for_rate(job: Job, cfg, target_bits: float, mod) -> tuple[bytes, dict]:
+    """Fit a model with entropy-coded integer latents for the budget; `mod` is its module
+    (models.latent or models.lowrank: latent_count, count_parameters)."""
     best = None  # (bytes, stats) of the largest file under the budget
     for attempt in range(3):
         torch.manual_seed(job.seed)
-        model = latent.LatentNet(cfg).to(job.target.device)
+        model = family(cfg.model).module(cfg).to(job.target.device)
+        if hasattr(model, "set_band_positions"):
+            model.set_band_positions(job.t)
         fit_rate(model, job.target, job.t, RateSettings(steps=job.epochs, target_bits=target_bits, seed=job.seed),
-                 lambda e, n, loss, psnr: job.report("fit", e, n, loss, psnr, f"{latent.latent_count(cfg)} latents"))
+                 lambda e, n, loss, psnr: job.report("fit", e, n, loss, psnr, f"{mod.latent_count(cfg)} latents"))
         gain, size = 1.0, len(pack_latent(job, model, 1.0))
         small = pack_latent(job, model, 1.0) if size < job.budget.floor else None
         if size > job.budget.bytes or small is not None:
@@ -189,16 +224,17 @@ def encode_latent(job: Job) -> tuple[bytes, dict]:
             # (aiming 1.5 % under the budget: refitted weights code to a slightly different size)
             room = Budget(bytes=int(0.985 * job.budget.bytes), floor=job.budget.floor)
             gain, size = _gain_for_window(lambda g: len(pack_latent(job, model, g)), room)
+            model.rescale_latents(gain)
             with torch.no_grad():
                 for z in model.latents:
-                    z.copy_(torch.round(z * gain))
-                model.synth[0].weight.div_(gain)
+                    z.copy_(torch.round(z))
             job.report("size", attempt + 1, 3, float("nan"), float("nan"), f"latents rescaled by {gain:.3f}")
             refit_weights(model, job.target, job.t, max(20, job.epochs // 10))
             size = len(pack_latent(job, model, 1.0))
-        stats = {"latents": latent.latent_count(cfg), "epochs": job.epochs, "latent_gain": gain,
-                 "components": cfg.components, "channels": cfg.channels, "first_level": cfg.first_level,
-                 "parameters": latent.count_parameters(cfg) + latent.latent_count(cfg), "attempts": attempt + 1}
+        stats = {"latents": mod.latent_count(cfg), "epochs": job.epochs, "latent_gain": gain,
+                 "components": cfg.components, "channels": getattr(cfg, "channels", cfg.components),
+                 "first_level": getattr(cfg, "first_level", 0),
+                 "parameters": mod.count_parameters(cfg) + mod.latent_count(cfg), "attempts": attempt + 1}
         if job.budget.floor <= size <= job.budget.bytes:
             data = pack_latent(job, model, 1.0)
             if small is not None and _mse(job, small) < 0.5 * _mse(job, data):
@@ -211,7 +247,7 @@ def encode_latent(job: Job) -> tuple[bytes, dict]:
             best = (pack_latent(job, model, 1.0), {**stats, "below_target": True})
         if size < job.budget.floor:
             # Under the window: the latents could not use the budget; give them more room.
-            if cfg.channels >= MAX_LATENT_CHANNELS:
+            if getattr(cfg, "channels", MAX_LATENT_CHANNELS) >= MAX_LATENT_CHANNELS:
                 break
             cfg.channels = min(MAX_LATENT_CHANNELS, 2 * cfg.channels)
         target_bits *= max(0.5, min(2.0, job.budget.bytes * 0.97 / max(1.0, size)))
@@ -226,13 +262,14 @@ def encode_latent(job: Job) -> tuple[bytes, dict]:
     raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(size):.4f} bpppb)")
 
 
-PIPELINES = {"hiner": encode_hiner, "latent": encode_latent}
+PIPELINES = {"hiner": encode_hiner, "latent": encode_latent, "lowrank": encode_lowrank}
 
 # --effort 1..9 -> epochs (passes over every band). The latent model's epoch is one optimiser step
 # over the whole cube, far cheaper than a HINER epoch, so it takes many more.
 EFFORT_EPOCHS = {
     "hiner": {1: 30, 2: 100, 3: 300, 4: 500, 5: 800, 6: 1200, 7: 1800, 8: 2500, 9: 3500},
     "latent": {1: 500, 2: 1500, 3: 3000, 4: 5000, 5: 8000, 6: 12000, 7: 16000, 8: 24000, 9: 32000},
+    "lowrank": {1: 500, 2: 1500, 3: 3000, 4: 5000, 5: 8000, 6: 12000, 7: 16000, 8: 24000, 9: 32000},
 }
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import hiner, latent
+from . import hiner, latent, lowrank
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ MODELS = {
     "hiner": ModelFamily("hiner", hiner.make_config, hiner.count_parameters, hiner.HinerConfig.from_dict, hiner.HinerNet),
     "latent": ModelFamily("latent", latent.make_config, latent.count_parameters, latent.LatentConfig.from_dict,
                           latent.LatentNet),
+    "lowrank": ModelFamily("lowrank", lowrank.make_config, lowrank.count_parameters,
+                           lowrank.LowRankConfig.from_dict, lowrank.LowRankNet),
 }
 
 

@@ -12,17 +12,18 @@ of what makes PCA strong on spectra (neighbouring bands are nearly redundant):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..layers import PositionalEncoding
+from .base import GridConfig, MapsTimesMix
 
 
 @dataclass
-class LatentConfig:
+class LatentConfig(GridConfig):
     height: int
     width: int
     levels: int  # latent grids at scales 2^0 .. 2^(levels-1)
@@ -37,18 +38,8 @@ class LatentConfig:
     activation: str = "gelu"
     model: str = field(default="latent")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "LatentConfig":
-        return cls(**d)
-
-    def grid_shape(self, level: int) -> tuple[int, int]:
-        return math.ceil(self.height / 2**level), math.ceil(self.width / 2**level)
-
-
-class LatentNet(nn.Module):
+class LatentNet(MapsTimesMix):
     def __init__(self, cfg: LatentConfig):
         super().__init__()
         if cfg.activation != "gelu":
@@ -81,10 +72,12 @@ class LatentNet(nn.Module):
         """B: (len(t), K) mixing weights of the bands at normalised wavelengths t."""
         return self.spectral(self.pe(t))
 
-    def forward(self, t: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
-        """t: (B,) -> (B, H, W) bands in normalised units (unclamped)."""
-        a = self.maps() if maps is None else maps
-        return torch.einsum("bk,khw->bhw", self.mix(t), a) + 0.5
+    def rescale_latents(self, gain: float) -> None:
+        """Latents x gain, first synthesis layer / gain: the same maps before rounding (rate control)."""
+        with torch.no_grad():
+            for z in self.latents:
+                z.mul_(gain)
+            self.synth[0].weight.div_(gain)
 
 
 def make_config(height: int, width: int, bands: int, width_scale: float = 16.0, first_level: int = 0,
