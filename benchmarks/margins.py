@@ -1,11 +1,14 @@
 """Margins of a codec's points against PROTOCOL.md's classical anchors, as a Markdown table.
 
-    python benchmarks/margins.py benchmarks/results/rd_hinerc_cpu.json [--codec hinerc]
+    python benchmarks/margins.py benchmarks/results/rd_hinerc_cpu.json [--codec hinerc] \
+        [--measured benchmarks/results/rd_classical_cpu.json ...]
 
 For every point of the rd.py JSON: the codec's true bpppb and PSNR_band, the best classical codec
 of PROTOCOL.md's table at the same target (PCA + JPEG 2000, PCA + x265, x265, JPEG 2000 per band)
 and the margin in dB (positive: the codec wins), plus the margins to JPEG 2000 per band, to
-PCA + JPEG 2000 and to x265 (HEVC on the bands) that the benchmarks issue asks for.
+PCA + JPEG 2000 and to x265 (HEVC on the bands) that the benchmarks issue asks for. With
+`--measured`, the classical points measured by rd.py (JSON) replace PROTOCOL.md's where both exist,
+which covers the scenes and rates PROTOCOL.md has no figure for.
 """
 from __future__ import annotations
 
@@ -20,14 +23,15 @@ from benchmarks.anchors import classical_point  # noqa: E402
 CODECS = ("jpeg2000", "pca-jpeg2000", "pca-x265", "x265")
 
 
-def rows(points: list[dict], codec: str) -> list[str]:
-    out = ["| scene | target | bpppb | PSNR_band | best classical (PROTOCOL.md) | margin | vs JPEG 2000 | vs PCA + JPEG 2000 | vs x265 |",
+def rows(points: list[dict], codec: str, measured: dict | None = None) -> list[str]:
+    source = "measured, else PROTOCOL.md" if measured else "PROTOCOL.md"
+    out = [f"| scene | target | bpppb | PSNR_band | best classical ({source}) | margin | vs JPEG 2000 | vs PCA + JPEG 2000 | vs x265 |",
            "|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         if p.get("codec") != codec or "psnr_band" not in p:
             continue
         scene, target = p["cube"], p["target_bpppb"]
-        anchors = {c: classical_point(scene, c, target) for c in CODECS}
+        anchors = {c: (measured or {}).get((scene, c, target)) or classical_point(scene, c, target) for c in CODECS}
         known = {c: a for c, a in anchors.items() if a is not None}
         if not known:
             out.append(f"| {scene} | {target:g} | {p['bpppb']:.4f} | {p['psnr_band']:.2f} | - | - | - | - | - |")
@@ -47,9 +51,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json", nargs="+", help="rd.py --json outputs")
     ap.add_argument("--codec", default="hinerc")
+    ap.add_argument("--measured", nargs="*", default=[], help="rd.py --json outputs of the classical codecs")
     args = ap.parse_args()
     points = [p for path in args.json for p in json.loads(Path(path).read_text())["points"]]
-    print("\n".join(rows(points, args.codec)))
+    measured = {(p["cube"], p["codec"], p["target_bpppb"]): (p["bpppb"], p["psnr_band"])
+                for path in args.measured for p in json.loads(Path(path).read_text())["points"]
+                if p.get("met") and "psnr_band" in p}
+    print("\n".join(rows(points, args.codec, measured)))
 
 
 if __name__ == "__main__":
