@@ -274,11 +274,26 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], window
     _check_output(out, force)
     with _open_hnr(input, window) as source:
         decoder = _api().Decoder(source, device)
+        if decoder.tiled and out != "-" and Path(out).suffix.lower() == ".npy":
+            _decode_tiled_npy(decoder, out, bands, window, force)  # row of tiles by row: bounded memory
+            return
         cube = decoder.bands(bands, window=window)
     wavelengths = decoder.wavelengths
     if wavelengths is not None and bands is not None:
         wavelengths = wavelengths[bands]
     _write_array(out, cube, wavelengths, force)
+
+
+def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Optional[tuple], force: bool) -> None:
+    """A tiled file to .npy one row of tiles at a time, straight into the file: the decoded cube is
+    never whole in memory (a large scene's cube may not fit)."""
+    h, w, c = decoder.shape
+    y0, y1, x0, x1 = window or (0, h, 0, w)
+    count = c if bands is None else len(bands)
+    edges = [e for e in decoder.grid.y_edges if y0 < e < y1]
+    with cubeio.npy_rows_writer(out, (y1 - y0, x1 - x0, count), decoder.dtype, force=force) as write:
+        for s0, s1 in zip([y0] + edges, edges + [y1]):
+            write(decoder.bands(bands, window=(s0, s1, x0, x1)))
 
 
 @main.command(short_help="Bands at any wavelength, between the coded ones.")

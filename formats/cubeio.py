@@ -556,6 +556,34 @@ def _atomic(path: Path, force: bool) -> Iterator[Path]:
         _fsync_dir(path.parent)
 
 
+@contextlib.contextmanager
+def npy_rows_writer(path: str | os.PathLike, shape: tuple, dtype: np.dtype,
+                    force: bool = False) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write a .npy of `shape` as consecutive blocks of rows (each H' x W x C, in order), moved to
+    `path` only when all rows came and the block exits cleanly: a cube larger than memory can be
+    written one strip at a time, atomically."""
+    dtype = np.dtype(dtype)
+    total = int(shape[0])
+    written = 0
+    with _atomic(Path(path), force) as tmp, open(tmp, "wb") as f:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+        try:
+            np.lib.format.write_array_header_1_0(f, header)  # what np.save writes, when the header fits
+        except ValueError:
+            np.lib.format.write_array_header_2_0(f, header)
+
+        def write(rows: np.ndarray) -> None:
+            nonlocal written
+            if rows.shape[1:] != tuple(shape[1:]) or written + rows.shape[0] > total:
+                raise ValueError(f"rows of shape {rows.shape} do not continue a {tuple(shape)} array")
+            f.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
+            written += rows.shape[0]
+
+        yield write
+        if written != total:
+            raise ValueError(f"{written} of {total} rows written")
+
+
 def _refuse_overwrite(path: Path, force: bool) -> None:
     if not force and os.path.lexists(path):
         raise OutputExistsError(f"{path} exists; use -f/--force to overwrite it")

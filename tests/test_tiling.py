@@ -186,6 +186,11 @@ def test_cli_window_decode_and_interp_of_a_tiled_file(tiled_file, tmp_path):
     r = runner.invoke(main, ["decode", str(path), "--window", "10:30,5:33", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert np.array_equal(np.load(out), api.decode(result.data)[10:30, 5:33])
+    r = runner.invoke(main, ["decode", str(path), "--bands", "3,1", "-o", str(tmp_path / "full.npy")])
+    assert r.exit_code == 0, r.output  # written a row of tiles at a time: same bytes as np.save
+    expected = io.BytesIO()
+    np.save(expected, api.decode(result.data, bands=[3, 1]))
+    assert (tmp_path / "full.npy").read_bytes() == expected.getvalue()
     r = runner.invoke(main, ["interp", str(path), "--lambda", "0.5,0.25", "--window", "0:40,0:36", "-o",
                              str(tmp_path / "i.npy")])
     assert r.exit_code == 0, r.output
