@@ -8,7 +8,6 @@ Layout in HNR.md, "Tiled files (format 2.0)".
 """
 from __future__ import annotations
 
-import io
 import os
 import struct
 from dataclasses import dataclass, field
@@ -321,7 +320,3 @@ def open_stream(stream: BinaryIO) -> Union[HnrFile, TiledReader]:
         return TiledReader(stream)
     stream.seek(0)
     return unpack(stream.read())
-
-
-def as_stream(data: bytes) -> BinaryIO:
-    return io.BytesIO(data)

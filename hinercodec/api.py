@@ -183,12 +183,6 @@ def _build_model(config: dict, tensors: list, height: int, width: int, device: t
     return model
 
 
-def _read(data: bytes) -> Union[HnrFile, tiled.TiledHead]:
-    """The file's description (head only for tiled files), fully validated."""
-    parsed = tiled.read_any(bytes(data))
-    return parsed if isinstance(parsed, HnrFile) else parsed[0]
-
-
 def _check_options(opts: EncodeOptions) -> None:
     if not (isinstance(opts.bpppb, (int, float)) and math.isfinite(opts.bpppb) and opts.bpppb > 0):
         raise RequestError(f"--bpppb must be a positive number, got {opts.bpppb}")
@@ -269,8 +263,6 @@ def encode_reader(reader: "cubeio.CubeReader", options: EncodeOptions | None = N
     else:  # a task reads its own tile from the file, wherever it runs
         def window_of(r: tuple) -> Callable[[], np.ndarray]:
             return tiling.FileWindow(reader.source, reader.key, tuple(r))
-    if reader.wavelengths is not None:
-        _positions_of(reader.wavelengths, c)
     return _encode_tiled(reader.shape, reader.dtype, reader.wavelengths, reader.read, window_of, opts, progress,
                          map_fn)
 
@@ -510,11 +502,11 @@ def info(data: bytes) -> dict:
 
 def evaluate(original: np.ndarray, data: bytes, device: str = "cpu") -> dict:
     """bpppb, PSNR_band, PSNR_global and SAM of the file against the original cube."""
-    f = _read(data)
+    dec = Decoder(data, device)  # parsed and checked once
     original = np.asarray(original)
-    if tuple(original.shape) != f.shape:
-        raise InputError(f"original is {tuple(original.shape)} but the file holds {f.shape}")
-    decoded = decode(data, device=device)
-    out = {"bpppb": bpppb(len(data), f.shape), "bytes": len(data)}
+    if tuple(original.shape) != dec.shape:
+        raise InputError(f"original is {tuple(original.shape)} but the file holds {dec.shape}")
+    decoded = dec.bands()
+    out = {"bpppb": bpppb(len(data), dec.shape), "bytes": len(data)}
     out.update(distortion(original, decoded).as_dict())
     return out

@@ -21,7 +21,7 @@ from .errors import RequestError
 from .formats import cubeio
 from .formats.hnrfile import HnrFile, pack, unpack
 from .formats.tiled import Tile, TiledHead, TileGrid, _tile_data, pack_tiled
-from .metrics import StreamingDistortion, bpppb
+from .metrics import StreamingDistortion
 from .ratecontrol import LOW, Budget
 
 DEFAULT_TILE = 512  # pixels per side: a tile of 512 x 512 x 224 fits in ~2 GB while fitting
@@ -215,7 +215,3 @@ def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Su
         y0, y1, x0, x1 = grid.rect(i)
         acc.add(read(y0, y1, x0, x1), dec.bands(window=(y0, y1, x0, x1)))
     return acc.result().as_dict()
-
-
-def bpppb_of(data: bytes, shape: tuple[int, int, int]) -> float:
-    return bpppb(len(data), shape)
