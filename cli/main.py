@@ -168,9 +168,10 @@ def main() -> None:
 @click.option("--seed", type=int, default=0, help="Random seed: the same input, options and seed give the same file.")
 @click.option("--device", type=DEVICE, default="auto", metavar="DEVICE",
               help="auto (cuda when available), cpu, cuda or cuda:N.")
-@click.option("--tile", type=click.IntRange(min=0), default=DEFAULT_TILE, metavar="N",
+@click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
               help="Split a cube with a side over N pixels into tiles of at most N x N, each fitted on its own "
-                   "and decodable alone (a tiled .hnr, format 2.0); 0: never tile.")
+                   f"and decodable alone (a tiled .hnr, format 2.0); 0: never tile. Default: {DEFAULT_TILE} for "
+                   "the network models; the transform model tiles only cubes of over 2**26 values.")
 @click.option("--split", type=click.Choice(["equal", "difficulty"]), default=DEFAULT_SPLIT,
               help="How tiles share the bytes: by pixel count, or more to tiles with more detail.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")

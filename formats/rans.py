@@ -273,7 +273,14 @@ def encode(symbols: np.ndarray, tables: Table | Sequence[Table], which: np.ndarr
     if (e < 0).any():
         raise ValueError("symbol with frequency 0 in its table")
     steps = -(-n // lanes)
-    e = np.concatenate([e, np.full(steps * lanes - n, starts.size - 1)]).reshape(steps, lanes)
+    e = np.concatenate([e, np.full(steps * lanes - n, starts.size - 1)])
+    return _encode_entries(e, freqs, starts, precision, lanes, n)
+
+
+def _encode_entries(e: np.ndarray, freqs: np.ndarray, starts: np.ndarray, precision: int, lanes: int, n: int) -> bytes:
+    """The stream of table entries e (a multiple of `lanes` long, padded with the no-op entry)."""
+    steps = e.size // lanes
+    e = e.reshape(steps, lanes)
     f = freqs[e]
     c = starts[e] & ((1 << precision) - 1)
     limit = f << (32 - precision)
@@ -293,55 +300,109 @@ def encode(symbols: np.ndarray, tables: Table | Sequence[Table], which: np.ndarr
     return out
 
 
+def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]], tables: Sequence[Table]) -> bytes:
+    """ONE stream of several segments (symbols, table index per symbol) that a SegmentDecoder
+    reads segment by segment, so that a segment's tables may depend on the symbols before it.
+    Each segment is padded to whole steps with the no-op entry (frequency M: costs no bits)."""
+    tables = _as_tables(tables, ValueError)
+    starts, freqs, _, first = _entries(tables)
+    sizes = np.array([t.freqs.size for t in tables])
+    offsets = np.cumsum(sizes) - sizes
+    index = np.full(int(sizes.sum()), -1, np.int64)
+    for t, table in enumerate(tables):
+        used = np.flatnonzero(table.freqs)
+        index[offsets[t] + used] = first[t] + np.arange(used.size)
+    total = sum(int(np.asarray(s).size) for s, _ in segments)
+    lanes = choose_lanes(total)
+    parts = []
+    for symbols, which in segments:
+        sym = np.asarray(symbols, np.int64).ravel()
+        which = _which(which, sym.size, len(tables))
+        if sym.size and (sym.min() < 0 or (sym >= sizes[which]).any()):
+            raise ValueError("symbol outside its table's alphabet")
+        e = index[offsets[which] + sym]
+        if (e < 0).any():
+            raise ValueError("symbol with frequency 0 in its table")
+        parts += [e, np.full(-sym.size % lanes, starts.size - 1)]
+    e = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if e.size == 0:
+        return b""
+    return _encode_entries(e, freqs, starts, tables[0].precision, lanes, total)
+
+
+class SegmentDecoder:
+    """Reads a stream of encode_segments segment by segment: read(count, which) per segment, in
+    order, then finish(); `total` is the symbols of all segments (checked against the data's
+    length before anything is allocated). decode() is one segment."""
+
+    def __init__(self, data: bytes, tables: Sequence[Table], total: int):
+        self.tables = _as_tables(tables, CorruptFileError)
+        data = bytes(data)
+        self.total = total
+        if total == 0:
+            if data:
+                raise CorruptFileError("rANS stream holds data but no symbols")
+            return
+        if total > MAX_SYMBOLS_PER_BYTE * len(data):
+            raise CorruptFileError("rANS stream is too short for its symbol count")
+        k = data[0]
+        if k > MAX_LANES_LOG2:
+            raise CorruptFileError(f"rANS stream: 2**{k} lanes, at most 256 allowed")
+        self.lanes = 1 << k
+        if len(data) < 1 + 4 * self.lanes or (len(data) - 1) % 2:
+            raise CorruptFileError("rANS stream is truncated")
+        self.x = np.frombuffer(data, "<u4", self.lanes, 1).astype(np.int64)
+        if (self.x < STATE_LOW).any():
+            raise CorruptFileError("rANS stream: a lane starts in an invalid state")
+        words = np.frombuffer(data, "<u2", offset=1 + 4 * self.lanes).astype(np.int64)
+        self.n_words = words.size
+        self.words = np.concatenate([words, np.zeros(self.lanes, np.int64)])
+        self.ptr = 0
+        self.precision = self.tables[0].precision
+        self.starts, self.freqs, self.symbols, _ = _entries(self.tables)
+
+    def read(self, count: int, which: np.ndarray | None = None) -> np.ndarray:
+        if count == 0:
+            return np.zeros(0, np.int64)
+        which = _which(which, count, len(self.tables))
+        lanes, precision = self.lanes, self.precision
+        mask = (1 << precision) - 1
+        steps = -(-count // lanes)
+        base = (np.concatenate([which, np.full(steps * lanes - count, len(self.tables))]) << precision).reshape(steps, lanes)
+        keys = np.empty((steps, lanes), np.int64)
+        x, words, ptr = self.x, self.words, self.ptr
+        starts, freqs = self.starts, self.freqs
+        for j in range(steps):
+            key = base[j] + (x & mask)
+            keys[j] = key
+            e = np.searchsorted(starts, key, "right") - 1
+            x = freqs[e] * (x >> precision) + (key - starts[e])
+            need = x < STATE_LOW
+            n = int(np.count_nonzero(need))
+            if n:
+                x[need] = (x[need] << WORD_BITS) | words[ptr:ptr + n]
+                ptr += n
+                if ptr > self.n_words:
+                    raise CorruptFileError("rANS stream is truncated")
+        self.x, self.ptr = x, ptr
+        return self.symbols[np.searchsorted(starts, keys.ravel()[:count], "right") - 1]
+
+    def finish(self) -> None:
+        if self.total == 0:
+            return
+        if self.ptr != self.n_words:
+            raise CorruptFileError(f"{2 * (self.n_words - self.ptr)} bytes of trailing data after the rANS stream")
+        if (self.x != STATE_LOW).any():
+            raise CorruptFileError("rANS stream is damaged (a lane does not end in its initial state)")
+
+
 def decode(data: bytes, tables: Table | Sequence[Table], count: int, which: np.ndarray | None = None) -> np.ndarray:
     """Inverse of encode: exactly `count` symbols (int64) filling all of `data`. CorruptFileError
     when the data is truncated, has trailing bytes, does not end in the initial states, or is
     too short for `count` (MAX_SYMBOLS_PER_BYTE, checked before allocating anything)."""
-    tables = _as_tables(tables, CorruptFileError)
     if count < 0:
         raise ValueError("count must be >= 0")
-    data = bytes(data)
-    if count == 0:
-        if data:
-            raise CorruptFileError("rANS stream holds data but no symbols")
-        return np.zeros(0, np.int64)
-    if count > MAX_SYMBOLS_PER_BYTE * len(data):
-        raise CorruptFileError("rANS stream is too short for its symbol count")
-    which = _which(which, count, len(tables))
-    k = data[0]
-    if k > MAX_LANES_LOG2:
-        raise CorruptFileError(f"rANS stream: 2**{k} lanes, at most 256 allowed")
-    lanes = 1 << k
-    if len(data) < 1 + 4 * lanes or (len(data) - 1) % 2:
-        raise CorruptFileError("rANS stream is truncated")
-    x = np.frombuffer(data, "<u4", lanes, 1).astype(np.int64)
-    if (x < STATE_LOW).any():
-        raise CorruptFileError("rANS stream: a lane starts in an invalid state")
-    words = np.frombuffer(data, "<u2", offset=1 + 4 * lanes).astype(np.int64)
-    n_words = words.size
-    words = np.concatenate([words, np.zeros(lanes, np.int64)])  # reads past the end fail below
-    precision = tables[0].precision
-    mask = (1 << precision) - 1
-    starts, freqs, symbols, _ = _entries(tables)
-    steps = -(-count // lanes)
-    base = np.concatenate([which, np.full(steps * lanes - count, len(tables))]) << precision
-    base = base.reshape(steps, lanes)
-    keys = np.empty((steps, lanes), np.int64)
-    ptr = 0
-    for j in range(steps):
-        key = base[j] + (x & mask)
-        keys[j] = key
-        e = np.searchsorted(starts, key, "right") - 1
-        x = freqs[e] * (x >> precision) + (key - starts[e])
-        need = x < STATE_LOW
-        n = int(np.count_nonzero(need))
-        if n:
-            x[need] = (x[need] << WORD_BITS) | words[ptr:ptr + n]
-            ptr += n
-            if ptr > n_words:
-                raise CorruptFileError("rANS stream is truncated")
-    if ptr != n_words:
-        raise CorruptFileError(f"{2 * (n_words - ptr)} bytes of trailing data after the rANS stream")
-    if (x != STATE_LOW).any():
-        raise CorruptFileError("rANS stream is damaged (a lane does not end in its initial state)")
-    return symbols[np.searchsorted(starts, keys.ravel()[:count], "right") - 1]
+    reader = SegmentDecoder(data, tables, count)
+    out = reader.read(count, which)
+    reader.finish()
+    return out

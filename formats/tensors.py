@@ -22,6 +22,7 @@ from . import huffman, rans
 
 CODER_HUFFMAN = 0
 CODER_RANS = 1
+CODER_STORED = 2  # 8-bit symbols as they are: for a payload that is already entropy-coded
 MAX_NDIM = 7  # the descriptor byte holds ndim in 3 bits
 MAX_BITS = 16  # ... and bits - 1 in 4 bits
 _DIM_LIMIT = 1 << 40
@@ -218,7 +219,7 @@ def pack_tensors(tensors: Sequence[QuantTensor], coder: int | None = None) -> by
     """The TENS payload of `tensors`: with coder None, coder 0 (canonical Huffman) or coder 1
     (rANS), whichever is smaller, Huffman on a tie; else the coder asked for (ValueError when
     rANS cannot code these tensors)."""
-    if coder not in (None, CODER_HUFFMAN, CODER_RANS):
+    if coder not in (None, CODER_HUFFMAN, CODER_RANS, CODER_STORED):
         raise ValueError(f"unknown coder {coder}")
     flat, headers = [], []
     for t in tensors:
@@ -227,6 +228,13 @@ def pack_tensors(tensors: Sequence[QuantTensor], coder: int | None = None) -> by
         headers.append(_header(t, offset, step))
     head = [huffman.write_varint(len(tensors)), *headers]
     bits = [t.bits for t in tensors]
+    stored_ok = bool(tensors) and all(b == 8 for b in bits)
+    if coder == CODER_STORED:
+        if not stored_ok:
+            raise ValueError("the stored coder holds 8-bit tensors only")
+        return b"".join([bytes([CODER_STORED]), *head, *(f.astype(np.uint8).tobytes() for f in flat)])
+    if coder is None and stored_ok and len(tensors) == 1 and tensors[0].name == "payload":
+        return pack_tensors(tensors, CODER_STORED)  # a model's own entropy-coded stream
     huff = b"" if coder == CODER_RANS else b"".join([bytes([CODER_HUFFMAN]), *head, _huffman_section(flat, bits)])
     if coder == CODER_HUFFMAN or (coder is None and not tensors):
         return huff
@@ -293,7 +301,7 @@ def unpack_tensors(data: bytes) -> list[QuantTensor]:
     data = bytes(data)
     if not data:
         raise CorruptFileError("TENS payload is empty")
-    if data[0] not in (CODER_HUFFMAN, CODER_RANS):
+    if data[0] not in (CODER_HUFFMAN, CODER_RANS, CODER_STORED):
         raise UnsupportedFileError(
             f"tensors use entropy coder {data[0]}, unknown to this hinerc; upgrade hinerc")
     count, pos = huffman.read_varint(data, 1, len(data))
@@ -303,6 +311,8 @@ def unpack_tensors(data: bytes) -> list[QuantTensor]:
         heads.append(head)
     if data[0] == CODER_RANS:
         return _unpack_rans(data, pos, heads)
+    if data[0] == CODER_STORED:
+        return _unpack_stored(data, pos, heads)
     n_tables, pos = huffman.read_varint(data, pos, len(data))
     if (n_tables == 0) != (count == 0):
         raise CorruptFileError("TENS payload: wrong number of Huffman tables")
@@ -372,6 +382,16 @@ def _unpack_rans(data: bytes, pos: int, heads: list[dict]) -> list[QuantTensor]:
         raise CorruptFileError("TENS payload is truncated (too short a stream for its symbols)")
     which = np.repeat(np.asarray(choice, np.int64), sizes)
     return _tensors(heads, rans.decode(stream, tables, sum(sizes), which))
+
+
+def _unpack_stored(data: bytes, pos: int, heads: list[dict]) -> list[QuantTensor]:
+    """Coder 2's part: every symbol one byte, tensor after tensor, to the end of the payload."""
+    if not heads or any(h["bits"] != 8 for h in heads):
+        raise CorruptFileError("TENS payload: the stored coder holds at least one tensor, all 8-bit")
+    sizes = [math.prod(h["shape"]) for h in heads]
+    if pos + sum(sizes) != len(data):
+        raise CorruptFileError(f"TENS payload: stored tensors need {sum(sizes)} bytes, {len(data) - pos} remain")
+    return _tensors(heads, np.frombuffer(data, np.uint8, sum(sizes), pos).astype(np.int64))
 
 
 def _read_indices(stream: bytes, count: int, width: int) -> list[int]:

@@ -39,7 +39,8 @@ class EncodeOptions:
     epochs: Optional[int] = None
     seed: int = 0
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
-    tile: int = DEFAULT_TILE  # cubes with a side over this are split into tiles of at most tile x tile; 0: never
+    tile: Optional[int] = None  # split cubes with a side over this into tiles of at most tile x tile; 0: never;
+    # None: auto (tile_for): DEFAULT_TILE for the network models, only very large cubes for "transform"
     split: str = "difficulty"  # how tiles share the byte budget: "difficulty" (measured +0.8 dB) or "equal"
 
 
@@ -168,7 +169,12 @@ def _build_model(config: dict, tensors: list, height: int, width: int, device: t
         raise UnsupportedFileError(f"model {name!r} needs a newer hinerc (this one knows: {', '.join(sorted(MODELS))})")
     try:
         model = build(config)
-        load_quantized(model, tensors)
+        if hasattr(model, "load_payload"):  # a model with its own entropy-coded stream (one byte tensor)
+            if len(tensors) != 1 or tensors[0].bits != 8 or len(tensors[0].shape) != 1:
+                raise ValueError("expected one 8-bit payload tensor")
+            model.load_payload(np.asarray(tensors[0].symbols, np.uint8).tobytes())
+        else:
+            load_quantized(model, tensors)
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CorruptFileError(f"{where}model configuration and weights do not match: {exc}") from None
     if (model.cfg.height, model.cfg.width) != (height, width):
@@ -194,14 +200,33 @@ def _check_options(opts: EncodeOptions) -> None:
         raise RequestError(f"--epochs must be a positive integer, got {opts.epochs}")
     if opts.model not in MODELS:
         raise RequestError(f"unknown model {opts.model!r} (known: {', '.join(sorted(MODELS))})")
-    if not (isinstance(opts.tile, int) and (opts.tile == 0 or opts.tile >= 4 * MIN_SIDE)):
+    if opts.tile is not None and not (isinstance(opts.tile, int) and (opts.tile == 0 or opts.tile >= 4 * MIN_SIDE)):
         raise RequestError(f"--tile must be 0 (never tile) or at least {4 * MIN_SIDE} pixels, got {opts.tile}")
     if opts.split not in SPLITS:
         raise RequestError(f"--split must be one of {', '.join(SPLITS)}, got {opts.split!r}")
 
 
+TRANSFORM_TILE_VALUES = 1 << 26  # the transform model holds a few float64 copies of this many values
+
+
+def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
+    """The tile side an encode uses (0: one untiled file). Auto: DEFAULT_TILE for the network
+    models (their fitting memory grows with the pixels); the transform model codes the whole cube
+    at once (one basis, one wavelet: better rate-distortion) unless it holds over 2**26 values,
+    then tiles of at most 2**26 values."""
+    if opts.tile is not None:
+        return opts.tile
+    if opts.model != "transform":
+        return DEFAULT_TILE
+    h, w, c = (int(s) for s in shape[:3])
+    if h * w * c <= TRANSFORM_TILE_VALUES:
+        return 0
+    return max(4 * MIN_SIDE * 16, int(math.sqrt(TRANSFORM_TILE_VALUES / c)) // 64 * 64)
+
+
 def _tiles_needed(opts: EncodeOptions, shape: tuple[int, ...]) -> bool:
-    return opts.tile > 0 and max(shape[0], shape[1]) > opts.tile
+    tile = tile_for(opts, shape)
+    return tile > 0 and max(shape[0], shape[1]) > tile
 
 
 def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: EncodeOptions | None = None,
@@ -233,7 +258,7 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
               target=torch.from_numpy(target_np).to(device), t=torch.from_numpy(t_np.astype(np.float32)).to(device),
               budget=Budget.from_bpppb(opts.bpppb, shape), bits=opts.bits,
               epochs=opts.epochs if opts.epochs is not None else default_epochs(opts.model, opts.effort, shape),
-              seed=opts.seed,
+              seed=opts.seed, effort=opts.effort,
               report=report)
     data, stats = PIPELINES[opts.model](job)
     decoded = decode(data, device=str(device))
@@ -278,7 +303,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         _positions_of(wavelengths, shape[2])
     if progress is not None:
         progress(Progress("survey", 0, 1, note="reading the cube once for its band ranges"))
-    head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, opts.tile, opts.split,
+    head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, tile_for(opts, shape), opts.split,
                                       {"encoder": f"hinerc {__version__}"})
     if map_fn is map:
         for task in tasks:
@@ -292,7 +317,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         if progress is not None:
             progress(Progress("size", 0, 1, note="a tile's share is below its smallest file: sharing equally"))
         opts = dataclasses.replace(opts, split="equal")
-        head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, opts.tile, opts.split,
+        head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, tile_for(opts, shape), opts.split,
                                           {"encoder": f"hinerc {__version__}"})
         if map_fn is map:
             for task in tasks:

@@ -18,6 +18,7 @@ from .fit import FitSettings, RateSettings, fit, fit_rate, refit_weights
 from .formats.hnrfile import HnrFile, pack, unpack
 from .formats.tensors import QuantTensor
 from .models import build, family, latent, lowrank
+from . import transform as transform_codec
 from .quant import load_quantized, quantize_array, quantize_integer, quantize_model
 from .ratecontrol import Budget, fit_step_scale, params_for_budget, width_for_params
 
@@ -42,6 +43,7 @@ class Job:
     epochs: int
     seed: int
     report: Callable  # (stage, step, total, loss, psnr, note) -> None
+    effort: int = 3  # the transform model's search breadth (the others use epochs)
 
     def pack(self, config: dict, tensors: list[QuantTensor]) -> bytes:
         h, w, c = self.shape
@@ -262,7 +264,46 @@ def _encode_for_rate(job: Job, cfg, target_bits: float, mod) -> tuple[bytes, dic
     raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(size):.4f} bpppb)")
 
 
-PIPELINES = {"hiner": encode_hiner, "latent": encode_latent, "lowrank": encode_lowrank}
+def encode_transform(job: Job) -> tuple[bytes, dict]:
+    """Transform model: search K, the step and the band weights for the budget (estimated sizes),
+    then write the file and check its true size; re-aim below the budget if it came out over."""
+    h, w, c = job.shape
+    cube = job.target.detach().cpu().numpy().astype(np.float64)
+
+    def pack_payload(config: dict, payload: bytes) -> bytes:
+        return job.pack(config, [QuantTensor(shape=(len(payload),), bits=8,
+                                             symbols=np.frombuffer(payload, np.uint8).astype(np.int64),
+                                             offset=np.zeros(1, np.float32), step=np.ones(1, np.float32),
+                                             name="payload")])
+
+    probe = transform_codec.TransformProbe(h, w, c)
+    overhead = len(pack_payload(probe.config, b"\0" * 1000)) - 1000  # everything but the payload
+    room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
+    last, weights = None, None
+    for attempt in range(4):
+        found = transform_codec.encode_cube(
+            cube, 8.0 * room, job.effort,
+            lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
+            weights)
+        if found is None:
+            raise job.too_low("transform", overhead + 64)
+        config, payload, score, weights = found
+        data = pack_payload(config, payload)
+        last = data
+        if len(data) <= job.budget.bytes:
+            stats = {"components": config["components"], "levels": config["levels"],
+                     "step_code": config["step_code"], "encoder_psnr_band": round(score, 3), "attempts": attempt + 1}
+            if len(data) < job.budget.floor:
+                stats["below_target"] = True  # every component already coded near-losslessly
+            return data, stats
+        room -= len(data) - job.budget.bytes + 8 * (attempt + 1)
+        job.report("size", attempt + 1, 4, float("nan"), float("nan"),
+                   f"{len(data)} bytes over the budget of {job.budget.bytes}: aiming lower")
+    raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(len(last))} bpppb)")
+
+
+PIPELINES = {"hiner": encode_hiner, "latent": encode_latent, "lowrank": encode_lowrank,
+             "transform": encode_transform}
 
 # --effort 1..9 -> epochs (passes over every band). The latent model's epoch is one optimiser step
 # over the whole cube, far cheaper than a HINER epoch, so it takes many more.
@@ -270,6 +311,7 @@ EFFORT_EPOCHS = {
     "hiner": {1: 30, 2: 100, 3: 300, 4: 500, 5: 800, 6: 1200, 7: 1800, 8: 2500, 9: 3500},
     "latent": {1: 500, 2: 1500, 3: 3000, 4: 5000, 5: 8000, 6: 12000, 7: 16000, 8: 24000, 9: 32000},
     "lowrank": {1: 500, 2: 1500, 3: 3000, 4: 5000, 5: 8000, 6: 12000, 7: 16000, 8: 24000, 9: 32000},
+    "transform": {e: 0 for e in range(1, 10)},  # no training: --effort sets the search (transform.EFFORT_*)
 }
 
 

@@ -93,8 +93,10 @@ def test_version():
 
 def test_cli_defaults_are_the_library_defaults():
     opts = api.EncodeOptions()
-    assert (cli.DEFAULT_BPPPB, cli.DEFAULT_MODEL, cli.DEFAULT_BITS, cli.DEFAULT_EFFORT, cli.DEFAULT_TILE,
-            cli.DEFAULT_SPLIT) == (opts.bpppb, opts.model, opts.bits, opts.effort, opts.tile, opts.split)
+    assert (cli.DEFAULT_BPPPB, cli.DEFAULT_MODEL, cli.DEFAULT_BITS, cli.DEFAULT_EFFORT,
+            cli.DEFAULT_SPLIT) == (opts.bpppb, opts.model, opts.bits, opts.effort, opts.split)
+    # --tile: no default on either side (auto: api.tile_for), the help names the network models' side
+    assert opts.tile is None and cli.DEFAULT_TILE == api.tiling.DEFAULT_TILE
 
 
 def test_help_does_not_import_torch():

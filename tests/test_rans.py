@@ -420,8 +420,8 @@ def test_payload_damage():
             unpack_tensors(bytes(bad))
         except (CorruptFileError, UnsupportedFileError):
             pass
-    with pytest.raises(UnsupportedFileError, match="coder 2"):
-        unpack_tensors(b"\x02" + data[1:])
+    with pytest.raises(UnsupportedFileError, match="coder 3"):
+        unpack_tensors(b"\x03" + data[1:])
 
 
 @settings(max_examples=150, deadline=None)

@@ -129,8 +129,8 @@ def test_tables_shared_only_when_it_pays():
 
 def test_unknown_coder():
     data = bytearray(pack_tensors(model_like()))
-    data[0] = 2
-    with pytest.raises(UnsupportedFileError, match="coder 2"):
+    data[0] = 3
+    with pytest.raises(UnsupportedFileError, match="coder 3"):
         unpack_tensors(bytes(data))
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import hiner, latent, lowrank
+from . import hiner, latent, lowrank, transform
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ MODELS = {
                           latent.LatentNet),
     "lowrank": ModelFamily("lowrank", lowrank.make_config, lowrank.count_parameters,
                            lowrank.LowRankConfig.from_dict, lowrank.LowRankNet),
+    "transform": ModelFamily("transform", transform.make_config, transform.count_parameters,
+                             transform.TransformConfig.from_dict, transform.TransformNet),
 }
 
 

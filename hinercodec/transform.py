@@ -1,0 +1,401 @@
+"""The transform model: a spectral basis continuous in wavelength times wavelet-coded component images.
+
+Why: neighbouring bands are nearly redundant, so a cube is close to K << C images A_k mixed per
+band by a basis B (C x K): X ~ mean + B A. The encoder learns B from the cube (its principal
+directions, in the per-band normalised units PSNR_band is measured in), codes the images A with a
+CDF 9/7 wavelet and context-modelled rANS (formats/subbands.py), and codes B and the mean as
+integers at steps that cost the same distortion per bit as the images (reverse water-filling).
+The decoder evaluates B and the mean at any band position t by cubic Hermite interpolation between
+the coded bands, so bands at any wavelength come out of the same file.
+
+Rate control is exact and cheap: every candidate is quantised and its coded size estimated in
+milliseconds, so the encoder searches the number of components K and the global step for the
+best PSNR_band inside the rate window, then writes the file and checks its true size.
+
+This module is numpy only; models/transform.py is the torch module the decoder runs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .formats import subbands
+from . import wavelet
+
+STEP_RESOLUTION = 32  # the global step is 2 ** (-code / 32): 2.2 % apart
+BASIS_RESOLUTION = 4  # basis / mean steps are the global step times 2 ** (-e / 4)
+OFFSET_RESOLUTION = 64  # reconstruction offsets in 1/64 of a step
+K_LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
+
+
+@dataclass
+class Coded:
+    """Everything the decoder needs, as integers (config) plus the COEF payload bytes."""
+
+    config: dict
+    payload: bytes
+    psnr_band: float  # of the normalised reconstruction (the encoder's own measure)
+
+
+@dataclass
+class Analysis:
+    """What the encoder computes once per cube: mean, principal directions and their variances."""
+
+    x: np.ndarray  # (C, N) normalised cube, float64
+    height: int
+    width: int
+    mean: np.ndarray  # (C,)
+    basis: np.ndarray  # (C, C) eigenvectors, strongest first
+    variance: np.ndarray  # (C,) per-pixel variance of each component
+    constant: np.ndarray  # (C,) bool: bands with no range (decoded exactly from BNDS)
+    weights: np.ndarray  # (C,) band weights: x holds sqrt(w_c) * the normalised band c
+    cache: dict = field(default_factory=dict)
+
+
+def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None) -> Analysis:
+    """cube (C, H, W) in normalised units; `weights` (C,) weight each band's squared error."""
+    c, h, w = cube.shape
+    weights = np.ones(c) if weights is None else np.asarray(weights, np.float64)
+    x = np.asarray(cube, np.float64).reshape(c, h * w) * np.sqrt(weights)[:, None]
+    mean = x.mean(axis=1)
+    x0 = x - mean[:, None]
+    cov = (x0 @ x0.T) / x0.shape[1]
+    var, vec = np.linalg.eigh(cov)
+    order = np.argsort(var)[::-1]
+    vec = vec[:, order]
+    # Sign convention (deterministic files): the largest entry of each direction is positive.
+    vec *= np.where(vec[np.argmax(np.abs(vec), axis=0), np.arange(c)] < 0, -1.0, 1.0)
+    return Analysis(x=x, height=h, width=w, mean=mean, basis=vec, variance=np.maximum(var[order], 0.0),
+                    constant=np.ptp(x, axis=1) <= 0, weights=weights)
+
+
+# ---------------------------------------------------------------- integer side information
+
+EXP_MIN, EXP_MAX = -64, 255  # basis / mean steps from 2**16 times the global step down to 2**-64 times
+
+
+def _exponent(step: float, target: float) -> int:
+    """Integer e with step * 2 ** (-e / BASIS_RESOLUTION) closest to target (clamped to EXP_MIN..EXP_MAX)."""
+    if target <= 0 or not math.isfinite(target):
+        return EXP_MAX
+    return int(min(EXP_MAX, max(EXP_MIN, round(-BASIS_RESOLUTION * math.log2(target / step)))))
+
+
+def _sub_step(step: float, e: int) -> float:
+    return step * 2.0 ** (-e / BASIS_RESOLUTION)
+
+
+def _quantise_side(a: Analysis, k: int, step: float, basis_gain: float) -> tuple[np.ndarray, list[int], np.ndarray, int]:
+    """Integer basis (C, K) with per-component exponents and integer mean with its exponent.
+
+    RD: an error e in basis entry (c, k) costs e^2 * variance_k * N in band c, one in a coefficient
+    costs e^2 once, so the basis step that spends bits at the same slope as the images is
+    step / sqrt(variance_k * N) (basis_gain scales it); likewise step / sqrt(N) for the mean."""
+    n = a.x.shape[1]
+    exps = [_exponent(step, basis_gain * step / math.sqrt(max(a.variance[j], 1e-30) * n)) for j in range(k)]
+    steps = np.array([_sub_step(step, e) for e in exps])
+    b_int = np.rint(a.basis[:, :k] / steps[None, :]).astype(np.int64)
+    m_exp = _exponent(step, basis_gain * step / math.sqrt(n))
+    m_int = np.rint(a.mean / _sub_step(step, m_exp)).astype(np.int64)
+    return b_int, exps, m_int, m_exp
+
+
+def _side_vectors(b_int: np.ndarray, m_int: np.ndarray) -> list[np.ndarray]:
+    """Second differences along the bands (spectra are smooth): what is coded."""
+    return [_predict_residual(m_int)] + [_predict_residual(b_int[:, j]) for j in range(b_int.shape[1])]
+
+
+def _predict_residual(v: np.ndarray) -> np.ndarray:
+    pred = np.zeros_like(v)
+    if v.size > 1:
+        pred[1] = v[0]
+    if v.size > 2:
+        pred[2:] = 2 * v[1:-1] - v[:-2]
+    return v - pred
+
+
+def _restore_predicted(r: np.ndarray) -> np.ndarray:
+    v = np.zeros_like(r)
+    for i in range(r.size):
+        p = 0 if i == 0 else (v[0] if i == 1 else 2 * v[i - 1] - v[i - 2])
+        v[i] = r[i] + p
+    return v
+
+
+# ---------------------------------------------------------------- images
+
+def _quantise_pyramid(pyr: wavelet.Pyramid, steps: tuple[float, list[float]], rounding: float,
+                      offsets: bool = True) -> tuple[subbands.Pyramid, list[int]]:
+    """Dead-zone quantisation (|q| = floor(|c| / step + rounding)) and the per-band-group
+    reconstruction offsets (LL, then each level) that minimise the squared error."""
+    def q(band: np.ndarray, s: float) -> np.ndarray:
+        return (np.sign(band) * np.floor(np.abs(band) / s + rounding)).astype(np.int64)
+
+    def offset(bands: list[np.ndarray], ints: list[np.ndarray], s: float) -> int:
+        num = den = 0.0
+        for b, i in zip(bands, ints):
+            nz = i != 0
+            num += float((np.abs(b[nz]) / s - np.abs(i[nz])).sum())
+            den += int(nz.sum())
+        return 0 if den == 0 else int(np.clip(round(OFFSET_RESOLUTION * num / den), -OFFSET_RESOLUTION // 2,
+                                                OFFSET_RESOLUTION // 2))
+
+    ll_step, det_steps = steps
+    ll_int = q(pyr[0], ll_step)
+    det_int = [tuple(q(b, s) for b in bands) for bands, s in zip(pyr[1], det_steps)]
+    if not offsets:
+        return (ll_int, det_int), []
+    found = [offset([pyr[0]], [ll_int], ll_step)]
+    found += [offset(list(bands), list(ints), s) for bands, ints, s in zip(pyr[1], det_int, det_steps)]
+    return (ll_int, det_int), found
+
+
+def dequantise_pyramid(ints: subbands.Pyramid, steps: tuple[float, list[float]], offsets: list[int]) -> wavelet.Pyramid:
+    def d(i: np.ndarray, s: float, o: int) -> np.ndarray:
+        return np.sign(i) * (np.abs(i) + o / OFFSET_RESOLUTION) * s
+
+    ll_step, det_steps = steps
+    return (d(ints[0], ll_step, offsets[0]),
+            [tuple(d(b, s, o) for b in bands) for bands, s, o in zip(ints[1], det_steps, offsets[1:])])
+
+
+def band_steps(step: float, levels: int) -> tuple[float, list[float]]:
+    """Steps of the LL band and of each level: the global step over each subband's synthesis gain."""
+    ll_gain, det_gains = wavelet.gains(levels) if levels else (1.0, [])
+    return step / ll_gain, [step / g for g in det_gains]
+
+
+# ---------------------------------------------------------------- one candidate
+
+@dataclass
+class Candidate:
+    k: int
+    code: int  # global step = 2 ** (-code / STEP_RESOLUTION)
+    bits: float  # estimated payload bits (images + side information)
+    mse: np.ndarray  # (C,) per band, normalised units
+    parts: tuple  # what pack needs
+
+
+def step_of(code: int) -> float:
+    return 2.0 ** (-code / STEP_RESOLUTION)
+
+
+def evaluate(a: Analysis, k: int, code: int, rounding: float, basis_gain: float) -> Candidate:
+    step = step_of(code)
+    levels = wavelet.levels_for(a.height, a.width)
+    b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step, basis_gain)
+    b_hat = b_int * np.array([_sub_step(step, e) for e in b_exps])[None, :]
+    m_hat = m_int * _sub_step(step, m_exp)
+    x0 = a.x - m_hat[:, None]
+    # Least squares with the QUANTISED basis: the images absorb part of the basis error.
+    gram = b_hat.T @ b_hat
+    coeff = np.linalg.solve(gram + 1e-12 * np.eye(k), b_hat.T @ x0)
+    images = coeff.reshape(k, a.height, a.width)
+    steps = band_steps(step, levels)
+    pyr = wavelet.forward(images, levels)
+    ints, offsets = _quantise_pyramid(pyr, steps, rounding)
+    rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
+    xh = m_hat[:, None] + b_hat @ rec
+    root = np.sqrt(a.weights)[:, None]
+    mse = ((np.clip(xh, 0.0, root) - a.x) ** 2).mean(axis=1) / a.weights
+    side = _side_vectors(b_int, m_int)
+    bits = subbands.estimate_bits(ints) + subbands.estimate_vector_bits(side)
+    return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
+
+
+def psnr_band(mse: np.ndarray, constant: np.ndarray) -> float:
+    keep = ~constant
+    if not keep.any():
+        return float("inf")
+    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse[keep], 1e-30))))
+
+
+def _estimate_bits(a: Analysis, k: int, code: int, rounding: float, basis_gain: float) -> float:
+    """Bits of a candidate without its exact images: the pyramid of the UNQUANTISED basis's
+    projection (cached per K) quantised at this step, plus the side information. Within a fraction
+    of a percent of evaluate()'s bits, at a quarter of its cost (no least squares, no inverse)."""
+    key = ("pyramid", k)
+    if key not in a.cache:
+        coeff = a.basis[:, :k].T @ (a.x - a.mean[:, None])
+        a.cache[key] = wavelet.forward(coeff.reshape(k, a.height, a.width), wavelet.levels_for(a.height, a.width))
+    pyr = a.cache[key]
+    step = step_of(code)
+    ints, _ = _quantise_pyramid(pyr, band_steps(step, len(pyr[1])), rounding, offsets=False)
+    b_int, _, m_int, _ = _quantise_side(a, k, step, basis_gain)
+    return subbands.estimate_bits(ints) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+
+
+def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float, basis_gain: float,
+             hint: Optional[int] = None) -> Optional[Candidate]:
+    """The candidate at the finest step (largest code) whose bits fit `budget_bits`: bisection on
+    the estimate from a bracket around `hint` (the code found for a neighbouring K), then exact
+    evaluations stepping down until it fits. None when even code 0 (step 1) does not fit."""
+    def fits(code: int) -> bool:
+        return _estimate_bits(a, k, code, rounding, basis_gain) <= budget_bits
+
+    if not fits(0):
+        return None
+    top = 40 * STEP_RESOLUTION
+    lo, hi = 0, top + 1  # fits(lo), not fits(hi) (hi = top + 1: "past the end")
+    span = 16
+    if hint is not None:  # bracket the hint by doubling steps outwards
+        c = min(max(hint, 0), top)
+        if fits(c):
+            lo = c
+            while lo + span <= top and fits(lo + span):
+                lo, span = lo + span, span * 2
+            hi = min(lo + span, top + 1)
+        else:
+            hi = c
+            while hi - span > 0 and not fits(hi - span):
+                hi, span = hi - span, span * 2
+            lo = max(hi - span, 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    code = lo
+    while True:
+        cand = evaluate(a, k, code, rounding, basis_gain)
+        if cand.bits <= budget_bits or code == 0:
+            return cand if cand.bits <= budget_bits else None
+        code -= 1
+
+
+def search(a: Analysis, budget_bits: float, rounding: float = 0.35, basis_gain: float = 1.0,
+           ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None) -> Optional[Candidate]:
+    """Best PSNR_band over K on the ladder: hill-climbing from `start` (default K = 8), up while
+    it improves, then down; each K at the finest step that fits the budget."""
+    ks = [k for k in ladder if k <= a.x.shape[0]]
+    if not ks:
+        return None
+    i0 = min(range(len(ks)), key=lambda i: abs(ks[i] - (start or 8)))
+    tried: dict[int, Optional[Candidate]] = {}
+    hint: list[Optional[int]] = [None]
+
+    def at(i: int) -> float:
+        if i not in tried:
+            cand = fit_code(a, ks[i], budget_bits, rounding, basis_gain, hint[0])
+            tried[i] = cand
+            if cand is not None:
+                hint[0] = cand.code
+        cand = tried[i]
+        return -math.inf if cand is None else psnr_band(cand.mse, a.constant)
+
+    i = i0
+    for direction in (1, -1):
+        while 0 <= i + direction < len(ks) and at(i + direction) > at(i):
+            i += direction
+        if i != i0:
+            break
+    best = max((c for c in tried.values() if c is not None), key=lambda c: psnr_band(c.mse, a.constant), default=None)
+    return best
+
+
+# ---------------------------------------------------------------- the whole encoder
+
+WEIGHT_RESOLUTION = 8  # band weights are 2 ** (e / 8)
+WEIGHT_RANGE = 12 * WEIGHT_RESOLUTION  # |e| <= 96: weights within 2**-12 .. 2**12
+EFFORT_PASSES = {1: 0, 2: 1, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4, 8: 5, 9: 6}  # re-weighting passes
+EFFORT_ROUNDINGS = {1: (0.35,), 2: (0.35,), 3: (0.35,), 4: (0.30, 0.38), 5: (0.30, 0.35, 0.40)}
+
+
+def weight_codes(mse: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    """Integer log2 band weights (1/WEIGHT_RESOLUTION octave) proportional to 1 / MSE_c.
+
+    Why: PSNR_band averages 10 log10(1 / MSE_c) over bands, whose gradient in MSE_c is 1 / MSE_c,
+    so minimising sum_c MSE_c / MSE_c* at the optimum's own MSEs optimises PSNR_band; the encoder
+    iterates weights <- 1 / MSE from the previous pass (it converges in 2-3 passes)."""
+    keep = ~constant
+    e = np.zeros(mse.size, np.int64)
+    if keep.any():
+        lw = -np.log2(np.maximum(mse[keep], 1e-20))
+        lw -= lw.mean()
+        e[keep] = np.clip(np.rint(WEIGHT_RESOLUTION * lw), -WEIGHT_RANGE, WEIGHT_RANGE)
+    return e
+
+
+def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
+                report: Optional[Callable[[str, int, int, float], None]] = None,
+                weights: Optional[np.ndarray] = None) -> Optional[tuple[dict, bytes, float, np.ndarray]]:
+    """(config, payload, encoder's PSNR_band, band weight codes) for a normalised cube (C, H, W)
+    whose payload fits `budget_bits` by the estimate; None when not even one component fits.
+    Given the weight codes of an earlier call, only the final pass runs (re-aiming the rate)."""
+    c, h, w = cube.shape
+    passes = EFFORT_PASSES[min(max(effort, 1), 9)] if weights is None else 0
+    roundings = EFFORT_ROUNDINGS.get(effort, EFFORT_ROUNDINGS[5])
+    codes = np.zeros(c, np.int64) if weights is None else np.asarray(weights, np.int64)
+    best: Optional[tuple[float, Candidate, np.ndarray, float]] = None
+    for p in range(passes + 1):
+        a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION))
+        for rounding in roundings:
+            cand = search(a, budget_bits - _weight_bits(codes), rounding, start=None if best is None else best[1].k)
+            if cand is None:
+                continue
+            score = psnr_band(cand.mse, a.constant)
+            if report is not None:
+                report("search", p, passes + 1, score)
+            if best is None or score > best[0]:
+                best = (score, cand, codes, rounding)
+        if best is None:
+            return None
+        codes = weight_codes(best[1].mse, np.ptp(cube.reshape(c, -1), axis=1) <= 0)
+    score, cand, codes, _ = best
+    return (*package(cand, codes, h, w), score, codes)
+
+
+def _weight_bits(codes: np.ndarray) -> float:
+    return 0.0 if not codes.any() else subbands.estimate_vector_bits([codes]) - 40
+
+
+def package(cand: Candidate, codes: np.ndarray, height: int, width: int) -> tuple[dict, bytes]:
+    ints, offsets, b_int, b_exps, m_int, m_exp, levels = cand.parts
+    side = [codes, _predict_residual(m_int)] + [_predict_residual(b_int[:, j]) for j in range(cand.k)]
+    config = {"model": "transform", "height": height, "width": width, "bands": int(codes.size),
+              "components": cand.k, "levels": levels, "step_code": cand.code, "basis_exps": list(map(int, b_exps)),
+              "mean_exp": int(m_exp), "offsets": list(map(int, offsets))}
+    return config, subbands.pack_vectors(side) + subbands.pack(ints)
+
+
+def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images A (K, H, W), basis (C, K), mean (C,)) in normalised units: band c = mean_c + B_c A.
+    ValueError on a config or payload that does not fit together (the caller reports the file
+    as damaged)."""
+    keys = {"model", "height", "width", "bands", "components", "levels", "step_code", "basis_exps", "mean_exp", "offsets"}
+    if set(config) != keys:
+        raise ValueError(f"transform config keys {sorted(config)} != {sorted(keys)}")
+    h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
+    code = int(config["step_code"])
+    b_exps = [int(e) for e in config["basis_exps"]]
+    offsets = [int(o) for o in config["offsets"]]
+    if (min(h, w, c, k) < 1 or k > c or len(b_exps) != k or len(offsets) != levels + 1 or not 0 <= code <= 4096
+            or not 0 <= levels <= subbands.MAX_LEVELS or any(not EXP_MIN <= e <= EXP_MAX for e in b_exps + [int(config["mean_exp"])])
+            or any(abs(o) > OFFSET_RESOLUTION for o in offsets) or h * w * k > 1 << 34):
+        raise ValueError("transform config out of range")
+    vectors, pos = subbands.unpack_vectors(payload, 0, [c, c] + [c] * k)
+    weights_e, m_res, b_res = vectors[0], vectors[1], vectors[2:]
+    if np.abs(weights_e).max(initial=0) > WEIGHT_RANGE:
+        raise ValueError("band weight out of range")
+    step = step_of(code)
+    root = np.sqrt(2.0 ** (weights_e / WEIGHT_RESOLUTION))
+    basis = np.stack([_restore_predicted(r) * _sub_step(step, e) for r, e in zip(b_res, b_exps)], axis=1) / root[:, None]
+    mean = _restore_predicted(m_res) * _sub_step(step, int(config["mean_exp"])) / root
+    ints = subbands.unpack(payload[pos:], k, h, w, levels)
+    images = wavelet.inverse(dequantise_pyramid(ints, band_steps(step, levels), offsets))
+    return images.astype(np.float32), basis, mean
+
+
+class TransformProbe:
+    """A config of the right size for measuring the container's overhead before encoding."""
+
+    def __init__(self, height: int, width: int, bands: int):
+        levels = wavelet.levels_for(height, width)
+        k = min(bands, 16)
+        self.config = {"model": "transform", "height": height, "width": width, "bands": bands, "components": k,
+                       "levels": levels, "step_code": 200, "basis_exps": [40] * k, "mean_exp": 40,
+                       "offsets": [-10] * (levels + 1)}

@@ -1,0 +1,147 @@
+"""CDF 9/7 wavelet (the JPEG 2000 lossy filter) by lifting, on stacks of images, numpy only.
+
+Why this filter: it is near-orthogonal, so a quantisation error in any subband costs about the same
+squared error in the image (the synthesis gains below correct the rest), and its smooth synthesis
+functions give the image coder its energy compaction. Any size works: the signal is split into
+ceil(n/2) low and floor(n/2) high samples, with whole-sample symmetric extension at both ends.
+
+A pyramid of `levels` levels is (LL, [(HL, LH, HH) finest first ... coarsest]): HL is high-pass
+along x (columns), LH along y (rows). Every array keeps the leading stack axis of the input.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+# Lifting steps (predict, update, predict, update) and the final scaling of the CDF 9/7 filter.
+_ALPHA = -1.586134342059924
+_BETA = -0.052980118572961
+_GAMMA = 0.882911075530934
+_DELTA = 0.443506852043971
+_K = 1.230174104914001
+_SQRT2 = 2.0 ** 0.5  # scales both bands to unit gain: an orthonormal-like pyramid
+
+Pyramid = tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
+def _next(a: np.ndarray, n: int) -> np.ndarray:
+    """a[i+1] for i < n, the symmetric extension a[i] (mirror at the end) past it."""
+    if a.shape[-1] > n:
+        return a[..., 1:n + 1]
+    return np.concatenate([a[..., 1:n], a[..., n - 1:n]], axis=-1) if n > 1 else a[..., :1]
+
+
+def _prev(a: np.ndarray, n: int) -> np.ndarray:
+    """a[i-1] for 0 < i < n, with a[-1] = a[0] (mirror at the start); n may exceed a by one."""
+    left = a[..., :1]
+    body = a[..., : n - 1]
+    return np.concatenate([left, body], axis=-1)
+
+
+def _cur(a: np.ndarray, n: int) -> np.ndarray:
+    """a[i] for i < n, with a[n-1] = a[n-2] when a is one shorter (mirror at the end)."""
+    if a.shape[-1] >= n:
+        return a[..., :n]
+    return np.concatenate([a, a[..., -1:]], axis=-1)
+
+
+def _forward_1d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split along the last axis: (low ceil(n/2), high floor(n/2))."""
+    n = x.shape[-1]
+    s = x[..., 0::2].astype(np.float64, copy=True)
+    d = x[..., 1::2].astype(np.float64, copy=True)
+    if n < 2:
+        return s, d
+    ns, nd = s.shape[-1], d.shape[-1]
+    d += _ALPHA * (s[..., :nd] + _next(s, nd))
+    s += _BETA * (_prev(d, ns) + _cur(d, ns))
+    d += _GAMMA * (s[..., :nd] + _next(s, nd))
+    s += _DELTA * (_prev(d, ns) + _cur(d, ns))
+    return s * (_SQRT2 / _K), d * (_K / _SQRT2)
+
+
+def _inverse_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Inverse of _forward_1d along the last axis."""
+    ns, nd = s.shape[-1], d.shape[-1]
+    out = np.empty(s.shape[:-1] + (ns + nd,), np.float64)
+    if nd == 0:
+        out[..., 0::2] = s
+        return out
+    s = s * (_K / _SQRT2)
+    d = d * (_SQRT2 / _K)
+    s -= _DELTA * (_prev(d, ns) + _cur(d, ns))
+    d -= _GAMMA * (s[..., :nd] + _next(s, nd))
+    s -= _BETA * (_prev(d, ns) + _cur(d, ns))
+    d -= _ALPHA * (s[..., :nd] + _next(s, nd))
+    out[..., 0::2] = s
+    out[..., 1::2] = d
+    return out
+
+
+def forward(images: np.ndarray, levels: int) -> Pyramid:
+    """Pyramid of `levels` levels of a stack of images (..., H, W)."""
+    ll = np.asarray(images, np.float64)
+    details = []
+    for _ in range(levels):
+        lo, hi = _forward_1d(ll)  # along x
+        ll_, lh = _forward_1d(np.swapaxes(lo, -1, -2))  # along y
+        hl, hh = _forward_1d(np.swapaxes(hi, -1, -2))
+        ll = np.swapaxes(ll_, -1, -2)
+        details.append((np.swapaxes(hl, -1, -2), np.swapaxes(lh, -1, -2), np.swapaxes(hh, -1, -2)))
+    return ll, details
+
+
+def inverse(pyramid: Pyramid) -> np.ndarray:
+    """Images back from a pyramid made by forward."""
+    ll, details = pyramid
+    for hl, hh_lh in ((d[0], d) for d in reversed(details)):
+        _, lh, hh = hh_lh
+        lo = np.swapaxes(_inverse_1d(np.swapaxes(ll, -1, -2), np.swapaxes(lh, -1, -2)), -1, -2)
+        hi = np.swapaxes(_inverse_1d(np.swapaxes(hl, -1, -2), np.swapaxes(hh, -1, -2)), -1, -2)
+        ll = _inverse_1d(lo, hi)
+    return ll
+
+
+def shapes(height: int, width: int, levels: int) -> tuple[tuple[int, int], list[tuple[tuple[int, int], ...]]]:
+    """Shapes of (LL, [(HL, LH, HH) per level, finest first]) for an H x W image."""
+    h, w = height, width
+    out = []
+    for _ in range(levels):
+        hl, hh_ = (h + 1) // 2, h // 2
+        wl, wh = (w + 1) // 2, w // 2
+        out.append(((hl, wh), (hh_, wl), (hh_, wh)))
+        h, w = hl, wl
+    return (h, w), out
+
+
+def levels_for(height: int, width: int, smallest: int = 8, most: int = 6) -> int:
+    """Levels until the LL band's shorter side would drop below `smallest` (at most `most`)."""
+    n, side = 0, min(height, width)
+    while n < most and (side + 1) // 2 >= smallest:
+        side = (side + 1) // 2
+        n += 1
+    return n
+
+
+@lru_cache(maxsize=32)
+def gains(levels: int) -> tuple[float, list[float]]:
+    """Synthesis gains sqrt(energy of the image made by a unit coefficient) of the LL band and of
+    each level's detail bands (finest first; the three orientations of a level differ by < 2 % and
+    share one). A quantisation step of delta / gain makes every subband cost the same image error."""
+    size = 16 << levels
+    (lh_, lw_), det = shapes(size, size, levels)
+    zero = forward(np.zeros((size, size)), levels)
+
+    def energy(which: int, level: int) -> float:
+        ll = np.zeros_like(zero[0])
+        details = [tuple(np.zeros_like(b) for b in d) for d in zero[1]]
+        if which < 0:
+            ll[lh_ // 2, lw_ // 2] = 1.0
+        else:
+            band = details[level][which]
+            band[band.shape[0] // 2, band.shape[1] // 2] = 1.0
+        return float((inverse((ll, details)) ** 2).sum())
+
+    ll_gain = energy(-1, levels - 1) ** 0.5 if levels else 1.0
+    return ll_gain, [float(np.mean([energy(o, l) for o in range(3)]) ** 0.5) for l in range(levels)]

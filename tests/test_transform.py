@@ -1,0 +1,217 @@
+"""The transform model: CDF 9/7 wavelet, the subband coder (property tests, damage), the stored
+TENS coder, and encode/decode round trips of real scenes through the public API."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hinercodec import api, transform, wavelet
+from hinercodec.errors import CorruptFileError, UnsupportedFileError
+from hinercodec.formats import subbands, tensors
+from hinercodec.formats.cubeio import read_cube
+from hinercodec.metrics import distortion
+
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+# ---------------------------------------------------------------- wavelet
+
+@pytest.mark.parametrize("h,w", [(95, 95), (128, 100), (7, 9), (1, 5), (2, 3), (33, 64)])
+def test_wavelet_perfect_reconstruction(h: int, w: int) -> None:
+    x = np.random.default_rng(h * w).normal(size=(3, h, w))
+    levels = max(1, wavelet.levels_for(h, w)) if min(h, w) > 1 else 1
+    pyr = wavelet.forward(x, levels)
+    (lh, lw), det = wavelet.shapes(h, w, levels)
+    assert pyr[0].shape == (3, lh, lw)
+    assert [tuple(b.shape[1:] for b in d) for d in pyr[1]] == det
+    np.testing.assert_allclose(wavelet.inverse(pyr), x, atol=1e-12)
+
+
+def test_wavelet_is_near_orthonormal() -> None:
+    """Unit synthesis gains (within 10 %) make one global step right for every subband."""
+    ll, det = wavelet.gains(5)
+    assert all(0.9 < g < 1.1 for g in [ll, *det])
+    x = np.random.default_rng(0).normal(size=(1, 64, 64))
+    pyr = wavelet.forward(x, 3)
+    energy = (pyr[0] ** 2).sum() + sum((b ** 2).sum() for d in pyr[1] for b in d)
+    assert abs(energy / (x ** 2).sum() - 1) < 0.1
+
+
+# ---------------------------------------------------------------- subband coder
+
+def _random_pyramid(rng: np.random.Generator, k: int, h: int, w: int, scale: float) -> tuple:
+    levels = wavelet.levels_for(h, w)
+    (lh, lw), det = wavelet.shapes(h, w, levels)
+    ll = np.rint(rng.normal(size=(k, lh, lw)) * 50 * scale).astype(np.int64)
+    details = [tuple(np.rint(rng.laplace(size=(k,) + s) * scale / (l + 1)).astype(np.int64) for s in shapes)
+               for l, shapes in enumerate(det)]
+    return (ll, details), levels
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return (a[0] == b[0]).all() and all((x == y).all() for d, e in zip(a[1], b[1]) for x, y in zip(d, e))
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 40), scale=st.sampled_from([0.0, 0.3, 1.0, 20.0]),
+       seed=st.integers(0, 2**16))
+def test_subbands_round_trip(k: int, h: int, w: int, scale: float, seed: int) -> None:
+    pyr, levels = _random_pyramid(np.random.default_rng(seed), k, h, w, scale)
+    data = subbands.pack(pyr)
+    assert _same(subbands.unpack(data, k, h, w, levels), pyr)
+    assert abs(8 * len(data) - subbands.estimate_bits(pyr)) < 0.1 * 8 * len(data) + 400
+
+
+def test_subbands_huge_values_escape() -> None:
+    pyr, levels = _random_pyramid(np.random.default_rng(1), 2, 16, 16, 1.0)
+    pyr[0][0, 0, 0] = (1 << 39) + 12345
+    pyr[1][0][1][1, 2, 3] = -(1 << 30)
+    assert _same(subbands.unpack(subbands.pack(pyr), 2, 16, 16, levels), pyr)
+    pyr[0][0, 0, 0] = 1 << 41
+    with pytest.raises(ValueError):
+        subbands.pack(pyr)
+
+
+def test_subbands_damage_is_reported() -> None:
+    pyr, levels = _random_pyramid(np.random.default_rng(2), 3, 32, 24, 1.0)
+    data = subbands.pack(pyr)
+    for bad in (data[:-1], data + b"\0", data[: len(data) // 2], bytes([data[0] ^ 0x7F]) + data[1:]):
+        with pytest.raises(CorruptFileError):
+            subbands.unpack(bad, 3, 32, 24, levels)
+    with pytest.raises(CorruptFileError):
+        subbands.unpack(data, 3, 32, 24, subbands.MAX_LEVELS + 1)
+    rng = np.random.default_rng(3)
+    for _ in range(200):  # random byte flips: a clean error or (rarely) other valid data, never a crash
+        flipped = bytearray(data)
+        flipped[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        try:
+            subbands.unpack(bytes(flipped), 3, 32, 24, levels)
+        except CorruptFileError:
+            pass
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(1, 60), min_size=1, max_size=5), seed=st.integers(0, 2**16))
+def test_vectors_round_trip(lengths: list, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vectors = [np.rint(rng.laplace(size=n) * rng.choice([0.1, 3, 1e6])).astype(np.int64) for n in lengths]
+    data = subbands.pack_vectors(vectors)
+    out, pos = subbands.unpack_vectors(data + b"tail", 0, lengths)
+    assert pos == len(data)
+    assert all((a == b).all() for a, b in zip(out, vectors))
+
+
+def test_stored_tensor_coder() -> None:
+    payload = np.frombuffer(np.random.default_rng(0).bytes(500), np.uint8)
+    t = tensors.QuantTensor(shape=(500,), bits=8, symbols=payload.astype(np.int64), offset=np.zeros(1, np.float32),
+                            step=np.ones(1, np.float32), name="payload")
+    data = tensors.pack_tensors([t])
+    assert data[0] == tensors.CODER_STORED and len(data) < 500 + 16
+    (back,) = tensors.unpack_tensors(data)
+    assert (back.symbols == payload).all()
+    with pytest.raises(CorruptFileError):
+        tensors.unpack_tensors(data[:-1])
+    with pytest.raises(UnsupportedFileError):
+        tensors.unpack_tensors(bytes([7]) + data[1:])
+
+
+# ---------------------------------------------------------------- the model end to end
+
+@pytest.fixture(scope="module")
+def houston() -> np.ndarray:
+    return read_cube(DATA / "houston2018_crop.mat").data[:64, :80]
+
+
+@pytest.fixture(scope="module")
+def encoded(houston: np.ndarray) -> api.EncodeResult:
+    return api.encode(houston, options=api.EncodeOptions(model="transform", bpppb=0.3, effort=1))
+
+
+def test_round_trip_meets_rate_and_quality(houston: np.ndarray, encoded: api.EncodeResult) -> None:
+    h, w, c = houston.shape
+    assert 0.9 * 0.3 <= 8 * len(encoded.data) / (h * w * c) <= 0.3
+    decoded = api.decode(encoded.data)
+    assert decoded.dtype == houston.dtype and decoded.shape == houston.shape
+    assert distortion(houston, decoded).psnr_band == pytest.approx(encoded.psnr_band)
+    assert encoded.psnr_band > 40.0  # a real scene crop at 0.3 bpppb (46 dB when written)
+    assert api.info(encoded.data)["model"]["model"] == "transform"
+
+
+def test_same_input_same_bytes(houston: np.ndarray, encoded: api.EncodeResult) -> None:
+    again = api.encode(houston, options=api.EncodeOptions(model="transform", bpppb=0.3, effort=1))
+    assert again.data == encoded.data
+
+
+def test_bands_windows_and_interp(encoded: api.EncodeResult) -> None:
+    dec = api.Decoder(encoded.data)
+    full = dec.bands()
+    np.testing.assert_array_equal(dec.bands([3, 7]), full[:, :, [3, 7]])
+    np.testing.assert_array_equal(dec.bands([5], window=(10, 30, 20, 50)), full[10:30, 20:50, [5]])
+    grid = dec.grid if hasattr(dec, "grid") else None
+    t = api.Decoder(encoded.data).file.band_positions()
+    at = dec.at(t[:4])  # exactly the coded bands at their own positions
+    np.testing.assert_array_equal(at, full[:, :, :4])
+    # Continuous in wavelength: a fine sweep between two bands moves in small steps.
+    sweep = dec.at(np.linspace(t[10], t[11], 9)).astype(np.float64)
+    steps = np.abs(np.diff(sweep, axis=2)).max()
+    assert steps <= np.abs(full[:, :, 11].astype(np.float64) - full[:, :, 10]).max() / 2 + 2
+    assert grid is not None
+
+
+def test_damaged_payload_is_a_clean_error(encoded: api.EncodeResult) -> None:
+    from hinercodec.formats.hnrfile import pack, unpack
+
+    f = unpack(encoded.data)
+    (t,) = f.tensors
+    for cut in (1, len(t.symbols) // 2):
+        f.tensors = [tensors.QuantTensor(shape=(len(t.symbols) - cut,), bits=8, symbols=t.symbols[cut:],
+                                         offset=t.offset, step=t.step, name="payload")]
+        with pytest.raises(CorruptFileError):
+            api.decode(pack(f))
+    f.tensors = [t]
+    f.model_config = {**f.model_config, "components": f.model_config["components"] + 1}
+    with pytest.raises(CorruptFileError):
+        api.decode(pack(f))
+
+
+def test_hermite_mix_is_exact_at_bands_and_smooth_between() -> None:
+    from hinercodec.models.transform import TransformNet, make_config
+
+    net = TransformNet(make_config(4, 4, 6, 2))
+    basis = np.random.default_rng(0).normal(size=(6, 2))
+    net._raw = (basis, np.linspace(0, 1, 6))
+    net.set_band_positions(torch.tensor([0.0, 0.1, 0.3, 0.35, 0.8, 1.0]))
+    m = net.mix(torch.tensor([0.0, 0.1, 0.3, 0.35, 0.8, 1.0])).numpy()  # float32, as the decoder passes them
+    np.testing.assert_array_equal(m[:, :2], basis)
+    fine = net.mix(torch.linspace(0, 1, 2001, dtype=torch.float64)).numpy()
+    assert np.abs(np.diff(fine, axis=0)).max() < 0.05
+
+
+def test_effort_trades_time_for_quality(houston: np.ndarray) -> None:
+    cube = houston[:48, :48]
+    low = api.encode(cube, options=api.EncodeOptions(model="transform", bpppb=0.3, effort=1))
+    high = api.encode(cube, options=api.EncodeOptions(model="transform", bpppb=0.3, effort=3))
+    assert high.psnr_band >= low.psnr_band - 0.05
+
+
+def test_rate_too_low_is_a_request_error(houston: np.ndarray) -> None:
+    from hinercodec.errors import RequestError
+
+    with pytest.raises(RequestError):
+        api.encode(houston[:16, :16], options=api.EncodeOptions(model="transform", bpppb=0.01))
+
+
+def test_encoder_estimate_matches_file(houston: np.ndarray) -> None:
+    y = houston.astype(np.float64).transpose(2, 0, 1)
+    y = (y - y.min(axis=(1, 2), keepdims=True)) / np.ptp(y, axis=(1, 2), keepdims=True)
+    a = transform.analyse(y)
+    cand = transform.fit_code(a, 6, 8 * 4000, 0.35, 1.0)
+    config, payload = transform.package(cand, np.zeros(y.shape[0], np.int64), *y.shape[1:])
+    assert abs(8 * len(payload) - cand.bits) < 0.03 * 8 * len(payload) + 200
+    images, basis, mean = transform.decode_payload(config, payload)
+    assert images.shape == (6,) + y.shape[1:] and basis.shape == (y.shape[0], 6)
