@@ -22,6 +22,8 @@ then varint length and the raw bits.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -36,6 +38,7 @@ ALPHABET = ESCAPE + 2 * (MAX_LOG - 4)
 BUCKETS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 8 + [7] * 16)  # activity -> bucket
 N_BUCKETS = 9  # bucket 8: activity >= 36
 N_CLASSES = 1
+CROSS = 1  # weight of the same place in the previous image in a coefficient's activity
 MAX_LEVELS = 8
 LL_CONTEXT = 0
 
@@ -117,6 +120,19 @@ class _BitReader:
 
 # ---------------------------------------------------------------- contexts
 
+def shapes(height: int, width: int, levels: int) -> tuple[tuple[int, int], list[tuple[tuple[int, int], ...]]]:
+    """Shapes (of a CDF 9/7 pyramid, hinercodec/wavelet.py) of (LL, [(HL, LH, HH) per level, finest first]) for an H x W image."""
+    h, w = height, width
+    out = []
+    for _ in range(levels):
+        hl, hh_ = (h + 1) // 2, h // 2
+        wl, wh = (w + 1) // 2, w // 2
+        out.append(((hl, wh), (hh_, wl), (hh_, wh)))
+        h, w = hl, wl
+    return (h, w), out
+
+
+
 def _med_residual(ll: np.ndarray) -> np.ndarray:
     """LOCO-I median prediction residual of each image of a stack (K, h, w)."""
     x = np.asarray(ll, np.int64)
@@ -193,44 +209,159 @@ def _checker(shape: tuple[int, ...]) -> np.ndarray:
     return ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0)
 
 
-def _groups(pyramid: Pyramid) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(values, context ids) of every coded group in stream order, computed from the pyramid alone
-    (the decoder computes the same contexts from what it has decoded before each group)."""
-    ll, details = pyramid
-    res = _med_residual(ll)
-    out = [(res.ravel(), np.full(res.size, LL_CONTEXT))]
-    levels = len(details)
+Take = Callable[[np.ndarray, Optional[list]], np.ndarray]
+
+
+def _walk(images: int, height: int, width: int, levels: int, take: Take) -> Pyramid:
+    """Visit every coefficient in coding order and build the pyramid from what `take` returns.
+
+    take(contexts, picks) gives the values of the next group: the encoder returns the known
+    values at `picks` (a list of (level, orientation, image, mask); None for the LL residuals)
+    and records them, the decoder decodes len(contexts) symbols. Both see the same contexts, as
+    each depends only on values taken before: the parent (one level coarser), for pass B the four
+    pass-A neighbours, and the same place in the image before (the component images share edges)."""
+    (lh, lw), det_shapes = shapes(height, width, levels)
+    ll = _med_restore(take(np.full(images * lh * lw, LL_CONTEXT), None).reshape(images, lh, lw))
+    details: list = [None] * levels
     for l in range(levels - 1, -1, -1):
-        bands = details[l]
         parents = details[l + 1] if l + 1 < levels else (None, None, None)
-        a_vals, a_ctx, b_vals, b_ctx = [], [], [], []
-        for o, band in enumerate(bands):
-            if band.size == 0:
-                continue
-            even = np.broadcast_to(_checker(band.shape), band.shape)
-            pa = _parent_activity(parents[o], band.shape)
-            a_vals.append(band[even])
-            a_ctx.append(context_id(l, False, o, component_class(band.shape, even), _bucket(pa[even])))
-            first = np.where(even, band, 0)
-            act = _neighbour_sum(first) + pa // 2
-            b_vals.append(band[~even])
-            b_ctx.append(context_id(l, True, o, component_class(band.shape, ~even), _bucket(act[~even])))
-        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
-        out.append((cat(a_vals), cat(a_ctx)))
-        out.append((cat(b_vals), cat(b_ctx)))
+        bands = [np.zeros((images,) + shp, np.int64) for shp in det_shapes[l]]
+        acts = [_parent_activity(parents[o], band.shape) for o, band in enumerate(bands)]
+        even = [_checker(band.shape) for band in bands]
+        for second in (False, True):
+            near = [_neighbour_sum(band) + act // 2 for band, act in zip(bands, acts)] if second else acts
+            for k in range(images):
+                ctx, picks = [], []
+                for o, band in enumerate(bands):
+                    if band.size == 0:
+                        continue
+                    mask = ~even[o] if second else even[o]
+                    act = near[o][k][mask] + (CROSS * np.abs(band[k - 1][mask]) if k else 0)
+                    ctx.append(context_id(l, second, o, np.zeros(act.shape, np.int64), _bucket(act)))
+                    picks.append((l, o, k, mask))
+                if not picks:
+                    continue
+                values = take(np.concatenate(ctx), picks)
+                sizes = np.cumsum([int(m.sum()) for _, _, _, m in picks])[:-1]
+                for (_, o, _, mask), part in zip(picks, np.split(values, sizes)):
+                    bands[o][k][mask] = part
+        details[l] = tuple(bands)
+    return ll, details
+
+
+def _groups(pyramid: Pyramid) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(values, context ids) of every coded group in stream order."""
+    ll, details = pyramid
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def take(ctx: np.ndarray, picks: Optional[list]) -> np.ndarray:
+        if picks is None:
+            values = _med_residual(ll).ravel()
+        else:
+            values = np.concatenate([details[l][o][k][mask] for l, o, k, mask in picks])
+        out.append((values, ctx))
+        return values
+
+    _walk(ll.shape[0], *_image_shape(pyramid), len(details), take)
     return out
+
+
+def _image_shape(pyramid: Pyramid) -> tuple[int, int]:
+    """H, W of the images a pyramid was made from."""
+    ll, details = pyramid
+    if not details:
+        return ll.shape[1], ll.shape[2]
+    hl, lh, _ = details[0]
+    return lh.shape[1] + hl.shape[1], hl.shape[2] + lh.shape[2]
 
 
 # ---------------------------------------------------------------- size estimate and packing
 
+PRECISION = 12  # every table of a COEF payload sums to 2**12
+PARAM_BITS = 24  # a parametric table: three bytes
+
+
+@lru_cache(maxsize=1 << 16)
+def param_freqs(a: int, b: int, top: int) -> Optional[np.ndarray]:
+    """Frequencies (summing to 2**PRECISION, each >= 1) of symbols 0..top under the two-parameter
+    model of a dead-zone quantised Laplacian: P(0) ~ a / 256, and |v| = m >= 1 with weight
+    theta ** (m - 1), theta = b / 256 (escape classes: the weight of their first value times the
+    smaller of their width and 1 / (1 - theta)). Integer arithmetic only (2**-32 fixed point), so
+    encoder and decoder build the same table on any machine. None when the table cannot hold a
+    frequency for every symbol (the encoder then keeps an explicit table)."""
+    if not (1 <= a <= 255 and 0 <= b <= 255 and 0 <= top < ALPHABET):
+        return None
+    one = 1 << 32
+    theta = b << 24
+
+    def power(e: int) -> int:  # theta ** e in fixed point, by squaring (truncating each product)
+        result, base = one, theta
+        while e:
+            if e & 1:
+                result = (result * base) >> 32
+            base = (base * base) >> 32
+            e >>= 1
+        return result
+
+    weights = [0]
+    run = one  # theta ** (m - 1) for the direct magnitudes m = 1, 2, ...
+    for s in range(1, top + 1):
+        if s < ESCAPE:
+            weights.append(run)
+            if s % 2 == 0:
+                run = (run * theta) >> 32
+        else:
+            n = (s - ESCAPE) // 2 + 4
+            weights.append(power((1 << n) - 1) * min(1 << n, 256 // max(1, 256 - b)))
+    m = 1 << PRECISION
+    rest = m - max(1, (a * m) >> 8)
+    total = sum(weights)
+    freqs = [0] + [max(1, rest * w // total) if total else 1 for w in weights[1:]]
+    freqs[0] = m - sum(freqs)
+    if freqs[0] < 1:
+        return None
+    out = np.array(freqs, np.int64)
+    out.flags.writeable = False  # cached: shared by every caller
+    return out
+
+
+_MAGNITUDES = np.where(np.arange(ALPHABET) < ESCAPE, (np.arange(ALPHABET) + 1) // 2,
+                       1 << np.maximum((np.arange(ALPHABET) - ESCAPE) // 2 + 4, 0))
+
+
+def _param_fit(hist: np.ndarray, search: bool = True) -> tuple[float, tuple[int, int, int]]:
+    """(bits, (a, b, top)) of the best parametric table near the moment estimates of `hist`
+    (search=False: at the moment estimates only, for the encoder's quick size estimates)."""
+    used = np.flatnonzero(hist)
+    top = int(used[-1])
+    counts = hist[used]
+    n = int(counts.sum())
+    nz = n - int(hist[0])
+    mean = float(np.dot(counts, _MAGNITUDES[used])) / nz if nz else 1.0
+    a0 = min(255, max(1, round(256 * int(hist[0]) / n)))
+    b0 = min(255, max(0, round(256 * (1 - 1 / max(mean, 1.0)))))
+    best = (math.inf, (a0, b0, top))
+    for a in sorted({min(255, max(1, a0 + d)) for d in ((0, -2, 2) if search else (0,))}):
+        for b in sorted({min(255, max(0, b0 + d)) for d in ((0, -3, 3) if search else (0,))}):
+            f = param_freqs(a, b, top)
+            if f is None:
+                continue
+            bits = PARAM_BITS + PRECISION * n - float(np.dot(counts, np.log2(f[used])))
+            if bits < best[0]:
+                best = (bits, (a, b, top))
+    return best
+
+
 def _table_cost(hist: np.ndarray) -> float:
-    """Estimated bits of symbols with `hist` under their own table, the table included."""
+    """Estimated bits of symbols with `hist` under their own table, the table included: the
+    cheaper of an explicit table and a parametric one."""
     used = hist > 0
     n = hist.sum()
-    # Table bytes plus the coder's loss over the entropy, fitted on real component images:
-    # ~81 bits a table + 3.1 a used symbol, less for tables that code many symbols.
+    # Explicit table bytes plus the coder's loss over the entropy, fitted on real component
+    # images: ~81 bits a table + 3.1 a used symbol, less for tables that code many symbols.
     overhead = max(16.0, 81.4 + 3.08 * int(used.sum()) - 4.09 * math.log2(n))
-    return float(-(hist[used] * np.log2(hist[used] / n)).sum()) + overhead
+    explicit = float(-(hist[used] * np.log2(hist[used] / n)).sum()) + overhead
+    return min(explicit, _param_fit(hist, search=False)[0])
 
 
 def _histograms(pyramid: Pyramid) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
@@ -285,7 +416,19 @@ def pack(pyramid: Pyramid) -> bytes:
         raise ValueError(f"at most {MAX_LEVELS} levels")
     coded, hist = _histograms(pyramid)
     used, slots, merged, _ = plan_tables(hist)
-    tables = [rans.build_table(h, rans.DEFAULT_PRECISION) for h in merged]
+    tables, bodies, kinds = [], [], []
+    for h in merged:
+        explicit = rans.build_table(h, PRECISION)
+        body = rans.write_table(explicit)
+        bits, params = _param_fit(h)
+        if bits < 8 * len(body) + rans.coded_bits(explicit, h):
+            tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, param_freqs(*params)))
+            bodies.append(bytes(params))
+            kinds.append(True)
+        else:
+            tables.append(explicit)
+            bodies.append(body)
+            kinds.append(False)
     slot = np.full(hist.shape[0], -1, np.int64)
     slot[used] = slots
     out = bytearray(huffman.write_varint(used.size))
@@ -296,8 +439,7 @@ def pack(pyramid: Pyramid) -> bytes:
     fresh = np.ones(used.size, bool)
     fresh[1:] = slots[1:] != slots[:-1]
     out += np.packbits(fresh).tobytes()
-    for t in tables:
-        out += rans.write_table(t)
+    out += np.packbits(np.array(kinds, bool)).tobytes() + b"".join(bodies)
     stream = rans.encode_segments([(sym, slot[ctx]) for sym, _, _, ctx in coded], tables)
     raw = _write_bits(np.concatenate([low for _, low, _, _ in coded]), np.concatenate([n for _, _, n, _ in coded]))
     out += huffman.write_varint(len(stream)) + stream + raw
@@ -307,8 +449,6 @@ def pack(pyramid: Pyramid) -> bytes:
 def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Pyramid:
     """Inverse of pack for a pyramid of `levels` levels of `images` images of H x W.
     CorruptFileError on anything that does not decode to exactly that."""
-    from hinercodec.wavelet import shapes  # shape arithmetic only (numpy)
-
     if not 0 <= levels <= MAX_LEVELS:
         raise CorruptFileError(f"COEF: {levels} levels (at most {MAX_LEVELS})")
     data = bytes(data)
@@ -328,12 +468,26 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
             raise CorruptFileError("COEF: the first context shares a table that does not exist")
         slot = dict(zip(ids, (np.cumsum(fresh) - 1).tolist()))
         tables = []
-        for _ in range(int(fresh.sum())):
-            table, pos = rans.read_table(data, pos)
-            tables.append(table)
+        n_tables = int(fresh.sum())
+        n_flag = (n_tables + 7) // 8
+        if pos + n_flag > len(data):
+            raise CorruptFileError("COEF: truncated table kinds")
+        kinds = np.unpackbits(np.frombuffer(data, np.uint8, n_flag, pos))[:n_tables].astype(bool)
+        pos += n_flag
+        for parametric in kinds:
+            if parametric:
+                if pos + 3 > len(data):
+                    raise CorruptFileError("COEF: truncated parametric table")
+                freqs = param_freqs(*data[pos:pos + 3])
+                if freqs is None:
+                    raise CorruptFileError("COEF: invalid parametric table")
+                tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, freqs))
+                pos += 3
+            else:
+                table, pos = rans.read_table(data, pos)
+                tables.append(table)
         if not tables or len({t.precision for t in tables}) != 1:
             raise CorruptFileError("COEF: tables missing or of different precisions")
-        (lh, lw), det_shapes = shapes(height, width, levels)
         length, pos = huffman.read_varint(data, pos, len(data))
         if pos + length > len(data):
             raise CorruptFileError("COEF: the stream runs past the end of the chunk")
@@ -351,32 +505,7 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
             sym = decoder.read(count, lookup[ctx])
             return from_symbols(sym, bits.read(_escape_bits(sym)[sym >= ESCAPE]))
 
-        ll = _med_restore(values(images * lh * lw, np.full(images * lh * lw, LL_CONTEXT))
-                          .reshape(images, lh, lw))
-        details: list = [None] * levels
-        for l in range(levels - 1, -1, -1):
-            parents = details[l + 1] if l + 1 < levels else (None, None, None)
-            bands = [np.zeros((images,) + s, np.int64) for s in det_shapes[l]]
-            evens, acts, a_ctx = [], [], []
-            for o, band in enumerate(bands):
-                even = np.broadcast_to(_checker(band.shape), band.shape)
-                pa = _parent_activity(parents[o], band.shape)
-                evens.append(even)
-                acts.append(pa)
-                a_ctx.append(context_id(l, False, o, component_class(band.shape, even), _bucket(pa[even])) if band.size else np.zeros(0, np.int64))
-            sizes = [c.size for c in a_ctx]
-            a = values(sum(sizes), np.concatenate(a_ctx))
-            for band, even, part in zip(bands, evens, np.split(a, np.cumsum(sizes)[:-1])):
-                band[even] = part
-            b_ctx = []
-            for o, (band, even, pa) in enumerate(zip(bands, evens, acts)):
-                act = _neighbour_sum(band) + pa // 2
-                b_ctx.append(context_id(l, True, o, component_class(band.shape, ~even), _bucket(act[~even])) if band.size else np.zeros(0, np.int64))
-            sizes = [c.size for c in b_ctx]
-            b = values(sum(sizes), np.concatenate(b_ctx))
-            for band, even, part in zip(bands, evens, np.split(b, np.cumsum(sizes)[:-1])):
-                band[~even] = part
-            details[l] = tuple(bands)
+        ll, details = _walk(images, height, width, levels, lambda ctx, picks: values(ctx.size, ctx))
         decoder.finish()
         bits.finish()
         return ll, details

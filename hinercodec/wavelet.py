@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .formats.subbands import shapes  # noqa: F401  (the pyramid's shapes; the coder needs them too)
+
 # Lifting steps (predict, update, predict, update) and the final scaling of the CDF 9/7 filter.
 _ALPHA = -1.586134342059924
 _BETA = -0.052980118572961
@@ -101,18 +103,6 @@ def inverse(pyramid: Pyramid) -> np.ndarray:
         hi = np.swapaxes(_inverse_1d(np.swapaxes(hl, -1, -2), np.swapaxes(hh, -1, -2)), -1, -2)
         ll = _inverse_1d(lo, hi)
     return ll
-
-
-def shapes(height: int, width: int, levels: int) -> tuple[tuple[int, int], list[tuple[tuple[int, int], ...]]]:
-    """Shapes of (LL, [(HL, LH, HH) per level, finest first]) for an H x W image."""
-    h, w = height, width
-    out = []
-    for _ in range(levels):
-        hl, hh_ = (h + 1) // 2, h // 2
-        wl, wh = (w + 1) // 2, w // 2
-        out.append(((hl, wh), (hh_, wl), (hh_, wh)))
-        h, w = hl, wl
-    return (h, w), out
 
 
 def levels_for(height: int, width: int, smallest: int = 8, most: int = 6) -> int:
