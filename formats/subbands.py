@@ -35,8 +35,9 @@ DIRECT = 16  # |v| below this is a symbol of its own
 ESCAPE = 2 * DIRECT - 1  # first escape symbol (|v| in [16, 32))
 MAX_LOG = 40  # |v| < 2**40
 ALPHABET = ESCAPE + 2 * (MAX_LOG - 4)
-BUCKETS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 8 + [7] * 16)  # activity -> bucket
-N_BUCKETS = 9  # bucket 8: activity >= 36
+# activity -> bucket: 0, 1, 2, 3-4, 5-7, 8-11, 12-19, 20-35, 36-63, 64-127, 128-255, 256+
+BUCKETS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 8 + [7] * 16 + [8] * 28 + [9] * 64 + [10] * 128)
+N_BUCKETS = 12  # bucket 11: activity >= 256
 N_CLASSES = 1
 CROSS = 1  # weight of the same place in the previous image in a coefficient's activity
 MAX_LEVELS = 8
@@ -281,15 +282,20 @@ PRECISION = 12  # every table of a COEF payload sums to 2**12
 PARAM_BITS = 24  # a parametric table: three bytes
 
 
+_FRACTIONS = (65536, 62757, 60097, 57549, 55109, 52773, 50535, 48393, 46341, 44376, 42495, 40693,
+              38968, 37316, 35734, 34219)  # round(2**16 * 2**(-i/16)): 2**(-a/16) in integers
+
+
 @lru_cache(maxsize=1 << 16)
 def param_freqs(a: int, b: int, top: int) -> Optional[np.ndarray]:
     """Frequencies (summing to 2**PRECISION, each >= 1) of symbols 0..top under the two-parameter
-    model of a dead-zone quantised Laplacian: P(0) ~ a / 256, and |v| = m >= 1 with weight
+    model of a dead-zone quantised Laplacian: P(v != 0) ~ 2**(-a / 16) (a log scale: the sparse
+    fine subbands need P(0) near 1), and |v| = m >= 1 with weight
     theta ** (m - 1), theta = b / 256 (escape classes: the weight of their first value times the
     smaller of their width and 1 / (1 - theta)). Integer arithmetic only (2**-32 fixed point), so
     encoder and decoder build the same table on any machine. None when the table cannot hold a
     frequency for every symbol (the encoder then keeps an explicit table)."""
-    if not (1 <= a <= 255 and 0 <= b <= 255 and 0 <= top < ALPHABET):
+    if not (0 <= a <= 255 and 0 <= b <= 255 and 0 <= top < ALPHABET):
         return None
     one = 1 << 32
     theta = b << 24
@@ -314,7 +320,7 @@ def param_freqs(a: int, b: int, top: int) -> Optional[np.ndarray]:
             n = (s - ESCAPE) // 2 + 4
             weights.append(power((1 << n) - 1) * min(1 << n, 256 // max(1, 256 - b)))
     m = 1 << PRECISION
-    rest = m - max(1, (a * m) >> 8)
+    rest = max(1, (m * _FRACTIONS[a % 16]) >> (16 + a // 16))
     total = sum(weights)
     freqs = [0] + [max(1, rest * w // total) if total else 1 for w in weights[1:]]
     freqs[0] = m - sum(freqs)
@@ -338,10 +344,10 @@ def _param_fit(hist: np.ndarray, search: bool = True) -> tuple[float, tuple[int,
     n = int(counts.sum())
     nz = n - int(hist[0])
     mean = float(np.dot(counts, _MAGNITUDES[used])) / nz if nz else 1.0
-    a0 = min(255, max(1, round(256 * int(hist[0]) / n)))
+    a0 = min(255, max(0, round(-16 * math.log2(nz / n)))) if nz else 255
     b0 = min(255, max(0, round(256 * (1 - 1 / max(mean, 1.0)))))
     best = (math.inf, (a0, b0, top))
-    for a in sorted({min(255, max(1, a0 + d)) for d in ((0, -2, 2) if search else (0,))}):
+    for a in sorted({min(255, max(0, a0 + d)) for d in ((0, -2, 2) if search else (0,))}):
         for b in sorted({min(255, max(0, b0 + d)) for d in ((0, -3, 3) if search else (0,))}):
             f = param_freqs(a, b, top)
             if f is None:
