@@ -29,7 +29,7 @@ from hinercodec.formats import cubeio
 # Defaults repeated from hinercodec.api.EncodeOptions so that `--help` does not import the model
 # code; tests/test_cli.py checks that both agree.
 DEFAULT_BPPPB = 0.2
-DEFAULT_MODEL = "latent"
+DEFAULT_MODEL = "transform"
 DEFAULT_BITS = 8
 DEFAULT_EFFORT = 3
 DEFAULT_TILE = 512
@@ -159,10 +159,11 @@ def main() -> None:
               help="Variable/dataset holding the cube (needed when INPUT has several 3-D arrays).")
 @click.option("--wavelengths", metavar="VAR|LIST", show_default="a wavelength variable of INPUT, if any",
               help="Band centres in nm: a variable of INPUT, 'first:step:last', 'nm,nm,...' or a .txt/.npy file.")
-@click.option("--model", default=DEFAULT_MODEL, help="Neural representation to fit.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="transform (spectral basis x wavelet images, no training), or a fitted network: latent, hiner (the paper's), lowrank.")
 @click.option("--bits", type=click.IntRange(4, 10), default=DEFAULT_BITS, help="Quantisation bits of the weights.")
 @click.option("--effort", type=click.IntRange(1, 9), default=DEFAULT_EFFORT,
-              help="1 (fast) .. 9 (slow, better quality); sets the number of epochs.")
+              help="1 (fast) .. 9 (slow, better quality): the search of the transform model, the epochs of the networks.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, show_default="from --effort",
               help="Training epochs (overrides --effort).")
 @click.option("--seed", type=int, default=0, help="Random seed: the same input, options and seed give the same file.")

@@ -33,7 +33,7 @@ class EncodeOptions:
     """What a user can set on `hinerc encode` (all have documented defaults)."""
 
     bpppb: float = DEFAULT_BPPPB  # rate target: written file is <= bpppb and >= 0.9 * bpppb
-    model: str = "latent"
+    model: str = "transform"
     bits: int = 8  # quantisation bits of weights (4..10)
     effort: int = 3  # 1 (fast) .. 9 (slow); sets epochs when `epochs` is None
     epochs: Optional[int] = None

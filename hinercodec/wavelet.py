@@ -10,8 +10,6 @@ along x (columns), LH along y (rows). Every array keeps the leading stack axis o
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from .formats.subbands import shapes  # noqa: F401  (the pyramid's shapes; the coder needs them too)
@@ -114,11 +112,22 @@ def levels_for(height: int, width: int, smallest: int = 8, most: int = 6) -> int
     return n
 
 
-@lru_cache(maxsize=32)
+# Synthesis gains, sqrt(energy of the image made by one unit coefficient), rounded to 6 decimals
+# and fixed here (the format uses these numbers): the detail bands of level l (the three
+# orientations differ by < 2 %, they share one), and the LL band of an L-level pyramid.
+DETAIL_GAINS = (1.021095, 0.988119, 1.043775, 1.069557, 1.077244, 1.079272, 1.079787, 1.079916)
+LL_GAINS = (1.0, 0.982954, 1.030602, 1.052093, 1.058473, 1.060154, 1.060581, 1.060688, 1.060715)
+
+
 def gains(levels: int) -> tuple[float, list[float]]:
-    """Synthesis gains sqrt(energy of the image made by a unit coefficient) of the LL band and of
-    each level's detail bands (finest first; the three orientations of a level differ by < 2 % and
-    share one). A quantisation step of delta / gain makes every subband cost the same image error."""
+    """(LL gain, detail gains finest first) of a pyramid of `levels` levels (at most 8): a
+    quantisation step of delta / gain makes every subband cost about the same image error."""
+    return LL_GAINS[levels], list(DETAIL_GAINS[:levels])
+
+
+def measured_gains(levels: int) -> tuple[float, list[float]]:
+    """The gains measured from impulse responses at the centre of a 16 * 2**levels square image
+    (how the tables above were made; a test checks them)."""
     size = 16 << levels
     (lh_, lw_), det = shapes(size, size, levels)
     zero = forward(np.zeros((size, size)), levels)

@@ -25,7 +25,7 @@ from hinercodec.errors import RequestError
 from hinercodec.formats.hnrfile import unpack
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-OPTIONS = EncodeOptions(bpppb=2.0, epochs=5, device="cpu")  # a rate a 32 x 32 x 16 crop can fill
+OPTIONS = EncodeOptions(bpppb=2.0, model="latent", epochs=5, device="cpu")  # a rate a 32 x 32 x 16 crop can fill
 FIELDS = {"input", "output", "status", "shape", "bytes", "bpppb", "psnr_band", "seconds", "device", "worker"}
 
 

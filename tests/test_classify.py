@@ -37,7 +37,7 @@ def hnr(scene):
     """A quickly fitted (low-quality) .hnr of the crop: enough to exercise decoding and ISI."""
     from hinercodec import api
 
-    return api.encode(scene["cube"], scene["wavelengths"], api.EncodeOptions(bpppb=1.0, epochs=20)).data
+    return api.encode(scene["cube"], scene["wavelengths"], api.EncodeOptions(bpppb=1.0, model="latent", epochs=20)).data
 
 
 def _options(**kw):

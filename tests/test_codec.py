@@ -50,7 +50,7 @@ class Encoded:
 
 
 def options(bpppb: float, seed: int = 0) -> api.EncodeOptions:
-    return api.EncodeOptions(bpppb=bpppb, epochs=EPOCHS, seed=seed, device="cpu")
+    return api.EncodeOptions(bpppb=bpppb, model="latent", epochs=EPOCHS, seed=seed, device="cpu")
 
 
 def rate(data: bytes, shape: tuple) -> float:
@@ -434,7 +434,7 @@ def test_bad_wavelengths_are_input_error(wl: np.ndarray, scenes: dict) -> None:
 def test_bad_request_is_request_error(opts: dict, scenes: dict) -> None:
     """Every EncodeOptions value outside its documented range is refused before any fitting."""
     with pytest.raises(RequestError) as exc:
-        api.encode(scenes["houston"][0], None, api.EncodeOptions(**{"bpppb": 1.0, **opts}))
+        api.encode(scenes["houston"][0], None, api.EncodeOptions(**{"bpppb": 1.0, "model": "latent", **opts}))
     one_line(exc)
 
 

@@ -65,7 +65,7 @@ def tiled_file():
     needs_data()
     cube = cubeio.read_cube(HOUSTON)
     crop = np.ascontiguousarray(cube.data[:40, :36, ::4])
-    result = api.encode(crop, cube.wavelengths[::4], api.EncodeOptions(bpppb=4.0, epochs=40, tile=20))
+    result = api.encode(crop, cube.wavelengths[::4], api.EncodeOptions(bpppb=4.0, model="latent", epochs=40, tile=20))
     return crop, result
 
 
@@ -170,7 +170,7 @@ def test_encode_file_reads_an_hdf5_cube_tile_by_tile(tmp_path, monkeypatch):
     monkeypatch.setattr(cubeio.CubeReader, "read", counting)
     from hinercodec.scene import encode_file
 
-    summary, data = encode_file(str(src), str(tmp_path / "s.hnr"), api.EncodeOptions(bpppb=4.0, epochs=20, tile=24))
+    summary, data = encode_file(str(src), str(tmp_path / "s.hnr"), api.EncodeOptions(bpppb=4.0, model="latent", epochs=20, tile=24))
     assert summary["stats"]["tiles"] == 4 and (tmp_path / "s.hnr").read_bytes() == data
     reach = 24 + 2 * tiling.OVERLAP  # a tile's core and the overlap on both sides
     assert reads and all((y1 - y0) <= reach and (x1 - x0) <= reach for y0, y1, x0, x1 in reads)
