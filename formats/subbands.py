@@ -199,10 +199,11 @@ def component_class(shape: tuple[int, ...], mask: np.ndarray) -> np.ndarray:
     return np.broadcast_to(k, shape)[mask]
 
 
-def context_id(level: int, second: bool, orientation: int, cls: np.ndarray, bucket: np.ndarray) -> np.ndarray:
-    """1 + (((level * 2 + pass) * 2 + (orientation == HH)) * N_CLASSES + class) * N_BUCKETS + bucket
-    (0 is the LL table)."""
-    return 1 + (((level * 2 + int(second)) * 2 + (orientation == 2)) * N_CLASSES + cls) * N_BUCKETS + bucket
+def context_id(level: int, second: bool, cls: np.ndarray, bucket: np.ndarray) -> np.ndarray:
+    """1 + ((level * 2 + pass) * N_CLASSES + class) * N_BUCKETS + bucket (0 is the LL table). The
+    three orientations of a level share their contexts: separate HH tables cost small files more
+    in table bytes than they save (measured: -1.7 % on the Houston crop at 0.1 bpppb)."""
+    return 1 + ((level * 2 + int(second)) * N_CLASSES + cls) * N_BUCKETS + bucket
 
 
 def _checker(shape: tuple[int, ...]) -> np.ndarray:
@@ -238,7 +239,7 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take) -> Pyra
                         continue
                     mask = ~even[o] if second else even[o]
                     act = near[o][k][mask] + (CROSS * np.abs(band[k - 1][mask]) if k else 0)
-                    ctx.append(context_id(l, second, o, np.zeros(act.shape, np.int64), _bucket(act)))
+                    ctx.append(context_id(l, second, np.zeros(act.shape, np.int64), _bucket(act)))
                     picks.append((l, o, k, mask))
                 if not picks:
                     continue
@@ -373,8 +374,12 @@ def _table_cost(hist: np.ndarray) -> float:
 def _histograms(pyramid: Pyramid) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
     """Per group (symbols, escape low bits, escape bit counts, context ids) and the histogram of
     every context id (rows) over the alphabet."""
-    coded = [to_symbols(v) + (c,) for v, c in _groups(pyramid)]
-    n_ctx = 1 + int(context_id(MAX_LEVELS - 1, True, 2, N_CLASSES - 1, N_BUCKETS - 1))
+    return _histograms_of(_groups(pyramid))
+
+
+def _histograms_of(groups: list) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+    coded = [to_symbols(v) + (c,) for v, c in groups]
+    n_ctx = 1 + int(context_id(MAX_LEVELS - 1, True, N_CLASSES - 1, N_BUCKETS - 1))
     flat = np.concatenate([c * ALPHABET + s for s, _, _, c in coded]) if coded else np.zeros(0, np.int64)
     hist = np.bincount(flat, minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)
     return coded, hist

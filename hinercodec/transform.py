@@ -134,23 +134,28 @@ def _quantise_pyramid(pyr: wavelet.Pyramid, steps: tuple[float, list[float]], ro
     def q(band: np.ndarray, s: float) -> np.ndarray:
         return (np.sign(band) * np.floor(np.abs(band) / s + rounding)).astype(np.int64)
 
-    def offset(bands: list[np.ndarray], ints: list[np.ndarray], s: float) -> int:
+    ll_step, det_steps = steps
+    ll_int = q(pyr[0], ll_step)
+    det_int = [tuple(q(b, s) for b in bands) for bands, s in zip(pyr[1], det_steps)]
+    if not offsets:
+        return (ll_int, det_int), []
+    return (ll_int, det_int), _offsets_of(pyr, (ll_int, det_int), steps)
+
+
+def _offsets_of(pyr: wavelet.Pyramid, ints: subbands.Pyramid, steps: tuple[float, list[float]]) -> list[int]:
+    """The reconstruction offsets that minimise the squared error of each band group."""
+    def offset(bands: list[np.ndarray], qs: list[np.ndarray], s: float) -> int:
         num = den = 0.0
-        for b, i in zip(bands, ints):
+        for b, i in zip(bands, qs):
             nz = i != 0
             num += float((np.abs(b[nz]) / s - np.abs(i[nz])).sum())
             den += int(nz.sum())
         return 0 if den == 0 else int(np.clip(round(OFFSET_RESOLUTION * num / den), -OFFSET_RESOLUTION // 2,
                                                 OFFSET_RESOLUTION // 2))
 
-    ll_step, det_steps = steps
-    ll_int = q(pyr[0], ll_step)
-    det_int = [tuple(q(b, s) for b in bands) for bands, s in zip(pyr[1], det_steps)]
-    if not offsets:
-        return (ll_int, det_int), []
-    found = [offset([pyr[0]], [ll_int], ll_step)]
-    found += [offset(list(bands), list(ints), s) for bands, ints, s in zip(pyr[1], det_int, det_steps)]
-    return (ll_int, det_int), found
+    found = [offset([pyr[0]], [ints[0]], steps[0])]
+    found += [offset(list(b), list(i), s) for b, i, s in zip(pyr[1], ints[1], steps[1])]
+    return found
 
 
 def dequantise_pyramid(ints: subbands.Pyramid, steps: tuple[float, list[float]], offsets: list[int]) -> wavelet.Pyramid:
