@@ -7,17 +7,18 @@ against a table per subband, at no cost in speed because every context is known 
 its group (numpy, no per-symbol Python).
 
 Order: the LL band first (per image, the residual of the LOCO-I median predictor), then each level
-from the coarsest to the finest in two passes over a checkerboard: pass A (i + j even) with the
-parent as context, pass B (i + j odd) with the parent and the four pass-A neighbours. Each group is
-one rANS stream (formats/rans.py) whose symbols pick their table by context.
+from the coarsest to the finest in three passes: A (even rows and columns) with the parent as
+context, D (odd rows and columns) with the parent and the four diagonal A neighbours, B (the rest)
+with the parent and the four direct neighbours; within a pass, image after image, with the same
+place in the previous image as context too. All groups share one rANS stream (formats/rans.py),
+read segment by segment, whose symbols pick their table by context.
 
 Symbols: a value v with |v| < 16 is one symbol (0; 2|v| - 1 for v > 0; 2|v| for v < 0); larger
 values are an escape symbol 31 + 2 (n - 4) + (v < 0), n = floor(log2 |v|), followed by the n low
 bits of |v| in the raw bit section (MSB first), read right after the stream they belong to.
 
-Payload (byte layout in formats/HNR.md "COEF"): varint count of tables, then per table varint
-context id and the table (rans.write_table); then per group varint byte length and the stream;
-then varint length and the raw bits.
+Payload (byte layout in formats/HNR.md, model `transform`, "Coefficient section"): the contexts
+that occur, which share a table, the tables (explicit or parametric), the stream, the raw bits.
 """
 from __future__ import annotations
 
@@ -199,16 +200,27 @@ def component_class(shape: tuple[int, ...], mask: np.ndarray) -> np.ndarray:
     return np.broadcast_to(k, shape)[mask]
 
 
-def context_id(level: int, second: bool, cls: np.ndarray, bucket: np.ndarray) -> np.ndarray:
+PASSES = 3  # A: even rows and columns; D: odd rows and columns (diagonal to A); B: the rest
+
+
+def _pass_masks(shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Positions of passes A (i, j even), D (i, j odd) and B (i + j odd) of an h x w band."""
+    h, w = shape[-2:]
+    i, j = np.arange(h)[:, None] % 2, np.arange(w)[None, :] % 2
+    return [(i == 0) & (j == 0), (i == 1) & (j == 1), (i + j) % 2 == 1]
+
+
+def _diagonal_sum(values: np.ndarray) -> np.ndarray:
+    """Sum of |values| at the four diagonal neighbours (zero outside the image)."""
+    pad = np.pad(np.abs(values), ((0, 0), (1, 1), (1, 1)))
+    return pad[:, :-2, :-2] + pad[:, :-2, 2:] + pad[:, 2:, :-2] + pad[:, 2:, 2:]
+
+
+def context_id(level: int, second: int, cls: np.ndarray, bucket: np.ndarray) -> np.ndarray:
     """1 + ((level * 2 + pass) * N_CLASSES + class) * N_BUCKETS + bucket (0 is the LL table). The
     three orientations of a level share their contexts: separate HH tables cost small files more
     in table bytes than they save (measured: -1.7 % on the Houston crop at 0.1 bpppb)."""
-    return 1 + ((level * 2 + int(second)) * N_CLASSES + cls) * N_BUCKETS + bucket
-
-
-def _checker(shape: tuple[int, ...]) -> np.ndarray:
-    h, w = shape[-2:]
-    return ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0)
+    return 1 + ((level * PASSES + int(second)) * N_CLASSES + cls) * N_BUCKETS + bucket
 
 
 Take = Callable[[np.ndarray, Optional[list]], np.ndarray]
@@ -229,15 +241,16 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take) -> Pyra
         parents = details[l + 1] if l + 1 < levels else (None, None, None)
         bands = [np.zeros((images,) + shp, np.int64) for shp in det_shapes[l]]
         acts = [_parent_activity(parents[o], band.shape) for o, band in enumerate(bands)]
-        even = [_checker(band.shape) for band in bands]
-        for second in (False, True):
-            near = [_neighbour_sum(band) + act // 2 for band, act in zip(bands, acts)] if second else acts
+        masks = [_pass_masks(band.shape) for band in bands]
+        for second in range(PASSES):
+            spatial = (None, _diagonal_sum, _neighbour_sum)[second]
+            near = acts if spatial is None else [spatial(band) + act // 2 for band, act in zip(bands, acts)]
             for k in range(images):
                 ctx, picks = [], []
                 for o, band in enumerate(bands):
                     if band.size == 0:
                         continue
-                    mask = ~even[o] if second else even[o]
+                    mask = masks[o][second]
                     act = near[o][k][mask] + (CROSS * np.abs(band[k - 1][mask]) if k else 0)
                     ctx.append(context_id(l, second, np.zeros(act.shape, np.int64), _bucket(act)))
                     picks.append((l, o, k, mask))
@@ -379,7 +392,7 @@ def _histograms(pyramid: Pyramid) -> tuple[list[tuple[np.ndarray, np.ndarray, np
 
 def _histograms_of(groups: list) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
     coded = [to_symbols(v) + (c,) for v, c in groups]
-    n_ctx = 1 + int(context_id(MAX_LEVELS - 1, True, N_CLASSES - 1, N_BUCKETS - 1))
+    n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_CLASSES - 1, N_BUCKETS - 1))
     flat = np.concatenate([c * ALPHABET + s for s, _, _, c in coded]) if coded else np.zeros(0, np.int64)
     hist = np.bincount(flat, minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)
     return coded, hist
