@@ -175,6 +175,9 @@ def main() -> None:
                    "the network models; the transform model tiles only cubes of over 2**26 values.")
 @click.option("--split", type=click.Choice(["equal", "difficulty"]), default=DEFAULT_SPLIT,
               help="How tiles share the bytes: by pixel count, or more to tiles with more detail.")
+@click.option("--optimise", type=click.Choice(["psnr_band", "psnr_global"]), default="psnr_band", show_default=True,
+              help="What the transform model maximises: the mean of per-band PSNRs (bands weighted ~1 / their "
+                   "error) or the PSNR of the whole normalised cube (plain MSE).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True,
@@ -182,7 +185,7 @@ def main() -> None:
 def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file_list: Optional[str],
            workers: Optional[int], scheduler: Optional[str], manifest: Optional[str], bpppb: float, key: Optional[str],
            wavelengths: Optional[str], model: str, bits: int, effort: int, epochs: Optional[int], seed: int,
-           device: str, tile: int, split: str, force: bool, quiet: bool, as_json: bool) -> None:
+           device: str, tile: int, split: str, optimise: str, force: bool, quiet: bool, as_json: bool) -> None:
     """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, .npy, .npz; '-' = stdin) into a .hnr file.
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
@@ -208,7 +211,7 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
         raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.MODELS))})",
                                  param_hint="'--model'")
     options = api.EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs, seed=seed,
-                                device=device, tile=tile, split=split)
+                                device=device, tile=tile, split=split, optimise=optimise)
     if len(inputs) > 1 or file_list is not None or output_dir is not None:
         if output is not None:
             raise click.UsageError("-o names one output; with several inputs use -O/--output-dir")

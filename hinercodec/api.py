@@ -23,6 +23,7 @@ from .quant import load_quantized
 from .ratecontrol import Budget
 from . import tiling
 from .tiling import DEFAULT_TILE, SPLITS, MapFn
+from .transform import METRICS
 
 DEFAULT_BPPPB = 0.2
 MIN_SIDE = 4  # smallest height/width: the decoder upsamples at least x4
@@ -42,6 +43,7 @@ class EncodeOptions:
     tile: Optional[int] = None  # split cubes with a side over this into tiles of at most tile x tile; 0: never;
     # None: auto (tile_for): DEFAULT_TILE for the network models, only very large cubes for "transform"
     split: str = "difficulty"  # how tiles share the byte budget: "difficulty" (measured +0.8 dB) or "equal"
+    optimise: str = "psnr_band"  # transform model: maximise PSNR_band (band weights) or PSNR_global (plain MSE)
 
 
 @dataclass
@@ -202,6 +204,8 @@ def _check_options(opts: EncodeOptions) -> None:
         raise RequestError(f"unknown model {opts.model!r} (known: {', '.join(sorted(MODELS))})")
     if opts.tile is not None and not (isinstance(opts.tile, int) and (opts.tile == 0 or opts.tile >= 4 * MIN_SIDE)):
         raise RequestError(f"--tile must be 0 (never tile) or at least {4 * MIN_SIDE} pixels, got {opts.tile}")
+    if opts.optimise not in METRICS:
+        raise RequestError(f"--optimise must be one of {', '.join(METRICS)}, got {opts.optimise!r}")
     if opts.split not in SPLITS:
         raise RequestError(f"--split must be one of {', '.join(SPLITS)}, got {opts.split!r}")
 
@@ -258,7 +262,7 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
               target=torch.from_numpy(target_np).to(device), t=torch.from_numpy(t_np.astype(np.float32)).to(device),
               budget=Budget.from_bpppb(opts.bpppb, shape), bits=opts.bits,
               epochs=opts.epochs if opts.epochs is not None else default_epochs(opts.model, opts.effort, shape),
-              seed=opts.seed, effort=opts.effort,
+              seed=opts.seed, effort=opts.effort, metric=opts.optimise,
               report=report)
     data, stats = PIPELINES[opts.model](job)
     decoded = decode(data, device=str(device))

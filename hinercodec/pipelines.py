@@ -44,6 +44,7 @@ class Job:
     seed: int
     report: Callable  # (stage, step, total, loss, psnr, note) -> None
     effort: int = 3  # the transform model's search breadth (the others use epochs)
+    metric: str = "psnr_band"  # what the transform model maximises (transform.METRICS)
 
     def pack(self, config: dict, tensors: list[QuantTensor]) -> bytes:
         h, w, c = self.shape
@@ -285,14 +286,14 @@ def encode_transform(job: Job) -> tuple[bytes, dict]:
         found = transform_codec.encode_cube(
             cube, 8.0 * room, job.effort,
             lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
-            weights)
+            weights, job.metric)
         if found is None:
             raise job.too_low("transform", overhead + 64)
         config, payload, score, weights = found
         data = pack_payload(config, payload)
         if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):
             best = (data, {"components": config["components"], "levels": config["levels"],
-                           "step_code": config["step_code"], "encoder_psnr_band": round(score, 3),
+                           "step_code": config["step_code"], f"encoder_{job.metric}": round(score, 3),
                            "attempts": attempt + 1})
         if job.budget.floor <= len(data) <= job.budget.bytes and len(data) >= fill * job.budget.bytes:
             break

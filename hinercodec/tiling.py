@@ -145,7 +145,8 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
               target=target, t=torch.from_numpy(t_np.astype(np.float32)).to(device), budget=task.budget,
               bits=opts.bits,
               epochs=opts.epochs if opts.epochs is not None else default_epochs(opts.model, opts.effort, (h, w, c)),
-              seed=opts.seed + task.index, report=report, effort=opts.effort)
+              seed=opts.seed + task.index, report=report, effort=opts.effort,
+              metric=opts.optimise)
     try:
         data, stats = PIPELINES[opts.model](job)
     except RequestError as exc:

@@ -211,6 +211,17 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, basis_gain: float)
     return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
 
 
+METRICS = ("psnr_band", "psnr_global")  # what the encoder maximises (PROTOCOL.md's two PSNRs)
+
+
+def score(mse: np.ndarray, constant: np.ndarray, metric: str = "psnr_band") -> float:
+    """The figure the encoder maximises: PSNR_band (mean of per-band PSNRs) or PSNR_global."""
+    if metric == "psnr_global":
+        keep = ~constant
+        return float("inf") if not keep.any() else float(10 * np.log10(1.0 / max(float(mse[keep].mean()), 1e-30)))
+    return psnr_band(mse, constant)
+
+
 def psnr_band(mse: np.ndarray, constant: np.ndarray) -> float:
     keep = ~constant
     if not keep.any():
@@ -273,8 +284,8 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float, basis_gai
 
 
 def search(a: Analysis, budget_bits: float, rounding: float = 0.35, basis_gain: float = 1.0,
-           ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None) -> Optional[Candidate]:
-    """Best PSNR_band over K on the ladder: hill-climbing from `start` (default K = 8), up while
+           ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None, metric: str = "psnr_band") -> Optional[Candidate]:
+    """Best `metric` over K on the ladder: hill-climbing from `start` (default K = 8), up while
     it improves, then down; each K at the finest step that fits the budget."""
     ks = [k for k in ladder if k <= a.x.shape[0]]
     if not ks:
@@ -290,7 +301,7 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35, basis_gain: 
             if cand is not None:
                 hint[0] = cand.code
         cand = tried[i]
-        return -math.inf if cand is None else psnr_band(cand.mse, a.constant)
+        return -math.inf if cand is None else score(cand.mse, a.constant, metric)
 
     i = i0
     for direction in (1, -1):
@@ -298,7 +309,7 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35, basis_gain: 
             i += direction
         if i != i0:
             break
-    best = max((c for c in tried.values() if c is not None), key=lambda c: psnr_band(c.mse, a.constant), default=None)
+    best = max((c for c in tried.values() if c is not None), key=lambda c: score(c.mse, a.constant, metric), default=None)
     return best
 
 
@@ -327,31 +338,34 @@ def weight_codes(mse: np.ndarray, constant: np.ndarray) -> np.ndarray:
 
 def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 report: Optional[Callable[[str, int, int, float], None]] = None,
-                weights: Optional[np.ndarray] = None) -> Optional[tuple[dict, bytes, float, np.ndarray]]:
-    """(config, payload, encoder's PSNR_band, band weight codes) for a normalised cube (C, H, W)
+                weights: Optional[np.ndarray] = None,
+                metric: str = "psnr_band") -> Optional[tuple[dict, bytes, float, np.ndarray]]:
+    """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
     whose payload fits `budget_bits` by the estimate; None when not even one component fits.
-    Given the weight codes of an earlier call, only the final pass runs (re-aiming the rate)."""
+    Given the weight codes of an earlier call, only the final pass runs (re-aiming the rate).
+    metric "psnr_global" keeps every band's weight at 1 (the plain MSE of the normalised cube)."""
     c, h, w = cube.shape
-    passes = EFFORT_PASSES[min(max(effort, 1), 9)] if weights is None else 0
+    passes = EFFORT_PASSES[min(max(effort, 1), 9)] if weights is None and metric == "psnr_band" else 0
     roundings = EFFORT_ROUNDINGS.get(effort, EFFORT_ROUNDINGS[5])
     codes = np.zeros(c, np.int64) if weights is None else np.asarray(weights, np.int64)
     best: Optional[tuple[float, Candidate, np.ndarray, float]] = None
     for p in range(passes + 1):
         a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION))
         for rounding in roundings:
-            cand = search(a, budget_bits - _weight_bits(codes), rounding, start=None if best is None else best[1].k)
+            cand = search(a, budget_bits - _weight_bits(codes), rounding, start=None if best is None else best[1].k,
+                          metric=metric)
             if cand is None:
                 continue
-            score = psnr_band(cand.mse, a.constant)
+            value = score(cand.mse, a.constant, metric)
             if report is not None:
-                report("search", p, passes + 1, score)
-            if best is None or score > best[0]:
-                best = (score, cand, codes, rounding)
+                report("search", p, passes + 1, value)
+            if best is None or value > best[0]:
+                best = (value, cand, codes, rounding)
         if best is None:
             return None
         codes = weight_codes(best[1].mse, np.ptp(cube.reshape(c, -1), axis=1) <= 0)
-    score, cand, codes, _ = best
-    return (*package(cand, codes, h, w), score, codes)
+    value, cand, codes, _ = best
+    return (*package(cand, codes, h, w), value, codes)
 
 
 def _weight_bits(codes: np.ndarray) -> float:

@@ -259,3 +259,17 @@ def test_every_scene_round_trip(name: str, bpppb: float) -> None:
     assert (out >= lo - tol).all() and (out <= hi + tol).all()
     assert distortion(crop, out).psnr_band == pytest.approx(result.psnr_band, abs=1e-9)
     assert result.psnr_band > (20.0 if bpppb < 0.5 else 28.0)  # tiny files (1-5 KB): much of them header
+
+
+def test_optimise_chooses_the_metric(houston: np.ndarray) -> None:
+    """psnr_band (default) weights bands ~1 / their error; psnr_global keeps the plain MSE: each
+    wins on its own figure, and anything else is refused."""
+    from hinercodec.errors import RequestError
+
+    cube = houston[:48, :64]
+    band = api.encode(cube, options=api.EncodeOptions(bpppb=0.3, effort=2))
+    glob = api.encode(cube, options=api.EncodeOptions(bpppb=0.3, effort=2, optimise="psnr_global"))
+    assert band.psnr_band > glob.psnr_band - 0.05
+    assert glob.stats["psnr_global"] > band.stats["psnr_global"] - 0.05
+    with pytest.raises(RequestError):
+        api.encode(cube, options=api.EncodeOptions(bpppb=0.3, optimise="sam"))
