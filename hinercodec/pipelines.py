@@ -288,7 +288,7 @@ def encode_transform(job: Job) -> tuple[bytes, dict]:
             lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
             weights, job.metric)
         if found is None:
-            raise job.too_low("transform", overhead + 64)
+            raise job.too_low("transform", overhead + int(transform_codec.smallest_bits(cube) / 8) + 1)
         config, payload, score, weights = found
         data = pack_payload(config, payload)
         if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):

@@ -304,6 +304,7 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35, basis_gain: 
         return -math.inf if cand is None else score(cand.mse, a.constant, metric)
 
     i = i0
+    at(i0)
     for direction in (1, -1):
         while 0 <= i + direction < len(ks) and at(i + direction) > at(i):
             i += direction
@@ -366,6 +367,11 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         codes = weight_codes(best[1].mse, np.ptp(cube.reshape(c, -1), axis=1) <= 0)
     value, cand, codes, _ = best
     return (*package(cand, codes, h, w), value, codes)
+
+
+def smallest_bits(cube: np.ndarray) -> float:
+    """Estimated bits of the smallest payload: one component at the coarsest step."""
+    return evaluate(analyse(cube), 1, 0, 0.35, 1.0).bits
 
 
 def _weight_bits(codes: np.ndarray) -> float:

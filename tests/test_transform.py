@@ -273,3 +273,18 @@ def test_optimise_chooses_the_metric(houston: np.ndarray) -> None:
     assert glob.stats["psnr_global"] > band.stats["psnr_global"] - 0.05
     with pytest.raises(RequestError):
         api.encode(cube, options=api.EncodeOptions(bpppb=0.3, optimise="sam"))
+
+
+@pytest.mark.parametrize("bands", [1, 2, 6])
+def test_few_bands_and_constant_bands(bands: int) -> None:
+    """One band (a K ladder of one), two bands, and a constant band (decoded exactly from BNDS)."""
+    rng = np.random.default_rng(bands)
+    cube = rng.random((32, 32, bands)).astype(np.float32)
+    if bands == 6:
+        cube[:, :, 2] = 0.25
+    result = api.encode(cube, options=api.EncodeOptions(bpppb=12.0, effort=1))
+    out = api.decode(result.data)
+    assert out.shape == cube.shape and 8 * len(result.data) / cube.size <= 12.0
+    assert distortion(cube, out).psnr_band > 40.0
+    if bands == 6:
+        assert (out[:, :, 2] == np.float32(0.25)).all()
