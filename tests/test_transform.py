@@ -288,3 +288,36 @@ def test_few_bands_and_constant_bands(bands: int) -> None:
     assert distortion(cube, out).psnr_band > 40.0
     if bands == 6:
         assert (out[:, :, 2] == np.float32(0.25)).all()
+
+
+# A 16 x 16 x 4 uint16 cube coded by hinerc 0.3.0 (effort 1, 6 bpppb): readers must keep decoding
+# these bytes to the same cube (up to float rounding of the last integer), else the format changed.
+GOLDEN_TRANSFORM = bytes.fromhex(
+    "89484e520d0a1a0a100000004848445201000300100000001000000004000000662899e1230000006d65746128b52ffd"
+    "201ad100007b22656e636f646572223a2268696e65726320302e332e30227dba1bbce229000000424e445328b52ffd20"
+    "2001010000006f4400c06e4400806f4400806f440000b24200001e430000614300809643fd91c1261100000057415645"
+    "010000000000207c400000000000c08240b4458387800000004d4f444c28b52ffd2097bd030032c81918706f0ee61bc0"
+    "83048a350a84e3eadfa4a8441cd204a80a4317a17b27b6877a0e43b0e7069724e2d84f44b388dc0c039f771264fa3129"
+    "7e0f7183ee31764fdd37c413434f42f7d1691e76e2e307230797275200a969a4eab1efa8e2a49f66ca53d8777b4cb915"
+    "040086210ccfd8031c86d7a0f4722e4741ae01000054454e53020127a103000000000000803f28b0f2f91e1f003c3e00"
+    "f0f83c3e0001e59338af17840f003b424b005fc9d57bcb6d896780260b69b9cbefbf057845ccb7c01100000000000800"
+    "00000000060000000000c41000f005cb22122d06104b08144708c70200ff3f0100cfbea15ffd467adfb32490def85c3e"
+    "08093d126ee4762afcfcd8404c269eea2b9a7f04da79f919cf9b53357cb95bdc0f09f4c5e918d44354d2cc1b1725baf9"
+    "6d582fb1a8f5add7ce292ba8a4538cdbb96af8123b33bed8cdcd88c43310e1152cd7d5a1bdaa8bbb38c934a77d620751"
+    "2758f086a232a295d09599c4576ba1b99330e55743ea2253903305d26007689b5a211a11a80c9002a883f66f44e87f89"
+    "5dd66ebd0fee7ec2c9235394969c94a0c80b55c0606dc0f175e0782a5d582e962003e9dcffb7cedff147b6a4b98d7fe8"
+    "0e03fc31a8d2f6a673d12bc8a27679718dde58f186c8e243d4c73c1eaee8da8af9e39533b712edaa4faca104486abc71"
+    "0eefb2f98fd6b7ea7b20e36107d7d7b7aedfcaf4ae185fc45a9cb1400c5aefb829b25efc836931965dbae31c3576e420"
+    "967bc2c5d4d3f0dac768f56859470df4ea5055009d4a8835a9eb7f0000000048454e44e707fe16")
+
+
+def test_golden_transform_file() -> None:
+    info = api.info(GOLDEN_TRANSFORM)
+    assert info["model"]["model"] == "transform" and info["model"]["components"] >= 1
+    out = api.decode(GOLDEN_TRANSFORM)
+    assert out.shape == (16, 16, 4) and out.dtype == np.uint16
+    expected = [[[1001, 1032, 1035, 1000], [1011, 1033, 1029, 997], [1024, 1037, 1020, 980]],
+                [[997, 1038, 1047, 1023], [1009, 1039, 1038, 999], [1021, 1043, 1031, 995]]]
+    assert np.abs(out[:2, :3].astype(np.int64) - np.array(expected)).max() <= 1
+    assert abs(int(out.astype(np.int64).sum()) - 1081199) <= 8
+    np.testing.assert_allclose(api.Decoder(GOLDEN_TRANSFORM).wavelengths, [450, 500, 550, 600])
