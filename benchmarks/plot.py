@@ -50,7 +50,8 @@ def plot_paths(target: str, names: list[str]) -> list[Path]:
 
 def main() -> None:
     """Plot several rd.py --json reports together (e.g. hinerc and the classical codecs run apart):
-    python -m benchmarks.plot A.json B.json ... --out DIR"""
+    python -m benchmarks.plot A.json B.json[=LABEL] ... --out DIR
+    (=LABEL renames that report's hinerc points, to tell versions or options apart)"""
     import argparse
     import json
 
@@ -58,9 +59,13 @@ def main() -> None:
     ap.add_argument("json", nargs="+")
     ap.add_argument("--out", required=True, help="a directory (one PNG per cube)")
     args = ap.parse_args()
-    reports = [json.loads(Path(p).read_text()) for p in args.json]
+    reports, points = [], []
+    for arg in args.json:
+        path, _, label = arg.partition("=")
+        report = json.loads(Path(path).read_text())
+        reports.append(report)
+        points += [{**p, "codec": label} if label and p.get("codec") == "hinerc" else p for p in report["points"]]
     cubes = {c["name"]: c for r in reports for c in r["cubes"]}
-    points = [p for r in reports for p in r["points"]]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for name, cube in cubes.items():
         out = Path(args.out) / f"{Path(name).stem}.png"

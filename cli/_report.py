@@ -72,7 +72,9 @@ INFO_ROWS = [
     ("size", ("bytes", "bpppb"), lambda s: f"{s['bytes']} bytes, {s['bpppb']:.4f} bpppb"),
     ("wavelengths", ("wavelength_nm",), _wavelengths),
     ("model", ("model",), lambda s: _plain(s["model"])),
-    ("parameters", ("parameters", "bits"), lambda s: f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)"),
+    ("parameters", ("parameters", "bits"),
+     lambda s: f"{s['parameters']} bytes of coded basis and wavelet coefficients"
+     if s["model"].get("model") == "transform" else f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)"),
     ("chunks", ("chunks",), lambda s: ", ".join(f"{k} {v}" for k, v in s["chunks"].items()) + " bytes"),
     ("format", ("format_version",), lambda s: f".hnr {s['format_version']}"),
     ("encoder", ("encoder",), lambda s: str(s["encoder"])),

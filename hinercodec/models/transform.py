@@ -3,9 +3,8 @@
 A (K, H, W) are the wavelet-decoded component images, built once when the file is loaded; the band
 at a coded position is mean_c + B_c A. Between coded positions each pixel's spectrum is an Akima
 spline through the six nearest decoded bands: C1 in wavelength, exact at the coded bands, and
-without the overshoot of plain cubic splines at sharp spectral features (measured on the shared
-scenes with every other band dropped: 0.2 to 1.0 dB above linear interpolation on the originals,
-where a finite-difference cubic loses on the Houston crop).
+without the overshoot of plain cubic splines at sharp spectral features. (On decoded bands it
+measures the same as linear interpolation, -0.1 to +0.2 dB: benchmarks/interp.py.)
 Nothing here is fitted by gradient descent: the module exists so that the decoder runs every
 model the same way (maps() once, then forward(t, maps) per band) on the CPU or a GPU.
 """
