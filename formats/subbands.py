@@ -104,7 +104,7 @@ class _BitReader:
     def read(self, counts: np.ndarray) -> np.ndarray:
         total = int(counts.sum())
         if self.pos + total > self.bits.size:
-            raise CorruptFileError("COEF: the raw bit section is truncated")
+            raise CorruptFileError("transform payload: the raw bit section is truncated")
         if not counts.size:
             return np.zeros(0, np.int64)
         chunk = self.bits[self.pos:self.pos + total].astype(np.int64)
@@ -117,7 +117,7 @@ class _BitReader:
     def finish(self) -> None:
         rest = self.bits[self.pos:]
         if rest.size >= 8 or rest.any():
-            raise CorruptFileError("COEF: trailing or nonzero padding bits in the raw bit section")
+            raise CorruptFileError("transform payload: trailing or nonzero padding bits in the raw bit section")
 
 
 # ---------------------------------------------------------------- contexts
@@ -292,7 +292,7 @@ def _image_shape(pyramid: Pyramid) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- size estimate and packing
 
-PRECISION = 12  # every table of a COEF payload sums to 2**12
+PRECISION = 12  # every table of a coefficient section sums to 2**12
 PARAM_BITS = 24  # a parametric table: three bytes
 
 
@@ -435,7 +435,8 @@ def estimate_bits(pyramid: Pyramid) -> float:
 
 
 def pack(pyramid: Pyramid) -> bytes:
-    """The COEF payload of an integer pyramid (LL (K, h, w), details finest first)."""
+    """The coefficient section (formats/HNR.md, model `transform`) of an integer pyramid (LL (K, h, w),
+    details finest first)."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
     coded, hist = _histograms(pyramid)
@@ -474,7 +475,7 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
     """Inverse of pack for a pyramid of `levels` levels of `images` images of H x W.
     CorruptFileError on anything that does not decode to exactly that."""
     if not 0 <= levels <= MAX_LEVELS:
-        raise CorruptFileError(f"COEF: {levels} levels (at most {MAX_LEVELS})")
+        raise CorruptFileError(f"transform payload: {levels} levels (at most {MAX_LEVELS})")
     data = bytes(data)
     try:
         n_used, pos = huffman.read_varint(data, 0, 1 << 12)
@@ -485,36 +486,36 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
             ids.append(prev)
         n_flag = (n_used + 7) // 8
         if pos + n_flag > len(data):
-            raise CorruptFileError("COEF: truncated table map")
+            raise CorruptFileError("transform payload: truncated table map")
         fresh = np.unpackbits(np.frombuffer(data, np.uint8, n_flag, pos))[:n_used].astype(bool)
         pos += n_flag
         if n_used and not fresh[0]:
-            raise CorruptFileError("COEF: the first context shares a table that does not exist")
+            raise CorruptFileError("transform payload: the first context shares a table that does not exist")
         slot = dict(zip(ids, (np.cumsum(fresh) - 1).tolist()))
         tables = []
         n_tables = int(fresh.sum())
         n_flag = (n_tables + 7) // 8
         if pos + n_flag > len(data):
-            raise CorruptFileError("COEF: truncated table kinds")
+            raise CorruptFileError("transform payload: truncated table kinds")
         kinds = np.unpackbits(np.frombuffer(data, np.uint8, n_flag, pos))[:n_tables].astype(bool)
         pos += n_flag
         for parametric in kinds:
             if parametric:
                 if pos + 3 > len(data):
-                    raise CorruptFileError("COEF: truncated parametric table")
+                    raise CorruptFileError("transform payload: truncated parametric table")
                 freqs = param_freqs(*data[pos:pos + 3])
                 if freqs is None:
-                    raise CorruptFileError("COEF: invalid parametric table")
+                    raise CorruptFileError("transform payload: invalid parametric table")
                 tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, freqs))
                 pos += 3
             else:
                 table, pos = rans.read_table(data, pos)
                 tables.append(table)
         if not tables or len({t.precision for t in tables}) != 1:
-            raise CorruptFileError("COEF: tables missing or of different precisions")
+            raise CorruptFileError("transform payload: tables missing or of different precisions")
         length, pos = huffman.read_varint(data, pos, len(data))
         if pos + length > len(data):
-            raise CorruptFileError("COEF: the stream runs past the end of the chunk")
+            raise CorruptFileError("transform payload: the stream runs past the end of the chunk")
         total = images * (height * width)  # every coefficient is one symbol
         decoder = rans.SegmentDecoder(data[pos:pos + length], tables, total)
         bits = _BitReader(data[pos + length:])
@@ -525,7 +526,7 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
             if count == 0:
                 return np.zeros(0, np.int64)
             if ctx.max() >= lookup.size or (lookup[ctx] < 0).any():
-                raise CorruptFileError("COEF: a context without a table")
+                raise CorruptFileError("transform payload: a context without a table")
             sym = decoder.read(count, lookup[ctx])
             return from_symbols(sym, bits.read(_escape_bits(sym)[sym >= ESCAPE]))
 
@@ -534,7 +535,7 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
         bits.finish()
         return ll, details
     except (ValueError, IndexError) as exc:
-        raise CorruptFileError(f"COEF: damaged coefficient data ({exc})") from None
+        raise CorruptFileError(f"transform payload: damaged coefficient data ({exc})") from None
 
 
 # ---------------------------------------------------------------- small integer vectors
@@ -563,15 +564,15 @@ def unpack_vectors(data: bytes, pos: int, lengths: list[int]) -> tuple[list[np.n
         table, pos = rans.read_table(data, pos)
         n, pos = huffman.read_varint(data, pos, len(data))
         if pos + n > len(data):
-            raise CorruptFileError("COEF: side information stream runs past the end")
+            raise CorruptFileError("transform payload: side information stream runs past the end")
         sym = rans.decode(data[pos:pos + n], table, int(sum(lengths)))
         pos += n
         n, pos = huffman.read_varint(data, pos, len(data))
         if pos + n > len(data):
-            raise CorruptFileError("COEF: side information bits run past the end")
+            raise CorruptFileError("transform payload: side information bits run past the end")
         bits = _BitReader(data[pos:pos + n])
         values = from_symbols(sym, bits.read(_escape_bits(sym)[sym >= ESCAPE]))
         bits.finish()
     except (ValueError, IndexError) as exc:
-        raise CorruptFileError(f"COEF: damaged side information ({exc})") from None
+        raise CorruptFileError(f"transform payload: damaged side information ({exc})") from None
     return np.split(values, np.cumsum(lengths)[:-1]), pos + n

@@ -5,12 +5,14 @@ band by a basis B (C x K): X ~ mean + B A. The encoder learns B from the cube (i
 directions, in the per-band normalised units PSNR_band is measured in), codes the images A with a
 CDF 9/7 wavelet and context-modelled rANS (formats/subbands.py), and codes B and the mean as
 integers at steps that cost the same distortion per bit as the images (reverse water-filling).
-The decoder evaluates B and the mean at any band position t by cubic Hermite interpolation between
-the coded bands, so bands at any wavelength come out of the same file.
+Bands get weights ~1 / their error (re-estimated over a few passes) so that the file maximises
+PSNR_band, the mean of per-band PSNRs (or none, to maximise PSNR_global). The decoder
+(models/transform.py) rebuilds the coded bands exactly from their basis rows and any wavelength
+between them by an Akima spline, so bands at any wavelength come out of the same file.
 
 Rate control is exact and cheap: every candidate is quantised and its coded size estimated in
 milliseconds, so the encoder searches the number of components K and the global step for the
-best PSNR_band inside the rate window, then writes the file and checks its true size.
+best score inside the rate window, then writes the file and checks its true size.
 
 This module is numpy only; models/transform.py is the torch module the decoder runs.
 """
@@ -29,15 +31,6 @@ STEP_RESOLUTION = 64  # the global step is 2 ** (-code / 64): 1.1 % apart (the r
 BASIS_RESOLUTION = 4  # basis / mean steps are the global step times 2 ** (-e / 4)
 OFFSET_RESOLUTION = 64  # reconstruction offsets in 1/64 of a step
 K_LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
-
-
-@dataclass
-class Coded:
-    """Everything the decoder needs, as integers (config) plus the COEF payload bytes."""
-
-    config: dict
-    payload: bytes
-    psnr_band: float  # of the normalised reconstruction (the encoder's own measure)
 
 
 @dataclass

@@ -54,7 +54,7 @@ class TransformNet(nn.Module):
         self._raw = (np.zeros((cfg.bands, k)), np.zeros(cfg.bands))
 
     def load_payload(self, payload: bytes) -> None:
-        """Decode the COEF payload (ValueError / CorruptFileError when it does not fit the config)."""
+        """Decode the model's payload (ValueError / CorruptFileError when it does not fit the config)."""
         from ..transform import decode_payload  # numpy-only; kept out of the module import
 
         images, basis, mean = decode_payload(self.cfg.to_dict(), payload)
