@@ -189,8 +189,9 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
     """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, .npy, .npz; '-' = stdin) into a .hnr file.
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
-    disk, device) goes to stderr, or with --json to stdout. A cube with a side over --tile pixels is
-    read, fitted and stored tile by tile (a tiled .hnr that decodes by windows).
+    disk, device) goes to stderr, or with --json to stdout. The default model (transform) codes
+    the cube whole up to 2**26 values; a cube with a side over --tile pixels (auto: see --tile) is
+    read, coded and stored tile by tile (a tiled .hnr that decodes by windows).
 
     With several inputs, --from-list or -O, every scene is encoded to its own file (an archive run:
     a bad scene is reported and the others finish, exit code 8; a rerun skips valid outputs; on
