@@ -2,9 +2,8 @@
 
 Why contexts: a wavelet coefficient is large where its neighbours and its parent (the coefficient
 at the same place one level coarser) are large, so the coder keeps one table per "how busy is
-it here" bucket instead of one per subband; on hyperspectral component images that saves 10-20 %
-against a table per subband, at no cost in speed because every context is known before decoding
-its group (numpy, no per-symbol Python).
+it here" bucket instead of one per subband, at no cost in speed because every context is known
+before decoding its group (numpy, no per-symbol Python).
 
 Order: the LL band first (per image, the residual of the LOCO-I median predictor), then each level
 from the coarsest to the finest in three passes: A (even rows and columns) with the parent as
@@ -15,7 +14,7 @@ read segment by segment, whose symbols pick their table by context.
 
 Symbols: a value v with |v| < 16 is one symbol (0; 2|v| - 1 for v > 0; 2|v| for v < 0); larger
 values are an escape symbol 31 + 2 (n - 4) + (v < 0), n = floor(log2 |v|), followed by the n low
-bits of |v| in the raw bit section (MSB first), read right after the stream they belong to.
+bits of |v| in the raw bit section after the stream (MSB first, in the order symbols are decoded).
 
 Payload (byte layout in formats/HNR.md, model `transform`, "Coefficient section"): the contexts
 that occur, which share a table, the tables (explicit or parametric), the stream, the raw bits.
@@ -39,7 +38,6 @@ ALPHABET = ESCAPE + 2 * (MAX_LOG - 4)
 # activity -> bucket: 0, 1, 2, 3-4, 5-7, 8-11, 12-19, 20-35, 36-63, 64-127, 128-255, 256+
 BUCKETS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5] + [6] * 8 + [7] * 16 + [8] * 28 + [9] * 64 + [10] * 128)
 N_BUCKETS = 12  # bucket 11: activity >= 256
-N_CLASSES = 1
 CROSS = 1  # weight of the same place in the previous image in a coefficient's activity
 MAX_LEVELS = 8
 LL_CONTEXT = 0
@@ -193,13 +191,6 @@ def _bucket(activity: np.ndarray) -> np.ndarray:
     return np.where(activity >= BUCKETS.size, N_BUCKETS - 1, BUCKETS[np.minimum(activity, BUCKETS.size - 1)])
 
 
-def component_class(shape: tuple[int, ...], mask: np.ndarray) -> np.ndarray:
-    """Class of the image each masked coefficient belongs to: min(k, N_CLASSES - 1) (the strongest
-    components are busier than the rest at any local activity)."""
-    k = np.minimum(np.arange(shape[0]), N_CLASSES - 1)[:, None, None]
-    return np.broadcast_to(k, shape)[mask]
-
-
 PASSES = 3  # A: even rows and columns; D: odd rows and columns (diagonal to A); B: the rest
 
 
@@ -216,11 +207,11 @@ def _diagonal_sum(values: np.ndarray) -> np.ndarray:
     return pad[:, :-2, :-2] + pad[:, :-2, 2:] + pad[:, 2:, :-2] + pad[:, 2:, 2:]
 
 
-def context_id(level: int, second: int, cls: np.ndarray, bucket: np.ndarray) -> np.ndarray:
-    """1 + ((level * 2 + pass) * N_CLASSES + class) * N_BUCKETS + bucket (0 is the LL table). The
+def context_id(level: int, phase: int, bucket: np.ndarray) -> np.ndarray:
+    """1 + (level * PASSES + pass) * N_BUCKETS + bucket (0 is the LL table). The
     three orientations of a level share their contexts: separate HH tables cost small files more
     in table bytes than they save (measured: -1.7 % on the Houston crop at 0.1 bpppb)."""
-    return 1 + ((level * PASSES + int(second)) * N_CLASSES + cls) * N_BUCKETS + bucket
+    return 1 + (level * PASSES + phase) * N_BUCKETS + bucket
 
 
 Take = Callable[[np.ndarray, Optional[list]], np.ndarray]
@@ -242,17 +233,17 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take) -> Pyra
         bands = [np.zeros((images,) + shp, np.int64) for shp in det_shapes[l]]
         acts = [_parent_activity(parents[o], band.shape) for o, band in enumerate(bands)]
         masks = [_pass_masks(band.shape) for band in bands]
-        for second in range(PASSES):
-            spatial = (None, _diagonal_sum, _neighbour_sum)[second]
+        for phase in range(PASSES):
+            spatial = (None, _diagonal_sum, _neighbour_sum)[phase]
             near = acts if spatial is None else [spatial(band) + act // 2 for band, act in zip(bands, acts)]
             for k in range(images):
                 ctx, picks = [], []
                 for o, band in enumerate(bands):
                     if band.size == 0:
                         continue
-                    mask = masks[o][second]
+                    mask = masks[o][phase]
                     act = near[o][k][mask] + (CROSS * np.abs(band[k - 1][mask]) if k else 0)
-                    ctx.append(context_id(l, second, np.zeros(act.shape, np.int64), _bucket(act)))
+                    ctx.append(context_id(l, phase, _bucket(act)))
                     picks.append((l, o, k, mask))
                 if not picks:
                     continue
@@ -392,7 +383,7 @@ def _histograms(pyramid: Pyramid) -> tuple[list[tuple[np.ndarray, np.ndarray, np
 
 def _histograms_of(groups: list) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
     coded = [to_symbols(v) + (c,) for v, c in groups]
-    n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_CLASSES - 1, N_BUCKETS - 1))
+    n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1))
     flat = np.concatenate([c * ALPHABET + s for s, _, _, c in coded]) if coded else np.zeros(0, np.int64)
     hist = np.bincount(flat, minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)
     return coded, hist
