@@ -88,7 +88,7 @@ def single(args: argparse.Namespace) -> None:
 
 def pack(args: argparse.Namespace) -> None:
     a = tf.analyse(normalised(args.cube))
-    cand = tf.evaluate(a, args.k, args.code, 0.35, 1.0)
+    cand = tf.evaluate(a, args.k, args.code, 0.35)
     print(f"{Path(args.cube).name} K {args.k} code {args.code}: {len(subbands.pack(cand.parts[0]))} bytes "
           f"(estimate {subbands.estimate_bits(cand.parts[0]) / 8:.0f})")
 

@@ -378,11 +378,7 @@ def _table_cost(hist: np.ndarray) -> float:
 def _histograms(pyramid: Pyramid) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
     """Per group (symbols, escape low bits, escape bit counts, context ids) and the histogram of
     every context id (rows) over the alphabet."""
-    return _histograms_of(_groups(pyramid))
-
-
-def _histograms_of(groups: list) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-    coded = [to_symbols(v) + (c,) for v, c in groups]
+    coded = [to_symbols(v) + (c,) for v, c in _groups(pyramid)]
     n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1))
     flat = np.concatenate([c * ALPHABET + s for s, _, _, c in coded]) if coded else np.zeros(0, np.int64)
     hist = np.bincount(flat, minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)

@@ -277,8 +277,7 @@ def encode_transform(job: Job) -> tuple[bytes, dict]:
                                              offset=np.zeros(1, np.float32), step=np.ones(1, np.float32),
                                              name="payload")])
 
-    probe = transform_codec.TransformProbe(h, w, c)
-    overhead = len(pack_payload(probe.config, b"\0" * 1000)) - 1000  # everything but the payload
+    overhead = len(pack_payload(transform_codec.probe_config(h, w, c), b"\0" * 1000)) - 1000  # all but the payload
     room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
     fill = 0.995 if job.effort >= 3 else 0.97  # how close under the budget a file must land
     best, weights, data = None, None, b""

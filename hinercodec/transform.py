@@ -81,17 +81,17 @@ def _sub_step(step: float, e: int) -> float:
     return step * 2.0 ** (-e / BASIS_RESOLUTION)
 
 
-def _quantise_side(a: Analysis, k: int, step: float, basis_gain: float) -> tuple[np.ndarray, list[int], np.ndarray, int]:
+def _quantise_side(a: Analysis, k: int, step: float) -> tuple[np.ndarray, list[int], np.ndarray, int]:
     """Integer basis (C, K) with per-component exponents and integer mean with its exponent.
 
     RD: an error e in basis entry (c, k) costs e^2 * variance_k * N in band c, one in a coefficient
     costs e^2 once, so the basis step that spends bits at the same slope as the images is
-    step / sqrt(variance_k * N) (basis_gain scales it); likewise step / sqrt(N) for the mean."""
+    step / sqrt(variance_k * N); likewise step / sqrt(N) for the mean."""
     n = a.x.shape[1]
-    exps = [_exponent(step, basis_gain * step / math.sqrt(max(a.variance[j], 1e-30) * n)) for j in range(k)]
+    exps = [_exponent(step, step / math.sqrt(max(a.variance[j], 1e-30) * n)) for j in range(k)]
     steps = np.array([_sub_step(step, e) for e in exps])
     b_int = np.rint(a.basis[:, :k] / steps[None, :]).astype(np.int64)
-    m_exp = _exponent(step, basis_gain * step / math.sqrt(n))
+    m_exp = _exponent(step, step / math.sqrt(n))
     m_int = np.rint(a.mean / _sub_step(step, m_exp)).astype(np.int64)
     return b_int, exps, m_int, m_exp
 
@@ -181,10 +181,10 @@ def step_of(code: int) -> float:
     return 2.0 ** (-code / STEP_RESOLUTION)
 
 
-def evaluate(a: Analysis, k: int, code: int, rounding: float, basis_gain: float) -> Candidate:
+def evaluate(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
     step = step_of(code)
     levels = wavelet.levels_for(a.height, a.width)
-    b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step, basis_gain)
+    b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
     b_hat = b_int * np.array([_sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * _sub_step(step, m_exp)
     x0 = a.x - m_hat[:, None]
@@ -222,7 +222,7 @@ def psnr_band(mse: np.ndarray, constant: np.ndarray) -> float:
     return float(np.mean(10 * np.log10(1.0 / np.maximum(mse[keep], 1e-30))))
 
 
-def _estimate_bits(a: Analysis, k: int, code: int, rounding: float, basis_gain: float) -> float:
+def _estimate_bits(a: Analysis, k: int, code: int, rounding: float) -> float:
     """Bits of a candidate without its exact images: the pyramid of the UNQUANTISED basis's
     projection (cached per K) quantised at this step, plus the side information. Within a fraction
     of a percent of evaluate()'s bits, at a quarter of its cost (no least squares, no inverse)."""
@@ -233,17 +233,17 @@ def _estimate_bits(a: Analysis, k: int, code: int, rounding: float, basis_gain: 
     pyr = a.cache[key]
     step = step_of(code)
     ints, _ = _quantise_pyramid(pyr, band_steps(step, len(pyr[1])), rounding, offsets=False)
-    b_int, _, m_int, _ = _quantise_side(a, k, step, basis_gain)
+    b_int, _, m_int, _ = _quantise_side(a, k, step)
     return subbands.estimate_bits(ints) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
 
 
-def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float, basis_gain: float,
+def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
              hint: Optional[int] = None) -> Optional[Candidate]:
     """The candidate at the finest step (largest code) whose bits fit `budget_bits`: bisection on
     the estimate from a bracket around `hint` (the code found for a neighbouring K), then exact
     evaluations stepping down until it fits. None when even code 0 (step 1) does not fit."""
     def fits(code: int) -> bool:
-        return _estimate_bits(a, k, code, rounding, basis_gain) <= budget_bits
+        return _estimate_bits(a, k, code, rounding) <= budget_bits
 
     if not fits(0):
         return None
@@ -270,13 +270,13 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float, basis_gai
             hi = mid
     code = lo
     while True:
-        cand = evaluate(a, k, code, rounding, basis_gain)
+        cand = evaluate(a, k, code, rounding)
         if cand.bits <= budget_bits or code == 0:
             return cand if cand.bits <= budget_bits else None
         code -= 1
 
 
-def search(a: Analysis, budget_bits: float, rounding: float = 0.35, basis_gain: float = 1.0,
+def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
            ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None, metric: str = "psnr_band") -> Optional[Candidate]:
     """Best `metric` over K on the ladder: hill-climbing from `start` (default K = 8), up while
     it improves, then down; each K at the finest step that fits the budget."""
@@ -289,7 +289,7 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35, basis_gain: 
 
     def at(i: int) -> float:
         if i not in tried:
-            cand = fit_code(a, ks[i], budget_bits, rounding, basis_gain, hint[0])
+            cand = fit_code(a, ks[i], budget_bits, rounding, hint[0])
             tried[i] = cand
             if cand is not None:
                 hint[0] = cand.code
@@ -364,7 +364,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
 
 def smallest_bits(cube: np.ndarray) -> float:
     """Estimated bits of the smallest payload: one component at the coarsest step."""
-    return evaluate(analyse(cube), 1, 0, 0.35, 1.0).bits
+    return evaluate(analyse(cube), 1, 0, 0.35).bits
 
 
 def _weight_bits(codes: np.ndarray) -> float:
@@ -408,12 +408,9 @@ def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray
     return images.astype(np.float32), basis, mean
 
 
-class TransformProbe:
-    """A config of the right size for measuring the container's overhead before encoding."""
-
-    def __init__(self, height: int, width: int, bands: int):
-        levels = wavelet.levels_for(height, width)
-        k = min(bands, 16)
-        self.config = {"model": "transform", "height": height, "width": width, "bands": bands, "components": k,
-                       "levels": levels, "step_code": 200, "basis_exps": [40] * k, "mean_exp": 40,
-                       "offsets": [-10] * (levels + 1)}
+def probe_config(height: int, width: int, bands: int) -> dict:
+    """A config of a typical size, to measure the container's bytes around a payload before encoding."""
+    levels = wavelet.levels_for(height, width)
+    k = min(bands, 16)
+    return {"model": "transform", "height": height, "width": width, "bands": bands, "components": k,
+            "levels": levels, "step_code": 200, "basis_exps": [40] * k, "mean_exp": 40, "offsets": [-10] * (levels + 1)}
