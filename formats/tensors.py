@@ -216,9 +216,10 @@ def _rans_section(flat: list[np.ndarray], bits: list[int]) -> bytes | None:
 
 
 def pack_tensors(tensors: Sequence[QuantTensor], coder: int | None = None) -> bytes:
-    """The TENS payload of `tensors`: with coder None, coder 0 (canonical Huffman) or coder 1
-    (rANS), whichever is smaller, Huffman on a tie; else the coder asked for (ValueError when
-    rANS cannot code these tensors)."""
+    """The TENS payload of `tensors`: with coder None, the smallest of coder 0 (canonical Huffman),
+    coder 1 (rANS) and, when every tensor is 8-bit, coder 2 (stored: a payload that is already
+    entropy-coded, such as the transform model's, gains nothing from another coder), earlier
+    coders on a tie; else the coder asked for (ValueError when it cannot code these tensors)."""
     if coder not in (None, CODER_HUFFMAN, CODER_RANS, CODER_STORED):
         raise ValueError(f"unknown coder {coder}")
     flat, headers = [], []
@@ -233,17 +234,18 @@ def pack_tensors(tensors: Sequence[QuantTensor], coder: int | None = None) -> by
         if not stored_ok:
             raise ValueError("the stored coder holds 8-bit tensors only")
         return b"".join([bytes([CODER_STORED]), *head, *(f.astype(np.uint8).tobytes() for f in flat)])
-    if coder is None and stored_ok and len(tensors) == 1 and tensors[0].name == "payload":
-        return pack_tensors(tensors, CODER_STORED)  # a model's own entropy-coded stream
     huff = b"" if coder == CODER_RANS else b"".join([bytes([CODER_HUFFMAN]), *head, _huffman_section(flat, bits)])
     if coder == CODER_HUFFMAN or (coder is None and not tensors):
         return huff
     section = _rans_section(flat, bits)
     if coder == CODER_RANS and section is None:
         raise ValueError("rANS cannot code these tensors (a table or the symbol count does not fit)")
-    if coder is None and (section is None or 1 + len(section) + sum(map(len, head)) >= len(huff)):
-        return huff
-    return b"".join([bytes([CODER_RANS]), *head, section])
+    best = huff
+    if section is not None and (coder == CODER_RANS or 1 + len(section) + sum(map(len, head)) < len(huff)):
+        best = b"".join([bytes([CODER_RANS]), *head, section])
+    if coder is None and stored_ok and 1 + sum(map(len, head)) + sum(f.size for f in flat) < len(best):
+        return pack_tensors(tensors, CODER_STORED)
+    return best
 
 
 def _huffman_section(flat: list[np.ndarray], bits: list[int]) -> bytes:

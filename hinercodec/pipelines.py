@@ -277,7 +277,8 @@ def encode_transform(job: Job) -> tuple[bytes, dict]:
                                              offset=np.zeros(1, np.float32), step=np.ones(1, np.float32),
                                              name="payload")])
 
-    overhead = len(pack_payload(transform_codec.probe_config(h, w, c), b"\0" * 1000)) - 1000  # all but the payload
+    noise = np.random.default_rng(0).bytes(1000)  # incompressible, like a real payload: stored as it is
+    overhead = len(pack_payload(transform_codec.probe_config(h, w, c), noise)) - 1000  # all but the payload
     room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
     fill = 0.995 if job.effort >= 3 else 0.97  # how close under the budget a file must land
     best, weights, data = None, None, b""

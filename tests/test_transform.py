@@ -319,3 +319,18 @@ def test_golden_transform_file() -> None:
     assert np.abs(out[:2, :3].astype(np.int64) - np.array(expected)).max() <= 1
     assert abs(int(out.astype(np.int64).sum()) - 1081199) <= 8
     np.testing.assert_allclose(api.Decoder(GOLDEN_TRANSFORM).wavelengths, [450, 500, 550, 600])
+
+
+def test_tiled_transform_file_meets_its_rate() -> None:
+    """Tiles of the transform model keep their payload stored (tile tensors have no names: the
+    coder choice must not depend on them), so the tiled file lands in the rate window."""
+    from hinercodec.formats import tiled
+
+    cube = read_cube(DATA / "cave_balloons.h5")
+    crop = np.ascontiguousarray(cube.data[:120, :150])
+    result = api.encode(crop, cube.wavelengths, api.EncodeOptions(bpppb=0.4, tile=64, effort=1))
+    rate = 8 * len(result.data) / crop.size
+    assert 0.36 <= rate <= 0.4 and api.info(result.data)["format_version"] == "2.0"
+    head, tiles = tiled.unpack_tiled(result.data)
+    assert len(tiles) == 6 and all(len(t.tensors) == 1 and t.tensors[0].bits == 8 for t in tiles)
+    assert distortion(crop, api.decode(result.data)).psnr_band == pytest.approx(result.psnr_band)
