@@ -27,7 +27,7 @@ import numpy as np
 from .formats import subbands
 from . import wavelet
 
-STEP_RESOLUTION = 64  # the global step is 2 ** (-code / 64): 1.1 % apart (the rate lands within ~0.5 %)
+STEP_RESOLUTION = 64  # the global step is 2 ** (-code / 64): 1.1 % apart (finer landing on the rate)
 BASIS_RESOLUTION = 4  # basis / mean steps are the global step times 2 ** (-e / 4)
 OFFSET_RESOLUTION = 64  # reconstruction offsets in 1/64 of a step
 K_LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
