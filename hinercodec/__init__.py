@@ -6,7 +6,7 @@ light: torch is imported only when a model is fitted or run.
 """
 from __future__ import annotations
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _LAZY = {
     "encode": "hinercodec.api",

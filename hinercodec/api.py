@@ -15,7 +15,7 @@ import torch
 
 from .errors import CorruptFileError, InputError, RequestError, UnsupportedFileError
 from .formats import cubeio, tiled
-from .formats.hnrfile import HnrFile, dtype_code, positions
+from .formats.hnrfile import HnrFile, band_normalisation, dtype_code, positions
 from .metrics import bpppb, distortion
 from .models import MODELS, build
 from .pipelines import PIPELINES, Job, default_epochs
@@ -107,11 +107,10 @@ def _check_cube(cube: np.ndarray) -> np.ndarray:
 
 def _normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-band affine map to [0, 1]: returns (target C x H x W float32, offset, scale) with
-    cube ~ offset + scale * target. A constant band gets scale 0 (decoded exactly as its offset)."""
+    cube ~ offset + scale * target (BNDS values from formats.hnrfile.band_normalisation). A
+    constant band gets scale 0 (decoded exactly as its offset)."""
     x = cube.astype(np.float64)
-    lo = x.min(axis=(0, 1)).astype(np.float32)
-    hi = x.max(axis=(0, 1))
-    scale = (hi - lo.astype(np.float64)).astype(np.float32)
+    lo, scale = band_normalisation(x.min(axis=(0, 1)), x.max(axis=(0, 1)))
     safe = np.where(scale > 0, scale, 1.0).astype(np.float64)
     y = (x - lo.astype(np.float64)) / safe
     y[:, :, scale <= 0] = 0.0
@@ -165,7 +164,8 @@ def _run(model: torch.nn.Module, t: np.ndarray, device: torch.device, batch: int
 
 
 def _build_model(config: dict, tensors: list, height: int, width: int, device: torch.device,
-                 where: str = "", positions: Optional[np.ndarray] = None) -> torch.nn.Module:
+                 where: str = "", positions: Optional[np.ndarray] = None,
+                 units: Optional[tuple[np.ndarray, np.ndarray]] = None) -> torch.nn.Module:
     name = config.get("model")
     if name not in MODELS:
         raise UnsupportedFileError(f"model {name!r} needs a newer hinerc (this one knows: {', '.join(sorted(MODELS))})")
@@ -186,6 +186,11 @@ def _build_model(config: dict, tensors: list, height: int, width: int, device: t
     if positions is not None and hasattr(model, "set_band_positions"):
         try:
             model.set_band_positions(torch.from_numpy(np.asarray(positions, np.float32)))
+        except ValueError as exc:
+            raise CorruptFileError(f"{where}{exc}") from None
+    if units is not None and hasattr(model, "set_band_units"):  # interpolate spectra in the cube's units
+        try:
+            model.set_band_units(*units)
         except ValueError as exc:
             raise CorruptFileError(f"{where}{exc}") from None
     return model
@@ -374,7 +379,7 @@ class Decoder:
         self.grid = f.grid if self._tile is not None else tiled.TileGrid((0, f.height), (0, f.width))
         if self._tile is None:
             self._models[0] = _build_model(f.model_config, f.tensors, f.height, f.width, self.device,
-                                           positions=f.band_positions())
+                                           positions=f.band_positions(), units=(f.band_offset, f.band_scale))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -400,7 +405,8 @@ class Decoder:
             if len(self._models) >= self._CACHE:
                 self._models.pop(next(iter(self._models)))
             self._models[i] = _build_model(tile.model_config, tile.tensors, y1 - y0, x1 - x0, self.device,
-                                           f"tile {i}: ", self.file.band_positions())
+                                           f"tile {i}: ", self.file.band_positions(),
+                                           (self.file.band_offset, self.file.band_scale))
         return self._models[i]
 
     def _window(self, window: Optional[Window]) -> Window:

@@ -19,7 +19,7 @@ import torch
 
 from .errors import RequestError
 from .formats import cubeio
-from .formats.hnrfile import HnrFile, pack, unpack
+from .formats.hnrfile import HnrFile, band_normalisation, pack, unpack
 from .formats.tiled import Tile, TiledHead, TileGrid, _tile_data, pack_tiled
 from .metrics import StreamingDistortion
 from .ratecontrol import LOW, Budget
@@ -174,8 +174,7 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
     h, w, c = shape
     grid = TileGrid.split(h, w, tile, OVERLAP)
     s = survey(read, grid, c)
-    offset = s.lo.astype(np.float32)
-    scale = (s.hi - offset.astype(np.float64)).astype(np.float32)
+    offset, scale = band_normalisation(s.lo, s.hi)
     head = TiledHead(height=h, width=w, bands=c, dtype=np.dtype(dtype), band_offset=offset, band_scale=scale,
                      wavelengths=None if wavelengths is None else np.asarray(wavelengths, np.float64), grid=grid,
                      meta=meta)

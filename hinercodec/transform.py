@@ -8,7 +8,7 @@ integers at steps that cost the same distortion per bit as the images (reverse w
 Bands get weights ~1 / their error (re-estimated over a few passes) so that the file maximises
 PSNR_band, the mean of per-band PSNRs (or none, to maximise PSNR_global). The decoder
 (models/transform.py) rebuilds the coded bands exactly from their basis rows and any wavelength
-between them by an Akima spline, so bands at any wavelength come out of the same file.
+between them from Akima splines of those rows, so bands at any wavelength come out of the same file.
 
 Rate control is exact and cheap: every candidate is quantised and its coded size estimated in
 milliseconds, so the encoder searches the number of components K and the global step for the

@@ -367,3 +367,26 @@ def test_container_modules_do_not_import_torch():
     code = ("import sys, hinercodec.formats.container, hinercodec.formats.hnrfile; "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.just(0.0), st.floats(1e-30, 1e6), st.floats(-1e6, -1e-30)),
+       st.one_of(st.just(0.0), st.floats(1e-30, 1e6)))  # within f32's normal range
+def test_band_normalisation_holds_the_range_with_few_bits(lo: float, span: float) -> None:
+    """BNDS values keep hnrfile.BNDS_BITS significant bits, hold [lo, hi], pass it by little and
+    never cross zero; a constant band keeps its value exactly."""
+    from hinercodec.formats.hnrfile import BNDS_BITS, band_normalisation
+
+    hi = lo + span
+    offset, scale = band_normalisation(np.array([lo]), np.array([hi]))
+    o, s = float(offset[0]), float(scale[0])
+    if hi <= lo:
+        assert s == 0.0 and o == float(np.float32(lo))
+        return
+    assert o <= lo and o + s >= hi
+    assert lo - o <= abs(lo) * 2.0 ** -BNDS_BITS
+    assert s <= (hi - o) * (1 + 2.0 ** -BNDS_BITS)
+    assert (o >= 0) == (lo >= 0) or o == 0.0
+    for v in (o, s):  # few significant bits: the low bytes of the f32 are zero
+        m, _ = np.frexp(v)
+        assert v == 0.0 or float(m * 2 ** (BNDS_BITS + 1)).is_integer()
