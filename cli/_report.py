@@ -74,7 +74,7 @@ INFO_ROWS = [
     ("model", ("model",), lambda s: _plain(s["model"])),
     ("parameters", ("parameters", "bits"),
      lambda s: f"{s['parameters']} bytes of coded basis and wavelet coefficients"
-     if s["model"].get("model") == "transform" else f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)"),
+     if s["model"].get("model") in ("transform", "transform2") else f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)"),
     ("chunks", ("chunks",), lambda s: ", ".join(f"{k} {v}" for k, v in s["chunks"].items()) + " bytes"),
     ("format", ("format_version",), lambda s: f".hnr {s['format_version']}"),
     ("encoder", ("encoder",), lambda s: str(s["encoder"])),

@@ -208,8 +208,8 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
     if not inputs and file_list is None:
         raise click.UsageError("give an INPUT cube (or --from-list FILE)")
     api = _api()
-    if model not in api.MODELS:
-        raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.MODELS))})",
+    if model not in api.PIPELINES:
+        raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.PIPELINES))})",
                                  param_hint="'--model'")
     options = api.EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs, seed=seed,
                                 device=device, tile=tile, split=split, optimise=optimise)

@@ -216,15 +216,48 @@ def context_id(level: int, phase: int, bucket: np.ndarray) -> np.ndarray:
 
 Take = Callable[[np.ndarray, Optional[list]], np.ndarray]
 
+# Sign contexts (the `transform2` coefficient section): the signs of the wavelet coefficients of a
+# band are not independent. Along its high-pass direction neighbouring coefficients of a band
+# mostly have opposite signs, along the other direction mostly the same (the filters' overlap; an
+# edge crossing the band), and the same place in the previous component image agrees or disagrees
+# depending on the scene. A sign is coded with the probability of its context: the level (0, 1, 2
+# and coarser), the pass, a score of the signs already known around it, and the sign at the same
+# place in the previous image (-, 0, +). The score sums the signs of the pass-A/D neighbours times
+# each orientation's expected polarity (SIGN_POLARITY: along x, along y), clipped to -2..2.
+SIGN_POLARITY = ((-1, 1), (1, -1), (-1, -1))  # orientation 0 (high-pass along x), 1 (along y), 2 (both)
+SIGN_SCORES = 5
+N_SIGN_CONTEXTS = 3 * PASSES * SIGN_SCORES * 3
 
-def _walk(images: int, height: int, width: int, levels: int, take: Take) -> Pyramid:
+
+def sign_context(band: np.ndarray, orientation: int, k: int, level: int, phase: int, mask: np.ndarray) -> np.ndarray:
+    """Sign context ids (0..N_SIGN_CONTEXTS - 1) of image k's positions `mask` in `band` (K, h, w),
+    from the signs known before this pass of image k: its pass-A (and D) neighbours, image k - 1."""
+    wx, wy = SIGN_POLARITY[orientation]
+    if phase == 0:
+        score = np.zeros(int(mask.sum()), np.int64)
+    else:
+        pad = np.pad(np.sign(band[k]), 1)
+        if phase == 1:  # the four diagonal pass-A neighbours
+            around = pad[:-2, :-2] + pad[:-2, 2:] + pad[2:, :-2] + pad[2:, 2:]
+            score = (wx * wy) * around[mask]
+        else:  # the four direct neighbours (passes A and D)
+            score = (wx * (pad[1:-1, :-2] + pad[1:-1, 2:]) + wy * (pad[:-2, 1:-1] + pad[2:, 1:-1]))[mask]
+        score = np.clip(score, -2, 2)
+    prev = np.sign(band[k - 1][mask]) if k else np.zeros_like(score)
+    return ((min(level, 2) * PASSES + phase) * SIGN_SCORES + score + 2) * 3 + prev + 1
+
+
+def _walk(images: int, height: int, width: int, levels: int, take: Take,
+          take_signs: Optional[Take] = None) -> Pyramid:
     """Visit every coefficient in coding order and build the pyramid from what `take` returns.
 
     take(contexts, picks) gives the values of the next group: the encoder returns the known
     values at `picks` (a list of (level, orientation, image, mask); None for the LL residuals)
     and records them, the decoder decodes len(contexts) symbols. Both see the same contexts, as
     each depends only on values taken before: the parent (one level coarser), for pass B the four
-    pass-A neighbours, and the same place in the image before (the component images share edges)."""
+    pass-A neighbours, and the same place in the image before (the component images share edges).
+    With `take_signs` (the `transform2` section), a detail group's values are magnitudes, and
+    take_signs(sign contexts, picks) then gives the signs (+-1) of its nonzero ones, in order."""
     (lh, lw), det_shapes = shapes(height, width, levels)
     ll = _med_restore(take(np.full(images * lh * lw, LL_CONTEXT), None).reshape(images, lh, lw))
     details: list = [None] * levels
@@ -249,26 +282,45 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take) -> Pyra
                     continue
                 values = take(np.concatenate(ctx), picks)
                 sizes = np.cumsum([int(m.sum()) for _, _, _, m in picks])[:-1]
-                for (_, o, _, mask), part in zip(picks, np.split(values, sizes)):
+                parts = np.split(values, sizes)
+                if take_signs is not None:
+                    nonzero = [part != 0 for part in parts]
+                    sctx = [sign_context(bands[o], o, k, l, phase, mask)[nz]
+                            for (_, o, _, mask), nz in zip(picks, nonzero)]
+                    signs = take_signs(np.concatenate(sctx), picks)
+                    for part, nz, sg in zip(parts, nonzero, np.split(signs, np.cumsum([int(nz.sum()) for nz in nonzero])[:-1])):
+                        part[nz] *= sg
+                for (_, o, _, mask), part in zip(picks, parts):
                     bands[o][k][mask] = part
         details[l] = tuple(bands)
     return ll, details
 
 
-def _groups(pyramid: Pyramid) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(values, context ids) of every coded group in stream order."""
+def _groups(pyramid: Pyramid, signs: bool = False) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """(values, context ids, is a sign group) of every coded group in stream order. With `signs`,
+    a detail group holds magnitudes and is followed by the group of its nonzero values' signs
+    (1 for negative, 0 for positive; sign context ids)."""
     ll, details = pyramid
-    out: list[tuple[np.ndarray, np.ndarray]] = []
+    out: list[tuple[np.ndarray, np.ndarray, bool]] = []
+    last: list = [None]
 
     def take(ctx: np.ndarray, picks: Optional[list]) -> np.ndarray:
         if picks is None:
             values = _med_residual(ll).ravel()
         else:
             values = np.concatenate([details[l][o][k][mask] for l, o, k, mask in picks])
-        out.append((values, ctx))
-        return values
+            last[0] = values
+            if signs:
+                values = np.abs(values)
+        out.append((values, ctx, False))
+        return values.copy()  # the walk puts the signs back in place
 
-    _walk(ll.shape[0], *_image_shape(pyramid), len(details), take)
+    def take_signs(ctx: np.ndarray, picks: Optional[list]) -> np.ndarray:
+        v = last[0][last[0] != 0]
+        out.append(((v < 0).astype(np.int64), ctx, True))
+        return np.sign(v)
+
+    _walk(ll.shape[0], *_image_shape(pyramid), len(details), take, take_signs if signs else None)
     return out
 
 
@@ -292,14 +344,16 @@ _FRACTIONS = (65536, 62757, 60097, 57549, 55109, 52773, 50535, 48393, 46341, 443
 
 
 @lru_cache(maxsize=1 << 16)
-def param_freqs(a: int, b: int, top: int) -> Optional[np.ndarray]:
+def param_freqs(a: int, b: int, top: int, unsigned: bool = False) -> Optional[np.ndarray]:
     """Frequencies (summing to 2**PRECISION, each >= 1) of symbols 0..top under the two-parameter
     model of a dead-zone quantised Laplacian: P(v != 0) ~ 2**(-a / 16) (a log scale: the sparse
     fine subbands need P(0) near 1), and |v| = m >= 1 with weight
     theta ** (m - 1), theta = b / 256 (escape classes: the weight of their first value times the
     smaller of their width and 1 / (1 - theta)). Integer arithmetic only (2**-32 fixed point), so
     encoder and decoder build the same table on any machine. None when the table cannot hold a
-    frequency for every symbol (the encoder then keeps an explicit table)."""
+    frequency for every symbol (the encoder then keeps an explicit table). `unsigned` (magnitudes
+    of the `transform2` section): the negative values' symbols get frequency 0, their weight goes
+    to the positive ones."""
     if not (0 <= a <= 255 and 0 <= b <= 255 and 0 <= top < ALPHABET):
         return None
     one = 1 << 32
@@ -317,17 +371,18 @@ def param_freqs(a: int, b: int, top: int) -> Optional[np.ndarray]:
     weights = [0]
     run = one  # theta ** (m - 1) for the direct magnitudes m = 1, 2, ...
     for s in range(1, top + 1):
+        negative = s % 2 == 0 if s < ESCAPE else (s - ESCAPE) % 2 == 1
         if s < ESCAPE:
-            weights.append(run)
+            weights.append(0 if unsigned and negative else run)
             if s % 2 == 0:
                 run = (run * theta) >> 32
         else:
             n = (s - ESCAPE) // 2 + 4
-            weights.append(power((1 << n) - 1) * min(1 << n, 256 // max(1, 256 - b)))
+            weights.append(0 if unsigned and negative else power((1 << n) - 1) * min(1 << n, 256 // max(1, 256 - b)))
     m = 1 << PRECISION
     rest = max(1, (m * _FRACTIONS[a % 16]) >> (16 + a // 16))
     total = sum(weights)
-    freqs = [0] + [max(1, rest * w // total) if total else 1 for w in weights[1:]]
+    freqs = [0] + [0 if unsigned and w == 0 else (max(1, rest * w // total) if total else 1) for w in weights[1:]]
     freqs[0] = m - sum(freqs)
     if freqs[0] < 1:
         return None
@@ -340,7 +395,7 @@ _MAGNITUDES = np.where(np.arange(ALPHABET) < ESCAPE, (np.arange(ALPHABET) + 1) /
                        1 << np.maximum((np.arange(ALPHABET) - ESCAPE) // 2 + 4, 0))
 
 
-def _param_fit(hist: np.ndarray, search: bool = True) -> tuple[float, tuple[int, int, int]]:
+def _param_fit(hist: np.ndarray, search: bool = True, unsigned: bool = False) -> tuple[float, tuple[int, int, int]]:
     """(bits, (a, b, top)) of the best parametric table near the moment estimates of `hist`
     (search=False: at the moment estimates only, for the encoder's quick size estimates)."""
     used = np.flatnonzero(hist)
@@ -354,8 +409,8 @@ def _param_fit(hist: np.ndarray, search: bool = True) -> tuple[float, tuple[int,
     best = (math.inf, (a0, b0, top))
     for a in sorted({min(255, max(0, a0 + d)) for d in ((0, -2, 2) if search else (0,))}):
         for b in sorted({min(255, max(0, b0 + d)) for d in ((0, -3, 3) if search else (0,))}):
-            f = param_freqs(a, b, top)
-            if f is None:
+            f = param_freqs(a, b, top, unsigned)
+            if f is None or (f[used] == 0).any():
                 continue
             bits = PARAM_BITS + PRECISION * n - float(np.dot(counts, np.log2(f[used])))
             if bits < best[0]:
@@ -363,7 +418,7 @@ def _param_fit(hist: np.ndarray, search: bool = True) -> tuple[float, tuple[int,
     return best
 
 
-def _table_cost(hist: np.ndarray) -> float:
+def _table_cost(hist: np.ndarray, unsigned: bool = False) -> float:
     """Estimated bits of symbols with `hist` under their own table, the table included: the
     cheaper of an explicit table and a parametric one."""
     used = hist > 0
@@ -372,69 +427,113 @@ def _table_cost(hist: np.ndarray) -> float:
     # images: ~81 bits a table + 3.1 a used symbol, less for tables that code many symbols.
     overhead = max(16.0, 81.4 + 3.08 * int(used.sum()) - 4.09 * math.log2(n))
     explicit = float(-(hist[used] * np.log2(hist[used] / n)).sum()) + overhead
-    return min(explicit, _param_fit(hist, search=False)[0])
+    return min(explicit, _param_fit(hist, search=False, unsigned=unsigned)[0])
 
 
-def _histograms(pyramid: Pyramid) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-    """Per group (symbols, escape low bits, escape bit counts, context ids) and the histogram of
-    every context id (rows) over the alphabet."""
-    coded = [to_symbols(v) + (c,) for v, c in _groups(pyramid)]
+def _histograms(pyramid: Pyramid, signs: bool = False) -> tuple[list, np.ndarray, np.ndarray]:
+    """Per group in stream order (symbols, escape low bits, escape bit counts, context ids, is a sign
+    group), the histogram of every magnitude/value context id (rows) over the alphabet, and the
+    (positive, negative) counts of every sign context (zeros without `signs`)."""
+    coded = []
+    sign_counts = np.zeros((N_SIGN_CONTEXTS, 2), np.int64)
+    for v, c, is_sign in _groups(pyramid, signs):
+        if is_sign:
+            coded.append((v, np.zeros(0, np.int64), np.zeros(0, np.int64), c, True))
+            np.add.at(sign_counts, (c, v), 1)
+        else:
+            coded.append(to_symbols(v) + (c, False))
     n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1))
-    flat = np.concatenate([c * ALPHABET + s for s, _, _, c in coded]) if coded else np.zeros(0, np.int64)
+    flat = [c * ALPHABET + s for s, _, _, c, is_sign in coded if not is_sign]
+    flat = np.concatenate(flat) if flat else np.zeros(0, np.int64)
     hist = np.bincount(flat, minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)
-    return coded, hist
+    return coded, hist, sign_counts
 
 
-def plan_tables(hist: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], float]:
+def plan_tables(hist: np.ndarray, signs: bool = False) -> tuple[np.ndarray, list[np.ndarray], float]:
     """Which table each used context codes with: neighbouring buckets of one (level, pass,
     orientation) share a table while that saves bits (greedy, in bucket order). Returns (used
-    context ids, a table slot per used id, the merged histograms, estimated bits)."""
+    context ids, a table slot per used id, the merged histograms, estimated bits). With `signs`,
+    the detail contexts' tables are of magnitudes (param_freqs unsigned)."""
     used = np.flatnonzero(hist.sum(axis=1))
     slots = np.zeros(used.size, np.int64)
     merged: list[np.ndarray] = []
     costs: list[float] = []
     for i, cid in enumerate(used):
         h = hist[cid]
+        unsigned = signs and cid != LL_CONTEXT
         prev = used[i - 1] if i else -1
         same_group = i and cid != LL_CONTEXT and prev != LL_CONTEXT and (cid - 1) // N_BUCKETS == (prev - 1) // N_BUCKETS
         if same_group:
             joined = merged[-1] + h
-            c = _table_cost(joined)
-            alone = _table_cost(h)
+            c = _table_cost(joined, unsigned)
+            alone = _table_cost(h, unsigned)
             if c <= costs[-1] + alone:
                 merged[-1], costs[-1] = joined, c
                 slots[i] = len(merged) - 1
                 continue
         merged.append(h.copy())
-        costs.append(_table_cost(h))
+        costs.append(_table_cost(h, unsigned))
         slots[i] = len(merged) - 1
     return used, slots, merged, float(sum(costs))
 
 
-def estimate_bits(pyramid: Pyramid) -> float:
-    """Bits of pack(pyramid) within a few percent, without building tables or streams: empirical
-    conditional entropy of the planned tables + their cost (_table_cost) + escape bits + the
-    stream's lane states."""
-    coded, hist = _histograms(pyramid)
-    _, _, _, bits = plan_tables(hist)
-    total = sum(s.size for s, _, _, _ in coded)
-    return bits + sum(float(n.sum()) for _, _, n, _ in coded) + 32.0 * rans.choose_lanes(total) + 24.0 + 2.0 * hist.any(axis=1).sum()
+SIGN_STEP = 16  # a sign table is one byte q in 1..255: P(negative) = 16 q / 4096
 
 
-def pack(pyramid: Pyramid) -> bytes:
-    """The coefficient section (formats/HNR.md, model `transform`) of an integer pyramid (LL (K, h, w),
-    details finest first)."""
+def _sign_freqs(q: int) -> np.ndarray:
+    return np.array([(1 << PRECISION) - SIGN_STEP * q, SIGN_STEP * q], np.int64)
+
+
+SIGN_MAP_BYTES = (N_SIGN_CONTEXTS + 7) // 8
+
+
+def plan_signs(counts: np.ndarray) -> tuple[list[tuple[int, int]], float]:
+    """The sign contexts worth a table of their own, [(context id, q)], and the estimated bits of
+    all signs (tables and map included). The others code at P = 1/2 (exactly one bit a sign);
+    none is listed when the tables would not pay for their map."""
+    listed, bits, plain = [], 0.0, float(counts.sum())
+    for cid in np.flatnonzero(counts.sum(axis=1)):
+        pos, neg = (int(v) for v in counts[cid])
+        q = min(255, max(1, round(256 * neg / (pos + neg))))
+        f = _sign_freqs(q)
+        own = pos * (PRECISION - math.log2(f[0])) + neg * (PRECISION - math.log2(f[1])) + 8
+        if own < pos + neg:
+            listed.append((int(cid), q))
+            bits += own
+        else:
+            bits += pos + neg
+    if not listed or bits + 8 * SIGN_MAP_BYTES >= plain:
+        return [], plain + 8
+    return listed, bits + 8 * SIGN_MAP_BYTES + 8
+
+
+def estimate_bits(pyramid: Pyramid, signs: bool = False) -> float:
+    """Bits of pack(pyramid, signs) within a few percent, without building tables or streams:
+    empirical conditional entropy of the planned tables + their cost (_table_cost) + escape bits +
+    the signs (plan_signs) + the stream's lane states."""
+    coded, hist, sign_counts = _histograms(pyramid, signs)
+    _, _, _, bits = plan_tables(hist, signs)
+    total = sum(g[0].size for g in coded)
+    if signs:
+        bits += plan_signs(sign_counts)[1] + 24.0
+    return bits + sum(float(g[2].sum()) for g in coded) + 32.0 * rans.choose_lanes(total) + 24.0 + 2.0 * hist.any(axis=1).sum()
+
+
+def pack(pyramid: Pyramid, signs: bool = False) -> bytes:
+    """The coefficient section (formats/HNR.md, model `transform`; with `signs`, model
+    `transform2`) of an integer pyramid (LL (K, h, w), details finest first)."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
-    coded, hist = _histograms(pyramid)
-    used, slots, merged, _ = plan_tables(hist)
+    coded, hist, sign_counts = _histograms(pyramid, signs)
+    used, slots, merged, _ = plan_tables(hist, signs)
     tables, bodies, kinds = [], [], []
-    for h in merged:
+    for cid, h in zip([used[i] for i in range(used.size) if i == 0 or slots[i] != slots[i - 1]], merged):
+        unsigned = signs and cid != LL_CONTEXT
         explicit = rans.build_table(h, PRECISION)
         body = rans.write_table(explicit)
-        bits, params = _param_fit(h)
+        bits, params = _param_fit(h, unsigned=unsigned)
         if bits < 8 * len(body) + rans.coded_bits(explicit, h):
-            tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, param_freqs(*params)))
+            tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, param_freqs(*params, unsigned)))
             bodies.append(bytes(params))
             kinds.append(True)
         else:
@@ -452,14 +551,28 @@ def pack(pyramid: Pyramid) -> bytes:
     fresh[1:] = slots[1:] != slots[:-1]
     out += np.packbits(fresh).tobytes()
     out += np.packbits(np.array(kinds, bool)).tobytes() + b"".join(bodies)
-    stream = rans.encode_segments([(sym, slot[ctx]) for sym, _, _, ctx in coded], tables)
-    raw = _write_bits(np.concatenate([low for _, low, _, _ in coded]), np.concatenate([n for _, _, n, _ in coded]))
+    sign_slot = np.zeros(0, np.int64)
+    if signs:
+        listed, _ = plan_signs(sign_counts)
+        sign_slot = np.full(N_SIGN_CONTEXTS, len(tables), np.int64)  # the P = 1/2 table
+        tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, _sign_freqs(128)))
+        out += huffman.write_varint(int(sign_counts.sum())) + huffman.write_varint(len(listed))
+        if listed:
+            bitmap = np.zeros(8 * SIGN_MAP_BYTES, bool)
+            for cid, q in listed:
+                bitmap[cid] = True
+                sign_slot[cid] = len(tables)
+                tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, _sign_freqs(q)))
+            out += np.packbits(bitmap).tobytes() + bytes(q for _, q in listed)
+    segments = [(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, _, _, ctx, is_sign in coded]
+    stream = rans.encode_segments(segments, tables)
+    raw = _write_bits(np.concatenate([g[1] for g in coded]), np.concatenate([g[2] for g in coded]))
     out += huffman.write_varint(len(stream)) + stream + raw
     return bytes(out)
 
 
-def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Pyramid:
-    """Inverse of pack for a pyramid of `levels` levels of `images` images of H x W.
+def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs: bool = False) -> Pyramid:
+    """Inverse of pack(pyramid, signs) for a pyramid of `levels` levels of `images` images of H x W.
     CorruptFileError on anything that does not decode to exactly that."""
     if not 0 <= levels <= MAX_LEVELS:
         raise CorruptFileError(f"transform payload: {levels} levels (at most {MAX_LEVELS})")
@@ -486,11 +599,12 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
             raise CorruptFileError("transform payload: truncated table kinds")
         kinds = np.unpackbits(np.frombuffer(data, np.uint8, n_flag, pos))[:n_tables].astype(bool)
         pos += n_flag
-        for parametric in kinds:
+        first_ids = [cid for cid, f in zip(ids, fresh) if f]
+        for cid, parametric in zip(first_ids, kinds):
             if parametric:
                 if pos + 3 > len(data):
                     raise CorruptFileError("transform payload: truncated parametric table")
-                freqs = param_freqs(*data[pos:pos + 3])
+                freqs = param_freqs(*data[pos:pos + 3], signs and cid != LL_CONTEXT)
                 if freqs is None:
                     raise CorruptFileError("transform payload: invalid parametric table")
                 tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, freqs))
@@ -500,11 +614,34 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
                 tables.append(table)
         if not tables or len({t.precision for t in tables}) != 1:
             raise CorruptFileError("transform payload: tables missing or of different precisions")
+        total = images * (height * width)  # every coefficient is one symbol
+        n_signs = 0
+        if signs:
+            n_signs, pos = huffman.read_varint(data, pos, total)
+            n_listed, pos = huffman.read_varint(data, pos, N_SIGN_CONTEXTS)
+            sign_slot = np.full(N_SIGN_CONTEXTS, len(tables), np.int64)
+            tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, tables[0].precision, _sign_freqs(128)))
+            listed: list = []
+            if n_listed:
+                if pos + SIGN_MAP_BYTES > len(data):
+                    raise CorruptFileError("transform payload: truncated sign table map")
+                bitmap = np.unpackbits(np.frombuffer(data, np.uint8, SIGN_MAP_BYTES, pos))
+                listed = np.flatnonzero(bitmap).tolist()
+                pos += SIGN_MAP_BYTES
+                if len(listed) != n_listed or (listed and listed[-1] >= N_SIGN_CONTEXTS):
+                    raise CorruptFileError("transform payload: the sign table map does not match its count")
+            if pos + n_listed > len(data):
+                raise CorruptFileError("transform payload: truncated sign tables")
+            for cid, q in zip(listed, data[pos:pos + n_listed]):
+                if q == 0:
+                    raise CorruptFileError("transform payload: invalid sign table")
+                sign_slot[cid] = len(tables)
+                tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, tables[0].precision, _sign_freqs(q)))
+            pos += n_listed
         length, pos = huffman.read_varint(data, pos, len(data))
         if pos + length > len(data):
             raise CorruptFileError("transform payload: the stream runs past the end of the chunk")
-        total = images * (height * width)  # every coefficient is one symbol
-        decoder = rans.SegmentDecoder(data[pos:pos + length], tables, total)
+        decoder = rans.SegmentDecoder(data[pos:pos + length], tables, total + n_signs)
         bits = _BitReader(data[pos + length:])
         lookup = np.full(1 + max(slot, default=0), -1, np.int64)
         lookup[list(slot)] = list(slot.values())
@@ -517,7 +654,18 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int) -> Py
             sym = decoder.read(count, lookup[ctx])
             return from_symbols(sym, bits.read(_escape_bits(sym)[sym >= ESCAPE]))
 
-        ll, details = _walk(images, height, width, levels, lambda ctx, picks: values(ctx.size, ctx))
+        decoded_signs = [0]
+
+        def take_signs(ctx: np.ndarray, picks: Optional[list]) -> np.ndarray:
+            decoded_signs[0] += ctx.size
+            if decoded_signs[0] > n_signs:
+                raise CorruptFileError("transform payload: more nonzero coefficients than signs")
+            return 1 - 2 * decoder.read(ctx.size, sign_slot[ctx])
+
+        ll, details = _walk(images, height, width, levels, lambda ctx, picks: values(ctx.size, ctx),
+                            take_signs if signs else None)
+        if decoded_signs[0] != n_signs:
+            raise CorruptFileError("transform payload: fewer nonzero coefficients than signs")
         decoder.finish()
         bits.finish()
         return ll, details

@@ -205,8 +205,8 @@ def _check_options(opts: EncodeOptions) -> None:
         raise RequestError(f"--effort must be an integer 1..9, got {opts.effort}")
     if opts.epochs is not None and not (isinstance(opts.epochs, int) and opts.epochs >= 1):
         raise RequestError(f"--epochs must be a positive integer, got {opts.epochs}")
-    if opts.model not in MODELS:
-        raise RequestError(f"unknown model {opts.model!r} (known: {', '.join(sorted(MODELS))})")
+    if opts.model not in PIPELINES:
+        raise RequestError(f"unknown model {opts.model!r} (known: {', '.join(sorted(PIPELINES))})")
     if opts.tile is not None and not (isinstance(opts.tile, int) and (opts.tile == 0 or opts.tile >= 4 * MIN_SIDE)):
         raise RequestError(f"--tile must be 0 (never tile) or at least {4 * MIN_SIDE} pixels, got {opts.tile}")
     if opts.optimise not in METRICS:

@@ -30,6 +30,10 @@ from . import wavelet
 STEP_RESOLUTION = 64  # the global step is 2 ** (-code / 64): 1.1 % apart (finer landing on the rate)
 BASIS_RESOLUTION = 4  # basis / mean steps are the global step times 2 ** (-e / 4)
 OFFSET_RESOLUTION = 64  # reconstruction offsets in 1/64 of a step
+# What the encoder writes: MODL "transform2" (since 0.4), whose coefficient section codes the signs
+# of the wavelet coefficients apart with sign contexts (formats/subbands.py); "transform" files
+# (0.3, signs inside the symbols) still decode.
+MODEL, SIGNS = "transform2", True
 K_LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
 
 
@@ -200,7 +204,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
     root = np.sqrt(a.weights)[:, None]
     mse = ((np.clip(xh, 0.0, root) - a.x) ** 2).mean(axis=1) / a.weights
     side = _side_vectors(b_int, m_int)
-    bits = subbands.estimate_bits(ints) + subbands.estimate_vector_bits(side)
+    bits = subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(side)
     return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
 
 
@@ -234,7 +238,7 @@ def _estimate_bits(a: Analysis, k: int, code: int, rounding: float) -> float:
     step = step_of(code)
     ints, _ = _quantise_pyramid(pyr, band_steps(step, len(pyr[1])), rounding, offsets=False)
     b_int, _, m_int, _ = _quantise_side(a, k, step)
-    return subbands.estimate_bits(ints) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+    return subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
 
 
 def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
@@ -374,10 +378,10 @@ def _weight_bits(codes: np.ndarray) -> float:
 def package(cand: Candidate, codes: np.ndarray, height: int, width: int) -> tuple[dict, bytes]:
     ints, offsets, b_int, b_exps, m_int, m_exp, levels = cand.parts
     side = [codes, _predict_residual(m_int)] + [_predict_residual(b_int[:, j]) for j in range(cand.k)]
-    config = {"model": "transform", "height": height, "width": width, "bands": int(codes.size),
+    config = {"model": MODEL, "height": height, "width": width, "bands": int(codes.size),
               "components": cand.k, "levels": levels, "step_code": cand.code, "basis_exps": list(map(int, b_exps)),
               "mean_exp": int(m_exp), "offsets": list(map(int, offsets))}
-    return config, subbands.pack_vectors(side) + subbands.pack(ints)
+    return config, subbands.pack_vectors(side) + subbands.pack(ints, SIGNS)
 
 
 def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -403,7 +407,7 @@ def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray
     root = np.sqrt(2.0 ** (weights_e / WEIGHT_RESOLUTION))
     basis = np.stack([_restore_predicted(r) * _sub_step(step, e) for r, e in zip(b_res, b_exps)], axis=1) / root[:, None]
     mean = _restore_predicted(m_res) * _sub_step(step, int(config["mean_exp"])) / root
-    ints = subbands.unpack(payload[pos:], k, h, w, levels)
+    ints = subbands.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2")
     images = wavelet.inverse(dequantise_pyramid(ints, band_steps(step, levels), offsets))
     return images.astype(np.float32), basis, mean
 
@@ -412,5 +416,5 @@ def probe_config(height: int, width: int, bands: int) -> dict:
     """A config of a typical size, to measure the container's bytes around a payload before encoding."""
     levels = wavelet.levels_for(height, width)
     k = min(bands, 16)
-    return {"model": "transform", "height": height, "width": width, "bands": bands, "components": k,
+    return {"model": MODEL, "height": height, "width": width, "bands": bands, "components": k,
             "levels": levels, "step_code": 200, "basis_exps": [40] * k, "mean_exp": 40, "offsets": [-10] * (levels + 1)}

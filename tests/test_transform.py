@@ -60,36 +60,65 @@ def _same(a: tuple, b: tuple) -> bool:
     return (a[0] == b[0]).all() and all((x == y).all() for d, e in zip(a[1], b[1]) for x, y in zip(d, e))
 
 
+@pytest.mark.parametrize("signs", [False, True])  # the "transform" (0.3) and "transform2" sections
 @settings(max_examples=40, deadline=None)
 @given(k=st.integers(1, 4), h=st.integers(1, 40), w=st.integers(1, 40), scale=st.sampled_from([0.0, 0.3, 1.0, 20.0]),
        seed=st.integers(0, 2**16))
-def test_subbands_round_trip(k: int, h: int, w: int, scale: float, seed: int) -> None:
+def test_subbands_round_trip(signs: bool, k: int, h: int, w: int, scale: float, seed: int) -> None:
     pyr, levels = _random_pyramid(np.random.default_rng(seed), k, h, w, scale)
-    data = subbands.pack(pyr)
-    assert _same(subbands.unpack(data, k, h, w, levels), pyr)
-    assert abs(8 * len(data) - subbands.estimate_bits(pyr)) < 0.1 * 8 * len(data) + 400
+    data = subbands.pack(pyr, signs)
+    assert _same(subbands.unpack(data, k, h, w, levels, signs), pyr)
+    assert abs(8 * len(data) - subbands.estimate_bits(pyr, signs)) < 0.1 * 8 * len(data) + 400
 
 
-def test_subbands_huge_values_escape() -> None:
+@pytest.mark.parametrize("signs", [False, True])
+def test_subbands_huge_values_escape(signs: bool) -> None:
     pyr, levels = _random_pyramid(np.random.default_rng(1), 2, 16, 16, 1.0)
     pyr[0][0, 0, 0] = (1 << 39) + 12345
     pyr[1][0][1][1, 2, 3] = -(1 << 30)
-    assert _same(subbands.unpack(subbands.pack(pyr), 2, 16, 16, levels), pyr)
+    assert _same(subbands.unpack(subbands.pack(pyr, signs), 2, 16, 16, levels, signs), pyr)
     pyr[0][0, 0, 0] = 1 << 41
     with pytest.raises(ValueError):
-        subbands.pack(pyr)
+        subbands.pack(pyr, signs)
 
 
-def test_subbands_damage_is_reported() -> None:
+def test_sign_contexts_pay_where_signs_are_predictable() -> None:
+    """Coefficients whose signs follow the pattern the sign contexts expect (opposite along a
+    band's high-pass direction) cost fewer bytes with them; random signs cost at most a few bytes."""
+    rng = np.random.default_rng(7)
+    pyr, levels = _random_pyramid(rng, 2, 64, 64, 3.0)
+    ll, det = pyr
+    patterned = []
+    for lev in det:
+        bands = []
+        for o, band in enumerate(lev):
+            alt = np.where((np.arange(band.shape[2]) % 2 == 0), 1, -1)[None, None, :] if o == 0 else \
+                np.where((np.arange(band.shape[1]) % 2 == 0), 1, -1)[None, :, None]
+            bands.append(np.abs(band) * alt)
+        patterned.append(tuple(bands))
+    assert len(subbands.pack((ll, patterned), True)) < 0.95 * len(subbands.pack((ll, patterned), False))
+    assert len(subbands.pack(pyr, True)) <= len(subbands.pack(pyr, False)) + 8
+
+
+@pytest.mark.parametrize("signs", [False, True])
+def test_subbands_damage_is_reported(signs: bool) -> None:
     pyr, levels = _random_pyramid(np.random.default_rng(2), 3, 32, 24, 1.0)
-    data = subbands.pack(pyr)
+    data = subbands.pack(pyr, signs)
     for bad in (data[:-1], data + b"\0", data[: len(data) // 2], bytes([data[0] ^ 0x7F]) + data[1:]):
         with pytest.raises(CorruptFileError):
-            subbands.unpack(bad, 3, 32, 24, levels)
+            subbands.unpack(bad, 3, 32, 24, levels, signs)
     with pytest.raises(CorruptFileError):
-        subbands.unpack(data, 3, 32, 24, subbands.MAX_LEVELS + 1)
+        subbands.unpack(data, 3, 32, 24, subbands.MAX_LEVELS + 1, signs)
     rng = np.random.default_rng(3)
     for _ in range(200):  # random byte flips: a clean error or (rarely) other valid data, never a crash
+        flipped = bytearray(data)
+        flipped[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        try:
+            subbands.unpack(bytes(flipped), 3, 32, 24, levels, signs)
+        except CorruptFileError:
+            pass
+
+# random byte flips: a clean error or (rarely) other valid data, never a crash
         flipped = bytearray(data)
         flipped[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
         try:
@@ -142,7 +171,7 @@ def test_round_trip_meets_rate_and_quality(houston: np.ndarray, encoded: api.Enc
     assert decoded.dtype == houston.dtype and decoded.shape == houston.shape
     assert distortion(houston, decoded).psnr_band == pytest.approx(encoded.psnr_band)
     assert encoded.psnr_band > 40.0  # a real scene crop at 0.3 bpppb (46 dB when written)
-    assert api.info(encoded.data)["model"]["model"] == "transform"
+    assert api.info(encoded.data)["model"]["model"] == "transform2"
 
 
 def test_same_input_same_bytes(houston: np.ndarray, encoded: api.EncodeResult) -> None:
@@ -359,3 +388,36 @@ def test_tiled_transform_file_meets_its_rate() -> None:
     head, tiles = tiled.unpack_tiled(result.data)
     assert len(tiles) == 6 and all(len(t.tensors) == 1 and t.tensors[0].bits == 8 for t in tiles)
     assert distortion(crop, api.decode(result.data)).psnr_band == pytest.approx(result.psnr_band)
+
+
+# Houston crop rows 40:56, columns 60:76, bands 10:14, wavelengths 450-600 nm, coded by hinerc 0.4.0
+# (effort 1, 6 bpppb): the `transform2` section (signs with sign contexts). Same rule as above.
+GOLDEN_TRANSFORM2 = bytes.fromhex(
+    "89484e520d0a1a0a100000004848445201000300100000001000000004000000662899e1230000006d65746128b52ffd"
+    "201ad100007b22656e636f646572223a2268696e65726320302e342e30227daac79c5029000000424e445328b52ffd20"
+    "200101000080674500007e450080824500008345000030460000324600802b4600002c4674f31ca41100000057415645"
+    "010000000000207c400000000000c08240b4458387820000004d4f444c28b52ffd2099cd0300c2081b18706f0ee61bc0"
+    "83048a350a84e3eadfe42620ee690254852157a17b27b6877a06c4b0e7069724e2d84fc448e3d877e46618f87ce024c8"
+    "f46352fc1ee206dd63ec9eba6f8827869e85eea3d33cec3c857dc7c70f460e2e4fa4500552d063df51c5493fcd94e7b0"
+    "eff698722b03003c032ce0a00cb879d5a7706ea801000054454e530201279b03000000000000803f2cb0f2cf178cf100"
+    "78fc478de2078fc4795e401e3f178c0d00de00400015f132f05c8900640511fcbe80881e000000000000000000040000"
+    "000000000000000200000000000000000000c0401040f80aec2819c82117dc2329830f06e823c70100950200fd8f0500"
+    "4a2f68fc513cd26c4165828b5cb6181c2ed961b92d6762cd164ccd7aec6f439fe46ab8ad447f8a8f9389fcfff3ef7a9f"
+    "026afdb5aaf106661a638fd52f00b305da850416c755e5160a17c6f6a37a95879ef695f567a07235bb35dfe104a7dc95"
+    "1426da454d16a896e985d8fb9b4e42ee4b722a87c58e3d3dfdbfd3cfb54ffec8a7eaad3d62fb64f81f6588e2ef211880"
+    "6122e252c266c270a8db717a4af6e3536d3f023b54eaf63f9e786ec9827f5d3dcf46906268a2e71725da019040e1a520"
+    "4f7af2d4675e6277cfe5efde91f15415bd047011fe0f322e89ceb3adc4289ece89bfa46b850a3612560d9cac639baf49"
+    "b64cda33c139a3a5b252a66080d7de9853e89ac409941f7d5b48d9a6cc29465c562bc9befb9b5420cc2474ecce261321"
+    "11a2e898a007f4a45c05d6616e7b4e62af7f208aaf15b60000000048454e44e707fe16")
+
+
+def test_golden_transform2_file() -> None:
+    info = api.info(GOLDEN_TRANSFORM2)
+    assert info["model"]["model"] == "transform2" and info["model"]["components"] >= 1
+    out = api.decode(GOLDEN_TRANSFORM2)
+    assert out.shape == (16, 16, 4) and out.dtype == np.uint16
+    expected = [[[5902, 6035, 5864, 5758], [6068, 6197, 6017, 5905], [6710, 6850, 6653, 6540]], [[5976, 6099, 5916, 5802], [6436, 6566, 6371, 6254], [6710, 6833, 6622, 6497]]]
+    assert np.abs(out[:2, :3].astype(np.int64) - np.array(expected)).max() <= 1
+    assert abs(int(out.astype(np.int64).sum()) - 9773702) <= 8
+    original = read_cube(DATA / "houston2018_crop.mat").data[40:56, 60:76, 10:14]
+    assert np.abs(out.astype(np.int64) - original).max() < 200  # and it is that crop, coded

@@ -30,6 +30,10 @@ MODELS = {
                            lowrank.LowRankConfig.from_dict, lowrank.LowRankNet),
     "transform": ModelFamily("transform", transform.make_config, transform.count_parameters,
                              transform.TransformConfig.from_dict, transform.TransformNet),
+    # the transform model with sign contexts in its coefficient section (hinerc 0.4): a new MODL
+    # value, so that hinerc 0.3 refuses such files as unsupported instead of misreading them
+    "transform2": ModelFamily("transform2", transform.make_config, transform.count_parameters,
+                              transform.TransformConfig.from_dict, transform.TransformNet),
 }
 
 
