@@ -28,7 +28,7 @@ WAVELET_MACS = 16 * 4 / 3  # per pixel and component image, all levels
 
 def macs_per_value(config: dict) -> float | None:
     """Decoder MACs per decoded value of a transform-model file (None for the network models)."""
-    if config.get("model") != "transform":
+    if config.get("model") not in ("transform", "transform2"):
         return None
     k, c = config["components"], config["bands"]
     return k + WAVELET_MACS * k / c

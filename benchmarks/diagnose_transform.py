@@ -10,7 +10,8 @@ single: the first principal component image alone, as 16-bit, coded with OpenJPE
     (glymur, 9/7, 6 resolutions, the `bench` extra) and with hinerc's subband coder at the same
     bytes: how the spatial coder compares with JPEG 2000 on one image.
 pack: the bytes of the subband coder for the K-component pyramid quantised at step code CODE
-    (fixed integers: run it before and after a change to the coder to measure the change alone).
+    (fixed integers: run it before and after a change to the coder to measure the change alone),
+    without and with sign contexts (the `transform` and `transform2` coefficient sections).
 Machine: whatever runs it (the figures in benchmarks/README.md: AMD EPYC, 2 cores).
 """
 from __future__ import annotations
@@ -89,8 +90,11 @@ def single(args: argparse.Namespace) -> None:
 def pack(args: argparse.Namespace) -> None:
     a = tf.analyse(normalised(args.cube))
     cand = tf.evaluate(a, args.k, args.code, 0.35)
-    print(f"{Path(args.cube).name} K {args.k} code {args.code}: {len(subbands.pack(cand.parts[0]))} bytes "
-          f"(estimate {subbands.estimate_bits(cand.parts[0]) / 8:.0f})")
+    ints = cand.parts[0]
+    plain, signed = len(subbands.pack(ints)), len(subbands.pack(ints, signs=True))
+    print(f"{Path(args.cube).name} K {args.k} code {args.code}: {plain} bytes "
+          f"(estimate {subbands.estimate_bits(ints) / 8:.0f}); with sign contexts (transform2) {signed} bytes "
+          f"(estimate {subbands.estimate_bits(ints, signs=True) / 8:.0f}), {100 * (signed / plain - 1):+.2f} %")
 
 
 def main() -> None:
