@@ -369,20 +369,21 @@ def param_freqs(a: int, b: int, top: int, unsigned: bool = False) -> Optional[np
         return result
 
     weights = [0]
+    dropped = [False]  # unsigned: the symbols of negative values
     run = one  # theta ** (m - 1) for the direct magnitudes m = 1, 2, ...
     for s in range(1, top + 1):
-        negative = s % 2 == 0 if s < ESCAPE else (s - ESCAPE) % 2 == 1
+        dropped.append(unsigned and (s % 2 == 0 if s < ESCAPE else (s - ESCAPE) % 2 == 1))
         if s < ESCAPE:
-            weights.append(0 if unsigned and negative else run)
+            weights.append(0 if dropped[-1] else run)
             if s % 2 == 0:
                 run = (run * theta) >> 32
         else:
             n = (s - ESCAPE) // 2 + 4
-            weights.append(0 if unsigned and negative else power((1 << n) - 1) * min(1 << n, 256 // max(1, 256 - b)))
+            weights.append(0 if dropped[-1] else power((1 << n) - 1) * min(1 << n, 256 // max(1, 256 - b)))
     m = 1 << PRECISION
     rest = max(1, (m * _FRACTIONS[a % 16]) >> (16 + a // 16))
     total = sum(weights)
-    freqs = [0] + [0 if unsigned and w == 0 else (max(1, rest * w // total) if total else 1) for w in weights[1:]]
+    freqs = [0] + [0 if d else (max(1, rest * w // total) if total else 1) for w, d in zip(weights[1:], dropped[1:])]
     freqs[0] = m - sum(freqs)
     if freqs[0] < 1:
         return None
@@ -410,7 +411,7 @@ def _param_fit(hist: np.ndarray, search: bool = True, unsigned: bool = False) ->
     for a in sorted({min(255, max(0, a0 + d)) for d in ((0, -2, 2) if search else (0,))}):
         for b in sorted({min(255, max(0, b0 + d)) for d in ((0, -3, 3) if search else (0,))}):
             f = param_freqs(a, b, top, unsigned)
-            if f is None or (f[used] == 0).any():
+            if f is None or (f[used] == 0).any():  # a negative symbol in an unsigned table
                 continue
             bits = PARAM_BITS + PRECISION * n - float(np.dot(counts, np.log2(f[used])))
             if bits < best[0]:
