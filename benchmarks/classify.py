@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.append(str(Path(__file__).resolve().parents[1]))  # after site-packages: the INSTALLED hinercodec
 
 from benchmarks.machine import describe, machine_info  # noqa: E402
 from hinercodec import api  # noqa: E402

@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.append(str(Path(__file__).resolve().parents[1]))  # after site-packages: the INSTALLED hinercodec
 
-from hinercodec import transform as tf  # noqa: E402
-from hinercodec import wavelet  # noqa: E402
-from hinercodec.api import _normalise  # noqa: E402
-from hinercodec.formats import subbands  # noqa: E402
+from hinercodec.codecs.transform import bitstream as subbands  # noqa: E402
+from hinercodec.codecs.transform import encoder as tf  # noqa: E402
+from hinercodec.codecs.transform import wavelet  # noqa: E402
+from hinercodec.cube import normalise  # noqa: E402
 from hinercodec.formats.cubeio import read_cube  # noqa: E402
 
 
 def normalised(path: str) -> np.ndarray:
-    return _normalise(read_cube(path).data)[0]
+    return normalise(read_cube(path).data)[0]
 
 
 def weights(args: argparse.Namespace) -> None:
@@ -67,7 +67,7 @@ def single(args: argparse.Namespace) -> None:
 
     def ours(code: int) -> tuple[int, float]:
         steps = tf.band_steps(tf.step_of(code) * 65535, levels)
-        ints, offsets = tf._quantise_pyramid(pyr, steps, 0.35)
+        ints, offsets = tf.quantise_pyramid(pyr, steps, 0.35)
         rec = wavelet.inverse(tf.dequantise_pyramid(ints, steps, offsets))[0]
         return len(subbands.pack(ints)), float(((np.clip(rec, 0, 65535) - x) ** 2).mean())
 

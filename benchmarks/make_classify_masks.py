@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.append(str(Path(__file__).resolve().parents[1]))  # after site-packages: the INSTALLED hinercodec
 
 from hinercodec.classify.data import load_labels, split_per_class  # noqa: E402
 from hinercodec.formats.cubeio import atomic_write_bytes  # noqa: E402

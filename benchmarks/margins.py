@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # after site-packages: the installed hinercodec
 from benchmarks.anchors import classical_point  # noqa: E402
 
 CODECS = ("jpeg2000", "pca-jpeg2000", "pca-x265", "x265")
@@ -28,7 +28,8 @@ def rows(points: list[dict], codec: str, measured: dict | None = None, metric: s
     source = "measured, else PROTOCOL.md" if measured and metric == "psnr_band" else (
         "measured" if measured else "PROTOCOL.md")
     name = {"psnr_band": "PSNR_band", "psnr_global": "PSNR_global"}[metric]
-    out = [f"| scene | target | bpppb | {name} | best classical ({source}) | margin | vs JPEG 2000 | vs PCA + JPEG 2000 | vs x265 |",
+    out = [f"| scene | target | bpppb | {name} | best classical ({source}) | margin | vs JPEG 2000 "
+           "| vs PCA + JPEG 2000 | vs x265 |",
            "|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         if p.get("codec") != codec or metric not in p:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.append(str(Path(__file__).resolve().parents[1]))  # after site-packages: the INSTALLED hinercodec
 
 from benchmarks.anchors import classical_point  # noqa: E402
 from benchmarks.codecs import CODEC_NAMES, Codec, CodecError, Job, make_codec  # noqa: E402
@@ -181,7 +181,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--codecs", type=_codecs, default=list(CODEC_NAMES), help=f"default {','.join(CODEC_NAMES)}")
     parser.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     parser.add_argument("--plot", metavar="PNG|DIR", help="PSNR_band vs bpppb, one PNG per cube")
-    parser.add_argument("--hinerc-args", default="", metavar="ARGS", help='extra `hinerc encode` options, e.g. "--epochs 2"')
+    parser.add_argument("--hinerc-args", default="", metavar="ARGS", help='extra `hinerc encode` options, e.g. "--effort 1"')
     parser.add_argument("--workdir", metavar="DIR", help="keep the compressed files here (default: a temp dir, removed)")
     args = parser.parse_args(argv)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.append(str(Path(__file__).resolve().parents[1]))  # after site-packages: the INSTALLED hinercodec
 
 from benchmarks.machine import machine_info  # noqa: E402
 from hinercodec.api import Decoder  # noqa: E402

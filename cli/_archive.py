@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import click
 
-from hinercodec.errors import InputError, RequestError
+from hinercodec.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from hinercodec.api import EncodeOptions
@@ -65,7 +65,7 @@ def encode_many(inputs: Sequence[str], out_dir: Optional[str], file_list: Option
 
     paths = list(inputs) + (read_file_list(file_list) if file_list is not None else [])
     if not paths:
-        raise RequestError("no input files: give INPUT paths or --from-list FILE")
+        raise UsageError("no input files: give INPUT paths or --from-list FILE")
     tasks = archive.plan(paths, out_dir)
     if manifest is None and out_dir is not None:
         manifest = os.path.join(out_dir, MANIFEST_NAME)

@@ -11,7 +11,7 @@ import traceback
 
 import click
 
-from hinercodec.errors import HinercError
+from hinercodec.errors import HinercError, OutputError
 
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
@@ -43,15 +43,41 @@ def _silence_stdout() -> None:
         pass
 
 
+def _flush_stdout() -> None:
+    """Flush what the command printed now, so that a failed write (a full disk, /dev/full) is an
+    exit code and one line, not the interpreter's "Exception ignored" at exit."""
+    for stream in (sys.stdout, getattr(sys.stdout, "buffer", None)):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ValueError):  # closed already
+                continue
+            reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
+            raise OutputError(f"writing to stdout failed: {reason}") from None
+
+
 class HinercGroup(click.Group):
     """A click group that maps exceptions to exit codes instead of tracebacks."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                result = super().invoke(ctx)
+            except click.exceptions.Exit as exc:
+                if exc.exit_code == 0:
+                    _flush_stdout()
+                raise
+            _flush_stdout()
+            return result
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors exit 2 with click's message
         except HinercError as exc:
+            if isinstance(exc, OutputError):
+                _silence_stdout()  # whatever is left in stdout's buffer must not fail again at exit
             raise _fail(f"error: {_one_line(exc)}", exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", EXIT_INTERRUPTED) from None

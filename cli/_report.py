@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any, Callable
 
 import click
@@ -31,14 +32,30 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def echo(text: str, err: bool = False) -> None:
+    """click.echo, checked: a failed write to stdout (a full disk, /dev/full) is one OutputError line
+    (exit 9); a reader that went away (`| head`) stays a BrokenPipeError (exit 141)."""
+    try:
+        click.echo(text, err=err)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if err:
+            raise
+        from hinercodec.errors import OutputError
+
+        reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
+        raise OutputError(f"writing to stdout failed: {reason}") from None
+
+
 def print_json(obj: dict, err: bool = False) -> None:
-    click.echo(json.dumps(jsonable(obj), indent=2, sort_keys=True), err=err)
+    echo(json.dumps(jsonable(obj), indent=2, sort_keys=True), err=err)
 
 
 def print_rows(rows: list[Row]) -> None:
     width = max((len(label) for label, _ in rows), default=0)
     for label, value in rows:
-        click.echo(f"{label:<{width}}  {value}")
+        echo(f"{label:<{width}}  {value}")
 
 
 def _plain(value: Any) -> str:
@@ -72,9 +89,9 @@ INFO_ROWS = [
     ("size", ("bytes", "bpppb"), lambda s: f"{s['bytes']} bytes, {s['bpppb']:.4f} bpppb"),
     ("wavelengths", ("wavelength_nm",), _wavelengths),
     ("model", ("model",), lambda s: _plain(s["model"])),
+    ("guarantee", ("guarantee",), lambda s: str(s["guarantee"])),
     ("parameters", ("parameters", "bits"),
-     lambda s: f"{s['parameters']} bytes of coded basis and wavelet coefficients"
-     if s["model"].get("model") in ("transform", "transform2") else f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)"),
+     lambda s: f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)" if s["parameters"] else "none (no network)"),
     ("chunks", ("chunks",), lambda s: ", ".join(f"{k} {v}" for k, v in s["chunks"].items()) + " bytes"),
     ("format", ("format_version",), lambda s: f".hnr {s['format_version']}"),
     ("encoder", ("encoder",), lambda s: str(s["encoder"])),
@@ -85,6 +102,7 @@ EVAL_ROWS = [
     ("PSNR_band", ("psnr_band",), lambda s: f"{s['psnr_band']:.2f} dB"),
     ("PSNR_global", ("psnr_global",), lambda s: f"{s['psnr_global']:.2f} dB"),
     ("SAM", ("sam_deg",), lambda s: f"{s['sam_deg']:.3f} deg"),
+    ("max error", ("max_abs_error",), lambda s: f"{s['max_abs_error']:.6g} (largest |decoded - original|, cube units)"),
     ("constant bands", ("constant_bands",),
      lambda s: (", ".join(map(str, s["constant_bands"])) + " (left out of PSNR_band)") if s["constant_bands"]
      else "none"),

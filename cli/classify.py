@@ -7,7 +7,6 @@ reports progress on stderr and metrics on stdout, and writes the map atomically.
 from __future__ import annotations
 
 import io
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,7 +16,7 @@ import numpy as np
 
 from hinercodec.cli._progress import ProgressPrinter
 from hinercodec.cli._report import print_json, print_rows
-from hinercodec.errors import InputError, OutputExistsError
+from hinercodec.errors import InputError
 from hinercodec.formats import cubeio
 from hinercodec.formats.container import SIGNATURE
 
@@ -35,12 +34,14 @@ def _is_hnr(path: str) -> bool:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _check_output(path: str, force: bool) -> None:
+def _check_output(path: str, force: bool) -> "cubeio.OutputTarget":
+    """A usage error for an unknown extension; then MAP is claimed (its temporary file made beside it,
+    removed when the command ends without writing it), so that a missing directory, a read-only file
+    system (exit 9) or an existing MAP without --force (6) fails before the scene is read."""
     if Path(path).suffix.lower() not in MAP_EXTENSIONS:
         raise click.BadParameter(f"{path}: unknown extension; use .png (picture with legend) or .npy (label values)",
                                  param_hint="'-o/--output'")
-    if not force and os.path.lexists(path):
-        raise OutputExistsError(f"{path} exists; use -f/--force to overwrite it")
+    return click.get_current_context().with_resource(cubeio.claim_output(path, force))
 
 
 @click.command("classify", context_settings=_CONTEXT,
@@ -84,7 +85,7 @@ def classify(scene: str, labels_spec: str, train_per_class: Optional[int], train
     if scene == "-":
         raise click.UsageError("SCENE must be a file path (stdin is not supported here)")
     out = output or str(Path(scene).with_name(f"{Path(scene).stem}_classes.png"))
-    _check_output(out, force)
+    target = _check_output(out, force)
     hnr = _is_hnr(scene)
     if isi and not hnr:
         raise click.UsageError("--isi decodes SCENE again at jittered wavelengths: it needs a .hnr SCENE")
@@ -115,7 +116,7 @@ def classify(scene: str, labels_spec: str, train_per_class: Optional[int], train
         buffer = io.BytesIO()
         np.save(buffer, result.classmap, allow_pickle=False)
         data = buffer.getvalue()
-    cubeio.atomic_write_bytes(out, data, force=force)
+    cubeio.atomic_write_bytes(out, data, force=force, target=target)
     summary = {"scene": scene, "source": "hnr" if hnr else "cube", "shape": list(cube.shape), "classes": classes,
                "train_pixels": result.train_pixels, "test_pixels": result.scores["test_pixels"],
                "oa": result.scores["oa"], "aa": result.scores["aa"], "kappa": result.scores["kappa"],

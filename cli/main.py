@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import sys
 import time
@@ -20,10 +19,11 @@ import numpy as np
 
 from hinercodec import __version__
 from hinercodec.cli._errors import HinercGroup
-from hinercodec.cli._params import DEVICE, WINDOW, BandList, FloatList, flatten
+from hinercodec.cli._params import (DEFAULT_DEVICE, DEVICE, DEVICE_HELP, FINITE_NONNEGATIVE, POSITIVE, TILE, WINDOW, BandList,
+                                    FloatList, check_device, flatten)
 from hinercodec.cli._progress import ProgressPrinter
-from hinercodec.cli._report import eval_rows, info_rows, print_json, print_rows
-from hinercodec.errors import InputError, OutputExistsError
+from hinercodec.cli._report import echo, eval_rows, info_rows, print_json, print_rows
+from hinercodec.errors import InputError
 from hinercodec.formats import cubeio
 
 # Defaults repeated from hinercodec.api.EncodeOptions so that `--help` does not import the model
@@ -59,18 +59,37 @@ def _default_output(source: str, name: str) -> str:
     return str(path.with_name(name.format(stem=path.stem)))
 
 
-def _check_output(path: str, force: bool, cube_file: bool = True) -> None:
-    """Refuse an existing output or an unknown cube extension before the work starts.
-
-    The writers check again (atomically); checking here too saves a long encode or decode.
-    """
-    if path == "-":
-        return
-    if cube_file and Path(path).suffix.lower() not in cubeio.WRITE_EXTENSIONS:
+def _check_extension(path: str) -> None:
+    """An unknown cube extension is a usage error, found before the work starts (a device or a pipe
+    such as /dev/null gets .npy, as stdout does)."""
+    if path != "-" and Path(path).suffix.lower() not in cubeio.WRITE_EXTENSIONS and not cubeio.is_stream_path(path):
         raise click.BadParameter(f"{path}: unknown extension; use one of {', '.join(cubeio.WRITE_EXTENSIONS)}",
                                  param_hint="'-o/--output'")
-    if not force and os.path.lexists(path):
-        raise OutputExistsError(f"{path} exists; use -f/--force to overwrite it")
+
+
+@contextlib.contextmanager
+def _claim(path: str, force: bool) -> Iterator[Optional[cubeio.OutputTarget]]:
+    """Claim OUT before anything is read: its temporary file is made beside it now, so a missing
+    directory, a read-only file system, a directory named as OUT (exit 9) or an existing OUT without
+    --force (exit 6) fail at once; the writers fill that same file and rename it at the end, and on
+    any failure or Ctrl-C it is removed. '-' (stdout) claims nothing."""
+    if path == "-":
+        yield None
+        return
+    with cubeio.claim_output(path, force) as target:
+        yield target
+
+
+def _check_options(options):
+    """The library's own check of the option values and their combination (e.g. --bits with the
+    transform model), run before OUT is claimed and INPUT is read: a usage error exits 2 at once.
+    Returns the options as they will run (--lossless/--max-error select the lossless codec)."""
+    from hinercodec.options import check, resolved
+    from hinercodec.registry import ENCODABLE
+
+    options = resolved(options)
+    check(options, ENCODABLE)
+    return options
 
 
 def _wavelength_source(text: Optional[str]) -> Union[None, str, np.ndarray]:
@@ -78,24 +97,30 @@ def _wavelength_source(text: Optional[str]) -> Union[None, str, np.ndarray]:
     if text is None:
         return None
     if _NUMBERS.match(text) or Path(text).suffix.lower() in (".txt", ".csv", ".npy") or Path(text).is_file():
-        return cubeio.parse_wavelengths(text)
+        try:
+            return cubeio.parse_wavelengths(text)
+        except InputError as exc:  # a malformed option value: a usage error, before any work
+            raise click.BadParameter(str(exc), param_hint="'--wavelengths'") from None
     return text
 
 
-def _write_array(path: str, data: np.ndarray, wavelengths: Optional[np.ndarray], force: bool) -> None:
-    """Cube to OUT by extension ('-' = .npy on stdout); a single H x W band only as .npy for now."""
+def _write_array(path: str, data: np.ndarray, wavelengths: Optional[np.ndarray], force: bool,
+                 target: Optional[cubeio.OutputTarget]) -> None:
+    """Cube to OUT by extension ('-' = .npy on stdout); a single H x W band only as .npy for now.
+    `target`: OUT as claimed before the work (_claim)."""
     if path == "-":
         cubeio.write_npy_stream(_stdout(), data)
-    elif data.ndim == 2 and Path(path).suffix.lower() == ".npy":  # write_cube takes 3-D cubes only
+    elif data.ndim == 2 and (Path(path).suffix.lower() == ".npy" or cubeio.is_stream_path(path)):
+        # write_cube takes 3-D cubes only
         buffer = io.BytesIO()
         np.save(buffer, data, allow_pickle=False)
-        cubeio.atomic_write_bytes(path, buffer.getvalue(), force=force)
+        cubeio.atomic_write_bytes(path, buffer.getvalue(), force=force, target=target)
     else:
         if wavelengths is not None and not _monotonic(wavelengths):
             click.echo(f"hinerc: warning: wavelengths not written to {path}: the bands asked for are not in "
                        "wavelength order, and cube files need them strictly increasing or decreasing", err=True)
             wavelengths = None
-        cubeio.write_cube(path, data, wavelengths=wavelengths, key="cube", force=force)
+        cubeio.write_cube(path, data, wavelengths=wavelengths, key="cube", force=force, target=target)
 
 
 def _monotonic(values: np.ndarray) -> bool:
@@ -121,7 +146,9 @@ def _open_hnr(path: str, window: Optional[tuple]) -> Iterator[Union[bytes, Binar
 @click.group("hinerc", cls=HinercGroup, context_settings=_CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="hinerc", message="%(prog)s %(version)s")
 def main() -> None:
-    """Compress hyperspectral cubes (H x W x C) into .hnr files with neural representations.
+    """Compress hyperspectral cubes (H x W x C) into .hnr files: a spectral transform codec by
+    default (--model transform, no network, decoded with numpy), optional neural models (latent,
+    hiner, lowrank), and bands at any wavelength from the file's model.
 
     \b
     Examples:
@@ -132,9 +159,22 @@ def main() -> None:
       hinerc eval scene.mat scene.hnr
       hinerc classify scene.hnr --labels scene.mat:labels
 
-    Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input cube, 4 corrupt .hnr,
-    5 unsupported .hnr, 6 output exists, 7 request outside the file, 8 some scenes of an
-    archive run failed, 130 interrupted.
+    \b
+    Exit codes (every failure is one line on stderr):
+      0    success
+      1    internal error (a bug: please report it)
+      2    usage error: unknown option, bad option value or combination
+      3    bad input cube: missing, unreadable, ambiguous, not 3-D, NaN/Inf
+      4    corrupt, truncated or foreign .hnr file
+      5    unsupported .hnr (newer major version, unknown critical chunk)
+      6    output exists (use -f/--force)
+      7    request outside the file (wavelength, band or window)
+      8    some scenes of an archive run failed (see the manifest)
+      9    output cannot be written: missing directory, OUT is a directory,
+           read-only or full file system, stdout write failed
+      130  interrupted (Ctrl-C)
+      141  stdout closed early (e.g. | head)
+    No partial or temporary output is left behind on any failure.
     Set HINERC_DEBUG=1 to see tracebacks.
     """
 
@@ -142,7 +182,8 @@ def main() -> None:
 @main.command(short_help="Compress cubes into .hnr files (one, or a whole archive).")
 @click.argument("inputs", metavar="INPUT...", nargs=-1)
 @click.option("-o", "--output", metavar="OUT", show_default="INPUT with suffix .hnr",
-              help="Output .hnr file of a single INPUT; '-' writes it to stdout.")
+              help="Output .hnr file of a single INPUT; '-' writes it to stdout. Checked before INPUT is read: "
+                   "a missing directory or a directory as OUT fails at once (exit 9).")
 @click.option("-O", "--output-dir", metavar="DIR", default=None,
               help="Encode every INPUT to DIR/<stem>.hnr (an archive run; see also --from-list).")
 @click.option("--from-list", "file_list", metavar="FILE", default=None,
@@ -153,31 +194,39 @@ def main() -> None:
               help="Run the scenes on an existing Dask cluster (tcp://HOST:PORT) instead of a local one.")
 @click.option("--manifest", metavar="FILE", default=None, show_default="DIR/manifest.jsonl",
               help="Append one JSON line per scene (status, shape, bpppb, PSNR_band, seconds, worker).")
-@click.option("--bpppb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_BPPPB,
-              help="Rate target in bits per pixel per band: the file gets at most this rate and at least 90% of it.")
+@click.option("--bpppb", type=POSITIVE, default=DEFAULT_BPPPB,
+              help="Rate target in bits per pixel per band (a finite number above 0): the file gets at most this "
+                   "rate and at least 90% of it.")
 @click.option("--key", metavar="VAR",
               help="Variable/dataset holding the cube (needed when INPUT has several 3-D arrays).")
 @click.option("--wavelengths", metavar="VAR|LIST", show_default="a wavelength variable of INPUT, if any",
               help="Band centres in nm: a variable of INPUT, 'first:step:last', 'nm,nm,...' or a .txt/.npy file.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="transform (spectral basis x wavelet images, no training), or a fitted network: latent, hiner (the paper's), lowrank.")
+              help="transform (spectral basis x wavelet images, no training; from 1 bpppb up to lossless also the "
+                   "error-bounded codec), lossless (the error-bounded codec alone), or a fitted network: hiner (the "
+                   "paper's), latent, lowrank (experimental encoders).")
 @click.option("--bits", type=click.IntRange(4, 10), default=DEFAULT_BITS, help="Quantisation bits of the weights.")
 @click.option("--effort", type=click.IntRange(1, 9), default=DEFAULT_EFFORT,
               help="1 (fast) .. 9 (slow, better quality): the search of the transform model, the epochs of the networks.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, show_default="from --effort",
               help="Training epochs (overrides --effort).")
 @click.option("--seed", type=int, default=0, help="Random seed: the same input, options and seed give the same file.")
-@click.option("--device", type=DEVICE, default="auto", metavar="DEVICE",
-              help="auto (cuda when available), cpu, cuda or cuda:N.")
-@click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
+@click.option("--device", type=DEVICE, default=DEFAULT_DEVICE, metavar="DEVICE", help=DEVICE_HELP)
+@click.option("--tile", type=TILE, default=None, metavar="N",
               help="Split a cube with a side over N pixels into tiles of at most N x N, each fitted on its own "
-                   f"and decodable alone (a tiled .hnr, format 2.0); 0: never tile. Default: {DEFAULT_TILE} for "
-                   "the network models; the transform model tiles only cubes of over 2**26 values.")
+                   f"and decodable alone (a tiled .hnr, format 2.0); 0: never tile, else at least {TILE.MIN_TILE}. "
+                   f"Default: {DEFAULT_TILE} for the network models; the transform model tiles only cubes of over "
+                   "2**26 values.")
 @click.option("--split", type=click.Choice(["equal", "difficulty"]), default=DEFAULT_SPLIT,
               help="How tiles share the bytes: by pixel count, or more to tiles with more detail.")
 @click.option("--optimise", type=click.Choice(["psnr_band", "psnr_global"]), default="psnr_band", show_default=True,
               help="What the transform model maximises: the mean of per-band PSNRs (bands weighted ~1 / their "
                    "error) or the PSNR of the whole normalised cube (plain MSE).")
+@click.option("--lossless", is_flag=True,
+              help="Every value back exactly (float cubes bit for bit); the rate is what it takes. Not with --bpppb.")
+@click.option("--max-error", type=FINITE_NONNEGATIVE, default=None, metavar="E",
+              help="Every decoded value within E of the original, in the cube's own units (an integer for integer "
+                   "cubes); the rate is what it takes. Not with --bpppb.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True,
@@ -185,7 +234,8 @@ def main() -> None:
 def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file_list: Optional[str],
            workers: Optional[int], scheduler: Optional[str], manifest: Optional[str], bpppb: float, key: Optional[str],
            wavelengths: Optional[str], model: str, bits: int, effort: int, epochs: Optional[int], seed: int,
-           device: str, tile: int, split: str, optimise: str, force: bool, quiet: bool, as_json: bool) -> None:
+           device: str, tile: int, split: str, optimise: str, lossless: bool, max_error: Optional[float], force: bool,
+           quiet: bool, as_json: bool) -> None:
     """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, .npy, .npz; '-' = stdin) into a .hnr file.
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
@@ -207,12 +257,15 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
     started = time.perf_counter()
     if not inputs and file_list is None:
         raise click.UsageError("give an INPUT cube (or --from-list FILE)")
-    api = _api()
-    if model not in api.PIPELINES:
-        raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(sorted(api.PIPELINES))})",
-                                 param_hint="'--model'")
-    options = api.EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs, seed=seed,
-                                device=device, tile=tile, split=split, optimise=optimise)
+    from hinercodec.options import EncodeOptions
+    from hinercodec.registry import ENCODABLE
+
+    if model not in ENCODABLE:
+        raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(ENCODABLE)})", param_hint="'--model'")
+    check_device(device)
+    options = _check_options(EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs,
+                                           seed=seed, device=device, tile=tile, split=split, optimise=optimise,
+                                           lossless=lossless, max_error=max_error))
     if len(inputs) > 1 or file_list is not None or output_dir is not None:
         if output is not None:
             raise click.UsageError("-o names one output; with several inputs use -O/--output-dir")
@@ -227,19 +280,19 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
         raise click.UsageError("--workers, --scheduler and --manifest are for archive runs (several inputs or -O)")
     input = inputs[0]
     out = output or _default_output(input, "{stem}.hnr")
-    _check_output(out, force, cube_file=False)
+    wavelength_source = _wavelength_source(wavelengths)
     from hinercodec.scene import encode_file
 
-    printer = None if quiet else ProgressPrinter()
-    try:
-        summary, data = encode_file(input, None if out == "-" else out, options, key=key,
-                                    wavelengths=_wavelength_source(wavelengths), force=force, progress=printer)
-    finally:
-        if printer is not None:
-            printer.close()
-    if out == "-":
-        _stdout().write(data)
-        _stdout().flush()
+    with _claim(out, force) as target:  # before INPUT is read: a bad OUT fails at once
+        printer = None if quiet else ProgressPrinter()
+        try:
+            summary, data = encode_file(input, None if out == "-" else out, options, key=key,
+                                        wavelengths=wavelength_source, force=force, progress=printer, target=target)
+        finally:
+            if printer is not None:
+                printer.close()
+        if out == "-":
+            cubeio.write_stream(_stdout(), data)
     summary["output"] = out
     summary["seconds"] = time.perf_counter() - started
     if as_json:
@@ -259,7 +312,7 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
 @click.option("--window", type=WINDOW, default=None, show_default="the whole image",
               help="Rows Y0..Y1-1 and columns X0..X1-1 only (0-based, end exclusive); of a tiled file only the "
                    "tiles under the window are read.")
-@click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", type=DEVICE, default=DEFAULT_DEVICE, metavar="DEVICE", help=DEVICE_HELP)
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
 def decode(input: str, output: Optional[str], bands: Optional[list[int]], window: Optional[tuple], device: str,
            force: bool) -> None:
@@ -277,34 +330,36 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], window
           "import io, numpy, sys; print(numpy.load(io.BytesIO(sys.stdin.buffer.read())).shape)"
     """
     out = output or _default_output(input, "{stem}.npy")
-    _check_output(out, force)
-    with _open_hnr(input, window) as source:
+    _check_extension(out)
+    check_device(device)
+    with _claim(out, force) as target, _open_hnr(input, window) as source:  # OUT first: a bad one fails at once
         decoder = _api().Decoder(source, device)
         if decoder.tiled and out != "-" and Path(out).suffix.lower() == ".npy":
-            _decode_tiled_npy(decoder, out, bands, window, force)  # row of tiles by row: bounded memory
+            _decode_tiled_npy(decoder, out, bands, window, force, target)  # row of tiles by row: bounded memory
             return
         cube = decoder.bands(bands, window=window)
-    wavelengths = decoder.wavelengths
-    if wavelengths is not None and bands is not None:
-        wavelengths = wavelengths[bands]
-    _write_array(out, cube, wavelengths, force)
+        wavelengths = decoder.wavelengths
+        if wavelengths is not None and bands is not None:
+            wavelengths = wavelengths[bands]
+        _write_array(out, cube, wavelengths, force, target)
 
 
-def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Optional[tuple], force: bool) -> None:
+def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Optional[tuple], force: bool,
+                      target: Optional[cubeio.OutputTarget]) -> None:
     """A tiled file to .npy one row of tiles at a time, straight into the file: the decoded cube is
     never whole in memory (a large scene's cube may not fit)."""
     h, w, c = decoder.shape
     y0, y1, x0, x1 = window or (0, h, 0, w)
     count = c if bands is None else len(bands)
     edges = [e for e in decoder.grid.y_edges if y0 < e < y1]
-    with cubeio.npy_rows_writer(out, (y1 - y0, x1 - x0, count), decoder.dtype, force=force) as write:
+    with cubeio.npy_rows_writer(out, (y1 - y0, x1 - x0, count), decoder.dtype, force=force, target=target) as write:
         for s0, s1 in zip([y0] + edges, edges + [y1]):
             write(decoder.bands(bands, window=(s0, s1, x0, x1)))
 
 
 @main.command(short_help="Bands at any wavelength, between the coded ones.")
 @click.argument("input", metavar="IN.hnr")
-@click.option("--lambda", "lambdas", type=FloatList(), multiple=True, metavar="T",
+@click.option("--lambda", "lambdas", type=FloatList(0.0, 1.0), multiple=True, metavar="T",
               help="Normalised wavelength in [0, 1] (0 = first band, 1 = last); repeatable.")
 @click.option("--nm", type=FloatList(), multiple=True, metavar="X",
               help="Wavelength in nm (the file must have wavelengths); repeatable.")
@@ -312,11 +367,13 @@ def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Opt
               help="Output .npy, .npz, .mat, .h5 or .hdf5; '-' writes .npy to stdout.")
 @click.option("--window", type=WINDOW, default=None, show_default="the whole image",
               help="Rows Y0..Y1-1 and columns X0..X1-1 only (0-based, end exclusive).")
-@click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", type=DEVICE, default=DEFAULT_DEVICE, metavar="DEVICE", help=DEVICE_HELP)
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
 def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], window: Optional[tuple], device: str,
            force: bool) -> None:
-    """Evaluate the fitted network of IN.hnr at wavelengths of your choice.
+    """Bands of IN.hnr at any wavelength, between the coded ones, rebuilt from the file's model
+    (the default transform model interpolates its band table in wavelength, Akima splines; a network
+    model is evaluated there).
 
     The output is H x W for one wavelength (.npy) and H x W x K for K wavelengths (in the order
     asked), in the dtype of the original cube. Both options also take comma lists (--nm 410,430).
@@ -330,24 +387,26 @@ def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], window:
     if (t_list is None) == (nm_list is None):
         raise click.UsageError("give the wavelengths with either --lambda or --nm (one of them)")
     out = output or _default_output(input, "{stem}_interp.npy")
-    _check_output(out, force)
-    if len(t_list or nm_list) == 1 and out != "-" and Path(out).suffix.lower() != ".npy":
-        # cubeio.write_cube writes 3-D cubes only; say so before running the network
+    _check_extension(out)
+    if (len(t_list or nm_list) == 1 and out != "-" and Path(out).suffix.lower() != ".npy"
+            and not cubeio.is_stream_path(out)):
+        # cubeio.write_cube writes 3-D cubes only; say so before any work
         raise click.BadParameter(f"{out}: a single band (H x W) is written as .npy only; "
                                  "use -o NAME.npy or ask for two or more wavelengths", param_hint="'-o/--output'")
-    with _open_hnr(input, window) as source:
+    check_device(device)
+    with _claim(out, force) as target, _open_hnr(input, window) as source:  # OUT first: a bad one fails at once
         decoder = _api().Decoder(source, device)
         stack = decoder.at(decoder.nm_to_t(nm_list) if nm_list is not None else t_list, window=window)
-    file_nm = decoder.wavelengths
-    if nm_list is not None:
-        wavelengths = np.asarray(nm_list, dtype=np.float64)
-    elif file_nm is not None:
-        wavelengths = file_nm[0] + np.asarray(t_list, dtype=np.float64) * (file_nm[-1] - file_nm[0])
-    else:
-        wavelengths = None
-    if stack.shape[-1] == 1:
-        stack = stack[..., 0]
-    _write_array(out, stack, wavelengths, force)
+        file_nm = decoder.wavelengths
+        if nm_list is not None:
+            wavelengths = np.asarray(nm_list, dtype=np.float64)
+        elif file_nm is not None:
+            wavelengths = file_nm[0] + np.asarray(t_list, dtype=np.float64) * (file_nm[-1] - file_nm[0])
+        else:
+            wavelengths = None
+        if stack.shape[-1] == 1:
+            stack = stack[..., 0]
+        _write_array(out, stack, wavelengths, force, target)
 
 
 @main.command(short_help="Describe a .hnr file without decoding it.")
@@ -372,7 +431,7 @@ def info(input: str, as_json: bool) -> None:
 @click.argument("original", metavar="ORIGINAL")
 @click.argument("input", metavar="IN.hnr")
 @click.option("--key", metavar="VAR", help="Variable/dataset holding the cube in ORIGINAL.")
-@click.option("--device", type=DEVICE, default="cpu", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", type=DEVICE, default=DEFAULT_DEVICE, metavar="DEVICE", help=DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
 def evaluate(original: str, input: str, key: Optional[str], device: str, as_json: bool) -> None:
     """Rate and distortion of IN.hnr against ORIGINAL: bpppb, PSNR_band, PSNR_global, SAM.
@@ -386,6 +445,7 @@ def evaluate(original: str, input: str, key: Optional[str], device: str, as_json
     """
     if original == "-" and input == "-":
         raise click.UsageError("only one of ORIGINAL and IN.hnr can be stdin ('-')")
+    check_device(device)
     cube = cubeio.read_cube(original, key=key)
     metrics = _api().evaluate(cube.data, cubeio.read_input_bytes(input), device=device)
     if as_json:
@@ -395,12 +455,13 @@ def evaluate(original: str, input: str, key: Optional[str], device: str, as_json
 
 
 @main.command(short_help="Encode and decode the small real scene shipped with hinerc.")
-@click.option("--bpppb", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_BPPPB,
-              help="Rate target in bits per pixel per band.")
+@click.option("--bpppb", type=POSITIVE, default=DEFAULT_BPPPB,
+              help="Rate target in bits per pixel per band (a finite number above 0).")
 @click.option("--effort", type=click.IntRange(1, 9), default=DEFAULT_EFFORT, help="1 (fast) .. 9 (slow, better).")
-@click.option("--device", type=DEVICE, default="auto", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")
-@click.option("-o", "--output-dir", metavar="DIR", default=None, show_default="a temporary folder",
-              help="Keep sample.hnr in DIR.")
+@click.option("--device", type=DEVICE, default=DEFAULT_DEVICE, metavar="DEVICE", help=DEVICE_HELP)
+@click.option("-O", "--output-dir", metavar="DIR", default=None, show_default="a temporary folder",
+              help="Keep sample.hnr in DIR (a directory, created if needed; -O as for `encode -O`, since -o "
+                   "names a file elsewhere).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def demo(bpppb: float, effort: int, device: str, output_dir: Optional[str], quiet: bool) -> None:
     """Compress a 64 x 64 x 48 crop of the Houston 2018 scene (shipped in the package), write the .hnr,
@@ -408,10 +469,13 @@ def demo(bpppb: float, effort: int, device: str, output_dir: Optional[str], quie
 
     \b
     Example:
-      hinerc demo --effort 2
+      hinerc demo --effort 2 -O demo_out/
     """
     import tempfile
 
+    if output_dir is not None:
+        cubeio.probe_directory(output_dir)  # created and writable, or exit 9 before any work
+    check_device(device)
     from hinercodec import demo as demo_mod
 
     api = _api()
@@ -419,19 +483,18 @@ def demo(bpppb: float, effort: int, device: str, output_dir: Optional[str], quie
     printer = None if quiet else ProgressPrinter()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(output_dir) if output_dir else Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
         try:
             report = demo_mod.run(workdir, options, printer)
         finally:
             if printer is not None:
                 printer.close()
-    click.echo(f"input     {report['input']}")
-    click.echo(f"file      {report['output'] if output_dir else 'sample.hnr (temporary)'}: {report['bytes']} bytes")
-    click.echo(f"rate      {report['bpppb']:.4f} bpppb (target {report['target_bpppb']:g})")
-    click.echo(f"quality   PSNR_band {report['psnr_band']:.2f} dB, PSNR_global {report['psnr_global']:.2f} dB, "
+    echo(f"input     {report['input']}")
+    echo(f"file      {report['output'] if output_dir else 'sample.hnr (temporary)'}: {report['bytes']} bytes")
+    echo(f"rate      {report['bpppb']:.4f} bpppb (target {report['target_bpppb']:g})")
+    echo(f"quality   PSNR_band {report['psnr_band']:.2f} dB, PSNR_global {report['psnr_global']:.2f} dB, "
                f"SAM {report['sam_deg']:.3f} deg")
-    click.echo(f"decoded   uint16 restored: {report['dtype_restored']}, max abs error {report['max_abs_error']}")
-    click.echo(f"time      encode {report['encode_s']:.1f} s, decode {report['decode_s']:.2f} s on {report['device']}")
+    echo(f"decoded   uint16 restored: {report['dtype_restored']}, max abs error {report['max_abs_error']}")
+    echo(f"time      encode {report['encode_s']:.1f} s, decode {report['decode_s']:.2f} s on {report['device']}")
 
 
 def _register_classify() -> None:

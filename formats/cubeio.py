@@ -6,19 +6,24 @@ extensions lie and stdin has none. The cube variable is chosen from shapes alone
 file loads nothing. Every failure a user can cause becomes one InputError line naming the file.
 
 Writers are atomic (temp file in the target directory, fsync, os.replace, temp removed on any failure
-or Ctrl-C), so no partial output ever exists under the final name. No torch here: the format layer
+or Ctrl-C), so no partial output ever exists under the final name; the temp file can be made before
+any work (claim_output) so that a bad output is refused at once, and every failed write (a full disk,
+a read-only file system, stdout on /dev/full) is one OutputError line. No torch here: the format layer
 must stay importable without it.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import io
 import os
 import re
 import secrets
+import stat
 import struct
 import sys
+import tempfile
 import time
 import tokenize
 import zipfile
@@ -32,7 +37,7 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import MatReadError
 
-from hinercodec.errors import HinercError, InputError, OutputExistsError
+from hinercodec.errors import HinercError, InputError, OutputError, OutputExistsError
 
 # Names under which a file may carry band centres (matched case-insensitively, first name wins).
 WAVELENGTH_NAMES = ("wavelength_nm", "wavelengths", "wavelength", "wl", "lambda", "bands_nm")
@@ -531,57 +536,280 @@ def _wavelengths_file(path: Path) -> np.ndarray | list:
 # ----------------------------------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def _atomic(path: Path, force: bool) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success fsync it and move it over `path`, on any failure delete it."""
-    _refuse_overwrite(path, force)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+class OutputTarget:
+    """An output claimed before any work: the temporary file beside it exists, so a missing
+    directory, a read-only file system, a name that is a directory or an existing file (without
+    `force`) is refused at once, not after a long encode. The writers fill `tmp` and `commit()`
+    moves it into place; `discard()` (or leaving `claim_output` on an error or Ctrl-C) deletes it.
+
+    A path naming a device or a pipe (/dev/null, /dev/full, a FIFO) is written in place, as `cp`
+    does, without `force` (nothing is replaced); the writers then fill a temporary file in the
+    system's temporary directory, copied into it at the end.
+    """
+
+    def __init__(self, path: str | os.PathLike, force: bool = False) -> None:
+        self.path = Path(path)
+        self.force = force
+        self.tmp: Path | None = None
+        self._fd: int | None = None  # a device or pipe, open for writing
+        self._claim()
+
+    @property
+    def special(self) -> bool:
+        return self._fd is not None
+
+    def _claim(self) -> None:
+        path = self.path
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:  # a parent that is a file (ENOTDIR), a loop of links, no permission
+            raise OutputError(f"cannot write {path}: {_write_reason(exc)}") from None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"cannot write {path}: it is a directory; give a file name "
+                              "(-O DIR is for archive runs of hinerc encode)")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            try:
+                self._fd = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+                fd, name = tempfile.mkstemp(prefix="hinerc-", suffix=".tmp")
+                os.close(fd)
+            except OSError as exc:
+                self.discard()
+                raise OutputError(f"cannot write {path}: {_write_reason(exc)}") from None
+            self.tmp = Path(name)
+            return
+        _refuse_overwrite(path, self.force)
+        final = path
+        if st is not None and os.path.islink(path):  # a link to a file: replace the file, keep the link
+            final = Path(os.path.realpath(path))
+        tmp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            # 0o666 lets the umask set the permissions, as for a normally created file (mkstemp gives 0o600).
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and not final.parent.is_dir():
+                raise OutputError(f"cannot write {path}: the directory {final.parent} does not exist") from None
+            raise OutputError(f"cannot write {path}: {_write_reason(exc)}") from None
+        self.final, self.tmp = final, tmp
+
+    def commit(self) -> None:
+        """Make the written temporary file the output (fsync, then an atomic rename), or raise OutputError."""
+        if self.tmp is None:
+            raise RuntimeError(f"{self.path}: output already committed or discarded")
+        try:
+            if self._fd is not None:
+                with open(self.tmp, "rb") as f:
+                    while True:
+                        block = f.read(16 << 20)
+                        if not block:
+                            break
+                        write_all(self._fd, block)
+                fd, self._fd = self._fd, None
+                os.close(fd)
+                os.unlink(self.tmp)
+            else:
+                _fsync(self.tmp)
+                _refuse_overwrite(self.path, self.force)  # again: a long write leaves time for someone to create it
+                os.replace(self.tmp, self.final)
+                with contextlib.suppress(OSError):  # durability of the rename; some file systems refuse this
+                    _fsync_dir(self.final.parent)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.path}: {_write_reason(exc, self.tmp)}") from None
+        except BaseException:
+            self.discard()
+            raise
+        self.tmp = None
+
+    def write_bytes(self, data: bytes) -> None:
+        """The whole output at once (a device is written directly, with no temporary copy)."""
+        if self.tmp is None:
+            raise RuntimeError(f"{self.path}: output already committed or discarded")
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                try:
+                    write_all(fd, data)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self.discard()
+                raise OutputError(f"cannot write {self.path}: {_write_reason(exc)}") from None
+            self.discard()
+            return
+        try:
+            with _writing(self.path, self.tmp), open(self.tmp, "wb") as f:
+                write_all(f, data)
+        except BaseException:
+            self.discard()
+            raise
+        self.commit()
+
+    def discard(self) -> None:
+        """Delete the temporary file (and close a device); nothing is left behind. Safe to repeat."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self.tmp is not None:
+            tmp, self.tmp = self.tmp, None
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def is_stream_path(path: str | os.PathLike) -> bool:
+    """Whether `path` names an existing device or pipe (written in place; a cube goes there as .npy)."""
     try:
-        # 0o666 lets the umask set the permissions, as for a normally created file (mkstemp gives 0o600).
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+@contextlib.contextmanager
+def claim_output(path: str | os.PathLike, force: bool = False) -> Iterator[OutputTarget]:
+    """Claim `path` now (OutputTarget); whatever happens inside the block that is not committed,
+    including an error or Ctrl-C, leaves nothing behind."""
+    target = OutputTarget(path, force)
+    try:
+        yield target
+    finally:
+        target.discard()
+
+
+def probe_directory(directory: str | os.PathLike, create: bool = True) -> None:
+    """Create `directory` (with `create`) and check that a file can be made in it, or OutputError:
+    an archive run or `hinerc demo -O DIR` must fail before any scene is read, not after."""
+    path = Path(directory)
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output directory {path}: {_write_reason(exc)}") from None
+    probe = path / f".hinerc-probe.{secrets.token_hex(6)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {_reason(exc)}") from exc
-    try:
-        yield tmp
-        _fsync(tmp)
-        _refuse_overwrite(path, force)  # again: a long write leaves time for someone to create it
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write {path}: {_reason(exc)}") from exc
-        raise
-    with contextlib.suppress(OSError):  # durability of the rename; some file systems refuse this
-        _fsync_dir(path.parent)
+        if exc.errno == errno.ENOENT and not path.is_dir():
+            raise OutputError(f"cannot write into {path}: the directory does not exist") from None
+        raise OutputError(f"cannot write into {path}: {_write_reason(exc)}") from None
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _write_reason(exc: BaseException, tmp: Path | None = None) -> str:
+    """One line, naming no temporary file, out of what a failed write raised: an OSError, or h5py's
+    multi-line HDF5 error stack (an OSError or RuntimeError with `errno = 28` somewhere inside)."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    text = str(exc)
+    found = re.search(r"errno\s*=\s*(\d+)", text)
+    if found and int(found.group(1)):
+        return os.strerror(int(found.group(1)))
+    found = re.search(r"error message\s*=\s*'([^']*)'", text)
+    if found:
+        return found.group(1)
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    if tmp is not None:
+        line = line.replace(str(tmp), "").replace(tmp.name, "")
+    return " ".join(line.split()) or type(exc).__name__
 
 
 @contextlib.contextmanager
-def npy_rows_writer(path: str | os.PathLike, shape: tuple, dtype: np.dtype,
-                    force: bool = False) -> Iterator[Callable[[np.ndarray], None]]:
+def _writing(path: Path, tmp: Path | None) -> Iterator[None]:
+    """Turn a failed write (a full disk, an I/O error, h5py's own exceptions) into one OutputError line."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"cannot write {path}: {_write_reason(exc, tmp)}") from None
+
+
+def write_all(out: BinaryIO | int, data: bytes | memoryview) -> None:
+    """Write every byte of `data` to a stream or a file descriptor: a short write is retried, a write
+    that makes no progress is an error (never a silently cut file)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        written = os.write(out, view[:1 << 30]) if isinstance(out, int) else out.write(view)
+        if written is None:  # a non-blocking stream that would block
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        if written <= 0:
+            raise OSError(errno.EIO, "short write: no bytes written")
+        view = view[written:]
+
+
+def _stream_failed(exc: OSError, name: str) -> OutputError:
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)) from None  # the reader left: exit 141
+    return OutputError(f"writing to {name} failed: {_write_reason(exc)}")
+
+
+def write_stream(stream: BinaryIO, data: bytes | memoryview, name: str = "stdout") -> None:
+    """Write `data` to a stream that may not seek (stdout), every byte, then flush; OutputError on a
+    failure (a full disk, /dev/full), BrokenPipeError when the reader went away."""
+    try:
+        view = memoryview(data).cast("B")
+        chunk = 16 << 20
+        for start in range(0, len(view), chunk):
+            write_all(stream, view[start:start + chunk])
+        stream.flush()
+    except OSError as exc:
+        raise _stream_failed(exc, name) from None
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, force: bool, target: OutputTarget | None = None) -> Iterator[Path]:
+    """Yield a temp path beside `path` (that of `target` when claimed before); on success fsync it and
+    move it over `path`, on any failure delete it."""
+    if target is None:
+        target = OutputTarget(path, force)
+    elif Path(target.path) != Path(path) or target.tmp is None:
+        raise ValueError(f"{path}: the claimed output is {target.path}, or was used already")
+    try:
+        yield target.tmp
+        target.commit()
+    finally:
+        target.discard()
+
+
+@contextlib.contextmanager
+def npy_rows_writer(path: str | os.PathLike, shape: tuple, dtype: np.dtype, force: bool = False,
+                    target: OutputTarget | None = None) -> Iterator[Callable[[np.ndarray], None]]:
     """Write a .npy of `shape` as consecutive blocks of rows (each H' x W x C, in order), moved to
     `path` only when all rows came and the block exits cleanly: a cube larger than memory can be
-    written one strip at a time, atomically."""
+    written one strip at a time, atomically. `target`: the output claimed before the work."""
     dtype = np.dtype(dtype)
     total = int(shape[0])
     written = 0
-    with _atomic(Path(path), force) as tmp, open(tmp, "wb") as f:
-        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    path = Path(path)
+    with _atomic(path, force, target) as tmp:
+        with _writing(path, tmp):
+            f = open(tmp, "wb")
         try:
-            np.lib.format.write_array_header_1_0(f, header)  # what np.save writes, when the header fits
-        except ValueError:
-            np.lib.format.write_array_header_2_0(f, header)
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+            with _writing(path, tmp):
+                try:
+                    np.lib.format.write_array_header_1_0(f, header)  # what np.save writes, when the header fits
+                except ValueError:
+                    np.lib.format.write_array_header_2_0(f, header)
 
-        def write(rows: np.ndarray) -> None:
-            nonlocal written
-            if rows.shape[1:] != tuple(shape[1:]) or written + rows.shape[0] > total:
-                raise ValueError(f"rows of shape {rows.shape} do not continue a {tuple(shape)} array")
-            f.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
-            written += rows.shape[0]
+            def write(rows: np.ndarray) -> None:
+                nonlocal written
+                if rows.shape[1:] != tuple(shape[1:]) or written + rows.shape[0] > total:
+                    raise ValueError(f"rows of shape {rows.shape} do not continue a {tuple(shape)} array")
+                with _writing(path, tmp):
+                    write_all(f, np.ascontiguousarray(rows, dtype=dtype).tobytes())
+                written += rows.shape[0]
 
-        yield write
-        if written != total:
-            raise ValueError(f"{written} of {total} rows written")
+            yield write
+            if written != total:
+                raise ValueError(f"{written} of {total} rows written")
+            with _writing(path, tmp):
+                f.close()
+        finally:
+            with contextlib.suppress(OSError):
+                f.close()
 
 
 def _refuse_overwrite(path: Path, force: bool) -> None:
@@ -606,50 +834,70 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> None:
-    """Write `data` to `path` atomically; refuse to overwrite unless `force`."""
-    with _atomic(Path(path), force) as tmp, open(tmp, "wb") as f:
-        f.write(data)
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, force: bool = False,
+                       target: OutputTarget | None = None) -> None:
+    """Write `data` to `path` atomically; refuse to overwrite unless `force`; OutputError when it cannot
+    be written. `target`: the output claimed (claim_output) before the work that made `data`."""
+    if target is None:
+        with claim_output(path, force) as target:
+            target.write_bytes(data)
+        return
+    if Path(target.path) != Path(path):
+        raise ValueError(f"{path}: the claimed output is {target.path}")
+    try:
+        target.write_bytes(data)
+    finally:
+        target.discard()
 
 
-def write_npy_stream(stream: BinaryIO, data: np.ndarray) -> None:
-    """Write `data` as .npy bytes to a stream that may not seek (a pipe such as sys.stdout.buffer)."""
+def write_npy_stream(stream: BinaryIO, data: np.ndarray, name: str = "stdout") -> None:
+    """Write `data` as .npy bytes to a stream that may not seek (a pipe such as sys.stdout.buffer),
+    every byte checked: OutputError when the write fails, BrokenPipeError when the reader left."""
     arr = np.ascontiguousarray(data)
-    np.lib.format.write_array_header_1_0(stream, np.lib.format.header_data_from_array_1_0(arr))
-    raw = memoryview(arr.reshape(-1).view(np.uint8))
-    chunk = 16 << 20
-    for start in range(0, len(raw), chunk):
-        stream.write(raw[start:start + chunk])
-    stream.flush()
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(arr))
+    try:
+        write_all(stream, header.getvalue())
+        raw = memoryview(arr.reshape(-1).view(np.uint8))
+        chunk = 16 << 20
+        for start in range(0, len(raw), chunk):
+            write_all(stream, raw[start:start + chunk])
+        stream.flush()
+    except OSError as exc:
+        raise _stream_failed(exc, name) from None
 
 
 def write_cube(path: str | os.PathLike, data: np.ndarray, wavelengths: np.ndarray | None = None,
-               key: str = "cube", force: bool = False) -> None:
+               key: str = "cube", force: bool = False, target: OutputTarget | None = None) -> None:
     """Write an H x W x C cube atomically, in the format of the extension (WRITE_EXTENSIONS).
 
     .npz, .mat and .h5 hold `key` and, if given, `wavelength_nm`; .npy holds the cube only. A .mat
-    over 2 GB is written as MATLAB v7.3 (HDF5, axes reversed) since v5 cannot hold it.
+    over 2 GB is written as MATLAB v7.3 (HDF5, axes reversed) since v5 cannot hold it. A failed
+    write (full disk, read-only file system) is one OutputError line; nothing is left behind.
+    `target`: the output claimed (claim_output) before the work that made `data`.
     """
-    target = Path(path)
-    ext = target.suffix.lower()
+    target_path = Path(path)
+    ext = target_path.suffix.lower()
     writer = _WRITERS.get(ext)
+    if writer is None and is_stream_path(target_path):
+        writer, ext = _write_npy, ".npy"  # a device or a pipe (/dev/null, a FIFO): .npy, as for stdout
     if writer is None:
-        raise InputError(f"cannot write {target}: unknown extension {target.suffix or '(none)'!r}; "
+        raise InputError(f"cannot write {target_path}: unknown extension {target_path.suffix or '(none)'!r}; "
                          f"use one of {', '.join(WRITE_EXTENSIONS)}")
     arr = np.asarray(data)
     problem = _problem(arr.shape, _kind(arr.dtype), arr.dtype.name)
     if problem:
-        raise InputError(f"cannot write {target}: the data {problem}")
+        raise InputError(f"cannot write {target_path}: the data {problem}")
     wl = None if wavelengths is None else _checked_wavelengths(wavelengths, arr.shape[2], "the wavelengths")
     key = key.strip("/")
     if not key or (wl is not None and key == "wavelength_nm"):
-        raise InputError(f"cannot write {target}: invalid variable name {key!r}")
+        raise InputError(f"cannot write {target_path}: invalid variable name {key!r}")
     if ext == ".mat":
         if not _MATLAB_NAME.match(key):
-            raise InputError(f"cannot write {target}: {key!r} is not a MATLAB variable name")
+            raise InputError(f"cannot write {target_path}: {key!r} is not a MATLAB variable name")
         if arr.dtype.newbyteorder("=") not in _MATLAB_CLASS:
-            raise InputError(f"cannot write {target}: MATLAB has no {arr.dtype.name}; use .npy, .npz or .h5")
-    with _atomic(target, force) as tmp:
+            raise InputError(f"cannot write {target_path}: MATLAB has no {arr.dtype.name}; use .npy, .npz or .h5")
+    with _atomic(target_path, force, target) as tmp, _writing(target_path, tmp):
         writer(tmp, arr, wl, key)
 
 

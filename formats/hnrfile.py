@@ -19,10 +19,13 @@ from hinercodec.errors import CorruptFileError, InputError, UnsupportedFileError
 from .container import Chunk, is_critical, read_chunks, write_chunks
 from .tensors import pack_tensors, unpack_tensors
 
-FORMAT_VERSION = (1, 0)  # one network for the whole cube
+FORMAT_VERSION = (1, 0)  # one model for the whole cube, its weights in TENS
+PAYLOAD_VERSION = (1, 1)  # the same with a codec's own bitstream in CODE (hinerc 0.5)
 NEWEST_MAJOR = 2  # 2.x: tiled files (formats/tiled.py); this reader knows majors 1 and 2
-# Critical chunks of format 1.x in their required order (ancillary chunks may sit in between).
+# Critical chunks of format 1.x in their required order (ancillary chunks may sit in between):
+# TENS (network weights, or a 0.3-0.4 payload as one stored byte tensor) or CODE (1.1: a payload).
 CRITICAL_ORDER = ("HHDR", "BNDS", "WAVE", "MODL", "TENS", "HEND")
+PAYLOAD_ORDER = ("HHDR", "BNDS", "WAVE", "MODL", "CODE", "HEND")
 
 # Sample type codes of HHDR, keyed by (numpy kind, item size) so that byte order does not matter.
 _DTYPE_CODES = {("u", 1): 1, ("i", 1): 2, ("u", 2): 3, ("i", 2): 4, ("u", 4): 5, ("i", 4): 6,
@@ -30,7 +33,7 @@ _DTYPE_CODES = {("u", 1): 1, ("i", 1): 2, ("u", 2): 3, ("i", 2): 4, ("u", 4): 5,
 _CODE_DTYPES = {code: np.dtype(f"{kind}{size}") for (kind, size), code in _DTYPE_CODES.items()}
 SUPPORTED_DTYPES = tuple(_CODE_DTYPES.values())
 
-_HHDR = struct.Struct("<BBBBIII")  # major, minor, dtype code, reserved, H, W, C
+HHDR_LAYOUT = struct.Struct("<BBBBIII")  # major, minor, dtype code, reserved, H, W, C
 _EVEN = struct.Struct("<dd")  # WAVE kind 1: first, last
 _WAVE_NONE, _WAVE_EVEN, _WAVE_TABLE = 0, 1, 2
 _ZSTD_LEVEL = 19
@@ -50,10 +53,11 @@ class HnrFile:
     band_scale: np.ndarray  # float32 [C]
     wavelengths: Optional[np.ndarray]  # float64 nm [C], or None when the input had none
     model_config: dict
-    tensors: list  # list[formats.tensors.QuantTensor]
+    tensors: list  # list[formats.tensors.QuantTensor]; empty when `payload` is set
     meta: dict = field(default_factory=dict)
-    version: tuple[int, int] = FORMAT_VERSION  # of the file read; pack always writes FORMAT_VERSION
+    version: tuple[int, int] = FORMAT_VERSION  # of the file read; pack writes FORMAT_VERSION or PAYLOAD_VERSION
     chunk_sizes: dict[str, int] = field(default_factory=dict)  # unpack: type -> bytes incl. 12 of framing
+    payload: Optional[bytes] = None  # a codec's own bitstream (CODE chunk, format 1.1) instead of tensors
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -143,7 +147,7 @@ def _valid_nm(nm: np.ndarray) -> bool:
 
 # ---------------------------------------------------------------- zstd and JSON payloads
 
-def _zstd(raw: bytes) -> bytes:
+def zstd_frame(raw: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(raw)
 
 
@@ -169,16 +173,16 @@ def _unzstd(frame: bytes, what: str, size: Optional[int] = None) -> bytes:
     return raw
 
 
-def _zjson(obj: dict) -> bytes:
+def zjson(obj: dict) -> bytes:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return _zstd(text.encode("utf-8"))
+    return zstd_frame(text.encode("utf-8"))
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _unzjson(frame: bytes, what: str) -> dict:
+def unzjson(frame: bytes, what: str) -> dict:
     try:
         obj = json.loads(_unzstd(frame, what).decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -190,14 +194,14 @@ def _unzjson(frame: bytes, what: str) -> dict:
 
 # ---------------------------------------------------------------- writing
 
-def _bands_array(values: Any, bands: int, name: str) -> np.ndarray:
+def bands_array(values: Any, bands: int, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float32)
     if arr.shape != (bands,) or not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be {bands} finite float32 values")
     return arr
 
 
-def _wave_payload(wavelengths: Optional[np.ndarray], bands: int) -> bytes:
+def wave_payload(wavelengths: Optional[np.ndarray], bands: int) -> bytes:
     if wavelengths is None:
         return bytes([_WAVE_NONE])
     nm = np.asarray(wavelengths, dtype=np.float64).reshape(-1)  # MATLAB gives 1 x C row vectors
@@ -210,7 +214,7 @@ def _wave_payload(wavelengths: Optional[np.ndarray], bands: int) -> bytes:
             even = np.array_equal(even_grid(nm[0], nm[-1], bands).astype(np.float32), nm.astype(np.float32))
         if even:
             return bytes([_WAVE_EVEN]) + _EVEN.pack(nm[0], nm[-1])
-    return bytes([_WAVE_TABLE]) + _zstd(nm.astype("<f8").tobytes())
+    return bytes([_WAVE_TABLE]) + zstd_frame(nm.astype("<f8").tobytes())
 
 
 def pack(f: HnrFile) -> bytes:
@@ -219,17 +223,20 @@ def pack(f: HnrFile) -> bytes:
         value = getattr(f, name)
         if not 1 <= value <= _U32:
             raise ValueError(f"{name} must be in 1..{_U32}, got {value}")
-    offset = _bands_array(f.band_offset, f.bands, "band_offset")
-    scale = _bands_array(f.band_scale, f.bands, "band_scale")
-    header = _HHDR.pack(*FORMAT_VERSION, dtype_code(f.dtype), 0, f.height, f.width, f.bands)
+    offset = bands_array(f.band_offset, f.bands, "band_offset")
+    scale = bands_array(f.band_scale, f.bands, "band_scale")
+    if f.payload is not None and f.tensors:
+        raise ValueError("a file holds a payload or tensors, not both")
+    version = PAYLOAD_VERSION if f.payload is not None else FORMAT_VERSION
+    header = HHDR_LAYOUT.pack(*version, dtype_code(f.dtype), 0, f.height, f.width, f.bands)
     chunks = [Chunk("HHDR", header)]
     if f.meta:
-        chunks.append(Chunk("meta", _zjson(f.meta)))
+        chunks.append(Chunk("meta", zjson(f.meta)))
     chunks += [
-        Chunk("BNDS", _zstd(offset.astype("<f4").tobytes() + scale.astype("<f4").tobytes())),
-        Chunk("WAVE", _wave_payload(f.wavelengths, f.bands)),
-        Chunk("MODL", _zjson(f.model_config)),
-        Chunk("TENS", pack_tensors(f.tensors)),
+        Chunk("BNDS", zstd_frame(offset.astype("<f4").tobytes() + scale.astype("<f4").tobytes())),
+        Chunk("WAVE", wave_payload(f.wavelengths, f.bands)),
+        Chunk("MODL", zjson(f.model_config)),
+        Chunk("CODE", bytes(f.payload)) if f.payload is not None else Chunk("TENS", pack_tensors(f.tensors)),
         Chunk("HEND", b""),
     ]
     return write_chunks(chunks)
@@ -237,10 +244,10 @@ def pack(f: HnrFile) -> bytes:
 
 # ---------------------------------------------------------------- reading
 
-def _read_header(data: bytes) -> tuple[tuple[int, int], np.dtype, int, int, int]:
+def read_header(data: bytes) -> tuple[tuple[int, int], np.dtype, int, int, int]:
     """Version first: only the two version bytes of HHDR are fixed across major versions."""
     if len(data) < 2:
-        raise CorruptFileError(f"HHDR chunk is {len(data)} bytes, expected {_HHDR.size}")
+        raise CorruptFileError(f"HHDR chunk is {len(data)} bytes, expected {HHDR_LAYOUT.size}")
     major, minor = data[0], data[1]
     if major > NEWEST_MAJOR:
         raise UnsupportedFileError(f"format version {major}.{minor} is newer than this hinerc reads "
@@ -250,9 +257,9 @@ def _read_header(data: bytes) -> tuple[tuple[int, int], np.dtype, int, int, int]
                                    f"(1.x and {NEWEST_MAJOR}.x)")
     # A newer minor may append optional fields to HHDR; this reader ignores them (every major so far
     # has minor 0 and the same 16-byte HHDR).
-    if len(data) < _HHDR.size or (len(data) > _HHDR.size and minor <= 0):
-        raise CorruptFileError(f"HHDR chunk is {len(data)} bytes, expected {_HHDR.size}")
-    _, _, code, _, height, width, bands = _HHDR.unpack_from(data)
+    if len(data) < HHDR_LAYOUT.size or (len(data) > HHDR_LAYOUT.size and minor <= 0):
+        raise CorruptFileError(f"HHDR chunk is {len(data)} bytes, expected {HHDR_LAYOUT.size}")
+    _, _, code, _, height, width, bands = HHDR_LAYOUT.unpack_from(data)
     if code not in _CODE_DTYPES:
         raise UnsupportedFileError(f"needs a newer hinerc: unknown sample type code {code}")
     if min(height, width, bands) < 1:
@@ -260,26 +267,30 @@ def _read_header(data: bytes) -> tuple[tuple[int, int], np.dtype, int, int, int]
     return (major, minor), _CODE_DTYPES[code], height, width, bands
 
 
-def _check_order(types: list[str]) -> None:
-    """Critical chunks: known, each once, in CRITICAL_ORDER."""
+def _check_order(types: list[str], minor: int) -> None:
+    """Critical chunks: known, each once, in CRITICAL_ORDER (or PAYLOAD_ORDER from format 1.1)."""
+    known = set(CRITICAL_ORDER) | (set(PAYLOAD_ORDER) if minor >= PAYLOAD_VERSION[1] else set())
     for t in types:
-        if t not in CRITICAL_ORDER:
+        if t not in known:
             raise UnsupportedFileError(f"needs a newer hinerc: unknown critical chunk '{t}'")
-    for t in CRITICAL_ORDER:
+    order = PAYLOAD_ORDER if "CODE" in types else CRITICAL_ORDER
+    if "CODE" in types and "TENS" in types:
+        raise CorruptFileError("a file holds TENS or CODE, not both")
+    for t in order:
         if types.count(t) != 1:
             raise CorruptFileError(f"{'missing' if t not in types else 'duplicate'} {t} chunk")
-    if tuple(types) != CRITICAL_ORDER:
-        raise CorruptFileError(f"chunks out of order: {' '.join(types)} (expected {' '.join(CRITICAL_ORDER)})")
+    if tuple(types) != order:
+        raise CorruptFileError(f"chunks out of order: {' '.join(types)} (expected {' '.join(order)})")
 
 
-def _read_bands(frame: bytes, bands: int) -> tuple[np.ndarray, np.ndarray]:
+def read_bands(frame: bytes, bands: int) -> tuple[np.ndarray, np.ndarray]:
     raw = np.frombuffer(_unzstd(frame, "BNDS", 8 * bands), dtype="<f4").astype(np.float32)
     if not np.all(np.isfinite(raw)):
         raise CorruptFileError("BNDS chunk holds non-finite band offsets or scales")
     return raw[:bands], raw[bands:]
 
 
-def _read_wave(data: bytes, bands: int) -> Optional[np.ndarray]:
+def read_wave(data: bytes, bands: int) -> Optional[np.ndarray]:
     kind = data[0] if data else None
     if kind == _WAVE_NONE and len(data) == 1:
         return None
@@ -303,10 +314,10 @@ def unpack(data: bytes) -> HnrFile:
     chunks = read_chunks(data)
     if chunks[0].type != "HHDR":
         raise CorruptFileError(f"first chunk is '{chunks[0].type}', not HHDR")
-    version, dtype, height, width, bands = _read_header(chunks[0].data)
+    version, dtype, height, width, bands = read_header(chunks[0].data)
     if version[0] != FORMAT_VERSION[0]:
         raise UnsupportedFileError(f"format {version[0]}.{version[1]} is a tiled file: read it with formats.tiled")
-    _check_order([c.type for c in chunks if is_critical(c.type)])
+    _check_order([c.type for c in chunks if is_critical(c.type)], version[1])
     found = {c.type: c.data for c in chunks if is_critical(c.type)}
     metas = [c.data for c in chunks if c.type == "meta"]
     if len(metas) > 1:
@@ -314,12 +325,13 @@ def unpack(data: bytes) -> HnrFile:
     sizes: dict[str, int] = {}
     for c in chunks:
         sizes[c.type] = sizes.get(c.type, 0) + len(c.data) + 12
-    offset, scale = _read_bands(found["BNDS"], bands)
+    offset, scale = read_bands(found["BNDS"], bands)
     return HnrFile(
         height=height, width=width, bands=bands, dtype=dtype, band_offset=offset, band_scale=scale,
-        wavelengths=_read_wave(found["WAVE"], bands),
-        model_config=_unzjson(found["MODL"], "MODL"),
-        tensors=unpack_tensors(found["TENS"]),
-        meta=_unzjson(metas[0], "meta") if metas else {},
+        wavelengths=read_wave(found["WAVE"], bands),
+        model_config=unzjson(found["MODL"], "MODL"),
+        tensors=unpack_tensors(found["TENS"]) if "TENS" in found else [],
+        payload=found.get("CODE"),
+        meta=unzjson(metas[0], "meta") if metas else {},
         version=version, chunk_sizes=sizes,
     )

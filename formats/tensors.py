@@ -18,7 +18,7 @@ import numpy as np
 
 from hinercodec.errors import CorruptFileError, UnsupportedFileError
 
-from . import huffman, rans
+from hinercodec.entropy import huffman, rans
 
 CODER_HUFFMAN = 0
 CODER_RANS = 1

@@ -18,8 +18,8 @@ import numpy as np
 from hinercodec.errors import CorruptFileError, UnsupportedFileError
 
 from .container import Chunk, check_signature, chunk_offsets, is_critical, read_chunk_at, read_chunks, write_chunks
-from .hnrfile import (_HHDR, HnrFile, _bands_array, _read_bands, _read_header, _read_wave, _unzjson,
-                      _wave_payload, _zjson, _zstd, band_positions, dtype_code, unpack)
+from .hnrfile import (HHDR_LAYOUT, HnrFile, bands_array, read_bands, read_header, read_wave, unzjson,
+                      wave_payload, zjson, zstd_frame, band_positions, dtype_code, unpack)
 from .tensors import pack_tensors, unpack_tensors
 
 TILED_VERSION = (2, 0)
@@ -145,8 +145,8 @@ def _tidx(grid: TileGrid, entries: Sequence[tuple[int, int]]) -> bytes:
     return b"".join(parts)
 
 
-def _tile_data(i: int, tile: Tile) -> bytes:
-    modl = _zjson(tile.model_config)
+def tile_data(i: int, tile: Tile) -> bytes:
+    modl = zjson(tile.model_config)
     return _TILE_HEAD.pack(i, len(modl)) + modl + pack_tensors(tile.tensors)
 
 
@@ -157,15 +157,15 @@ def pack_tiled(head: TiledHead, tiles: Sequence[Tile]) -> bytes:
         raise ValueError(f"{len(tiles)} tiles for a grid of {len(grid)}")
     if grid.y_edges[-1] != head.height or grid.x_edges[-1] != head.width:
         raise ValueError("the tile grid does not cover the cube")
-    hhdr = _HHDR.pack(*TILED_VERSION, dtype_code(head.dtype), 0, head.height, head.width, head.bands)
-    offset = _bands_array(head.band_offset, head.bands, "band_offset")
-    scale = _bands_array(head.band_scale, head.bands, "band_scale")
+    hhdr = HHDR_LAYOUT.pack(*TILED_VERSION, dtype_code(head.dtype), 0, head.height, head.width, head.bands)
+    offset = bands_array(head.band_offset, head.bands, "band_offset")
+    scale = bands_array(head.band_scale, head.bands, "band_scale")
     before = [Chunk("HHDR", hhdr)]
     if head.meta:
-        before.append(Chunk("meta", _zjson(head.meta)))
-    before += [Chunk("BNDS", _zstd(offset.astype("<f4").tobytes() + scale.astype("<f4").tobytes())),
-               Chunk("WAVE", _wave_payload(head.wavelengths, head.bands))]
-    bodies = [Chunk("TILE", _tile_data(i, t)) for i, t in enumerate(tiles)]
+        before.append(Chunk("meta", zjson(head.meta)))
+    before += [Chunk("BNDS", zstd_frame(offset.astype("<f4").tobytes() + scale.astype("<f4").tobytes())),
+               Chunk("WAVE", wave_payload(head.wavelengths, head.bands))]
+    bodies = [Chunk("TILE", tile_data(i, t)) for i, t in enumerate(tiles)]
     # TIDX's size does not depend on the offsets it holds: lay out with zeros, then fill them in.
     placeholder = Chunk("TIDX", _tidx(grid, [(0, 0)] * len(tiles)))
     offsets = chunk_offsets(before + [placeholder] + bodies)[len(before) + 1:]
@@ -200,7 +200,7 @@ def _read_tidx(data: bytes, height: int, width: int) -> tuple[TileGrid, list[tup
 
 def _head_from(chunks: list[Chunk]) -> TiledHead:
     """The head of a tiled file from its chunks up to TIDX (ancillary ones in between allowed)."""
-    version, dtype, height, width, bands = _read_header(chunks[0].data)
+    version, dtype, height, width, bands = read_header(chunks[0].data)
     if version[0] != TILED_VERSION[0]:
         raise CorruptFileError(f"format {version[0]}.{version[1]} file read as a tiled (2.x) file")
     crit = [c for c in chunks if is_critical(c.type)]
@@ -213,14 +213,14 @@ def _head_from(chunks: list[Chunk]) -> TiledHead:
     metas = [c.data for c in chunks if c.type == "meta"]
     if len(metas) > 1:
         raise CorruptFileError("duplicate meta chunk")
-    offset, scale = _read_bands(crit[1].data, bands)
+    offset, scale = read_bands(crit[1].data, bands)
     grid, entries = _read_tidx(crit[3].data, height, width)
     sizes: dict[str, int] = {}
     for c in chunks:
         sizes[c.type] = sizes.get(c.type, 0) + len(c.data) + 12
     return TiledHead(height=height, width=width, bands=bands, dtype=dtype, band_offset=offset, band_scale=scale,
-                     wavelengths=_read_wave(crit[2].data, bands), grid=grid,
-                     meta=_unzjson(metas[0], "meta") if metas else {}, version=version, entries=entries,
+                     wavelengths=read_wave(crit[2].data, bands), grid=grid,
+                     meta=unzjson(metas[0], "meta") if metas else {}, version=version, entries=entries,
                      chunk_sizes=sizes)
 
 
@@ -232,7 +232,7 @@ def _tile_from(data: bytes, i: int) -> Tile:
         raise CorruptFileError(f"TILE chunk number {number} found where the index puts tile {i}")
     if n_modl > len(data) - _TILE_HEAD.size:
         raise CorruptFileError(f"TILE {i} declares a model of {n_modl} bytes, only {len(data) - 8} remain")
-    config = _unzjson(data[8:8 + n_modl], f"TILE {i} model")
+    config = unzjson(data[8:8 + n_modl], f"TILE {i} model")
     return Tile(model_config=config, tensors=unpack_tensors(data[8 + n_modl:]))
 
 

@@ -1,12 +1,13 @@
-"""hinerc: hyperspectral image compression with neural representations.
+"""hinerc: a hyperspectral image codec (a spectral transform codec by default; the HINER network and
+others as options).
 
 The public API (`encode`, `decode`, `interp`, `info`, `evaluate`, `read_cube`, `write_cube`) is
-loaded lazily so that `import hinercodec.formats` (the file format, which never needs torch) stays
-light: torch is imported only when a model is fitted or run.
+loaded lazily, so that importing the package costs nothing; torch is imported only when a network
+model is fitted or run (the default codec is numpy only).
 """
 from __future__ import annotations
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _LAZY = {
     "encode": "hinercodec.api",

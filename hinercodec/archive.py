@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, U
 
 import numpy as np
 
-from .errors import CorruptFileError, HinercError, InputError, RequestError
+from .errors import CorruptFileError, HinercError, OutputError, UsageError
+from .formats.cubeio import probe_directory
 from .formats.tiled import read_any
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def plan(inputs: Iterable[str], out_dir: Optional[str] = None) -> list[Task]:
     """Pair each input with OUT_DIR/<stem>.hnr (None: beside the input); refuse clashes before any work.
 
     A path given twice is encoded once. Two inputs that would write one output (same stem) are a
-    RequestError: silently numbering them would make outputs impossible to match to scenes.
+    UsageError (exit 2): silently numbering them would make outputs impossible to match to scenes.
     """
     tasks: list[Task] = []
     writers: dict[str, str] = {}  # absolute output -> the input that writes it
@@ -70,7 +71,7 @@ def plan(inputs: Iterable[str], out_dir: Optional[str] = None) -> list[Task]:
     for raw in inputs:
         raw = str(raw)
         if raw == "-":
-            raise RequestError("stdin ('-') cannot be one of several inputs; give file paths")
+            raise UsageError("stdin ('-') cannot be one of several inputs; give file paths")
         source = os.path.abspath(raw)
         if source in seen:
             continue
@@ -78,14 +79,14 @@ def plan(inputs: Iterable[str], out_dir: Optional[str] = None) -> list[Task]:
         output = (Path(out_dir) if out_dir is not None else Path(raw).parent) / f"{Path(raw).stem}.hnr"
         target = os.path.abspath(output)
         if target == source:
-            raise RequestError(f"{raw}: its output {output} would overwrite the input")
+            raise UsageError(f"{raw}: its output {output} would overwrite the input")
         if target in writers:
-            raise RequestError(f"{writers[target]} and {raw} would both be encoded to {output}; "
+            raise UsageError(f"{writers[target]} and {raw} would both be encoded to {output}; "
                                "rename one or encode them into different directories")
         writers[target] = raw
         tasks.append(Task(raw, str(output)))
     if not tasks:
-        raise RequestError("no input files given")
+        raise UsageError("no input files given")
     return tasks
 
 
@@ -204,6 +205,7 @@ class _Manifest:
 
     def __init__(self, path: Optional[str]) -> None:
         self.file = None
+        self.path = path
         if path is None:
             return
         try:
@@ -218,18 +220,26 @@ class _Manifest:
         except OSError as exc:
             if self.file is not None:
                 self.file.close()
-            raise InputError(f"cannot write the manifest {path}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write the manifest {path}: {exc.strerror or exc}") from None
 
     def write(self, record: dict) -> None:
         if self.file is None:
             return
-        self.file.write(json.dumps(_jsonable(record), sort_keys=True).encode() + b"\n")
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        try:
+            self.file.write(json.dumps(_jsonable(record), sort_keys=True).encode() + b"\n")
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else exc
+            raise OutputError(f"cannot write the manifest {self.path}: {reason}") from None
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            file, self.file = self.file, None
+            try:
+                file.close()
+            except OSError:  # a failed flush was reported by write already
+                pass
 
 
 def _jsonable(value: Any) -> Any:
@@ -331,7 +341,7 @@ def _run_dask(tasks: list[Task], call: dict, workers: Optional[int], scheduler: 
         try:
             client = Client(cluster if cluster is not None else scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
-            raise RequestError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}") from None
+            raise UsageError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}") from None
         try:
             client.wait_for_workers(1)
             gpus = any(w.get("resources", {}).get("GPU", 0) > 0
@@ -380,21 +390,20 @@ def run(tasks: Sequence[Task], options: "EncodeOptions", *, key: Optional[str] =
     left to encode, else runs serially. Without `force`, outputs that exist and pass their
     checksums are skipped (resume), before any cluster starts. Records go to `manifest` (JSON
     lines, appended) and `progress` as each scene finishes. Raises (before any work)
-    RequestError for an impossible request, InputError for an unwritable directory or manifest.
+    UsageError (exit 2) for a bad combination of options, OutputError (exit 9) for an output
+    directory or manifest that cannot be written: every directory is created and a file made and
+    removed in it before any scene is read.
     """
     if scheduler is not None and workers is not None:
-        raise RequestError("--workers sizes a local cluster; it cannot be combined with --scheduler")
+        raise UsageError("--workers sizes a local cluster; it cannot be combined with --scheduler")
     if workers is not None and workers < 0:
-        raise RequestError(f"--workers must be 0 or more, got {workers}")
+        raise UsageError(f"--workers must be 0 or more, got {workers}")
     dask_ok = _dask_available()
     if (scheduler is not None or (workers or 0) > 0) and not dask_ok:
-        raise RequestError(f"{'--scheduler' if scheduler else '--workers'} needs Dask; {INSTALL_HINT}")
+        raise UsageError(f"{'--scheduler' if scheduler else '--workers'} needs Dask; {INSTALL_HINT}")
     started = time.perf_counter()
     for directory in sorted({str(Path(t.output).parent) for t in tasks}):
-        try:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot create the output directory {directory}: {exc.strerror or exc}") from None
+        probe_directory(directory)  # created and writable, or OutputError before any scene is read
     records: list[dict] = []
     log = _Manifest(manifest)
 

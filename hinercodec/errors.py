@@ -37,10 +37,23 @@ class OutputExistsError(HinercError):
     exit_code = 6
 
 
+class UsageError(HinercError):
+    """A bad option value or a bad combination of options (the library's twin of click's usage errors)."""
+
+    exit_code = 2
+
+
 class RequestError(HinercError):
     """A request that does not fit the file: wavelength out of range, band index out of range."""
 
     exit_code = 7
+
+
+class OutputError(HinercError):
+    """The output cannot be written: missing directory, read-only or full file system, a write to
+    stdout that failed. Nothing partial is left behind."""
+
+    exit_code = 9
 
 
 # Documented in README.md ("Exit codes"); kept here so the CLI and docs share one table.
@@ -54,6 +67,7 @@ EXIT_CODES = {
     6: "output exists (use -f/--force)",
     7: "request outside the file (wavelength or band out of range)",
     8: "some scenes of an archive run failed (the others were written; see the manifest)",
+    9: "the output cannot be written (missing directory, read-only or full file system, stdout write failed)",
     130: "interrupted (Ctrl-C); no partial output is left",
     141: "stdout closed early (e.g. `| head`); nothing more is printed",
 }

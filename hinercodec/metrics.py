@@ -16,6 +16,7 @@ class Distortion:
     psnr_global: float  # PSNR over all values of the normalised cubes
     sam_deg: float  # mean spectral angle in degrees, original units, all-zero pixels left out
     constant_bands: list[int]  # bands left out of psnr_band (max == min in the original)
+    max_abs_error: float = float("nan")  # largest |decoded - original| in the cube's own units
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +76,7 @@ def distortion(original: np.ndarray, decoded: np.ndarray) -> Distortion:
         psnr_global=psnr_global,
         sam_deg=sam_degrees(original, decoded),
         constant_bands=[int(i) for i in np.flatnonzero(constant)],
+        max_abs_error=float(np.abs(np.asarray(decoded, np.float64) - np.asarray(original, np.float64)).max(initial=0.0)),
     )
 
 

@@ -15,18 +15,21 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
-import torch
 
+from . import registry
+from .codecs.base import LOW, Budget, stored_tensor
+from .cube import normalised
+from .decoder import Decoder
 from .errors import RequestError
 from .formats import cubeio
 from .formats.hnrfile import HnrFile, band_normalisation, pack, unpack
-from .formats.tiled import Tile, TiledHead, TileGrid, _tile_data, pack_tiled
+from .formats.tiled import Tile, TiledHead, TileGrid, pack_tiled, tile_data
+from .jobs import run_encoder
 from .metrics import StreamingDistortion
-from .ratecontrol import LOW, Budget
+from .options import EncodeOptions
 
 DEFAULT_TILE = 512  # pixels per side: a tile of 512 x 512 x 224 fits in ~2 GB while fitting
 OVERLAP = 8  # pixels each tile's network reaches into its neighbours, blended (no visible seams)
-SPLITS = ("equal", "difficulty")
 MapFn = Callable[[Callable, Iterable], Iterable]
 
 
@@ -117,38 +120,18 @@ class TileTask:
     wavelengths: Optional[np.ndarray]
     dtype: np.dtype
     budget: Budget  # for the tile's stand-alone 1.0 file
-    options: object  # api.EncodeOptions (not imported here: api imports this module)
+    options: EncodeOptions
     progress: Optional[Callable] = None  # local runs only: tasks sent to other processes carry None
 
 
 def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
-    """Fit one tile: (index, its stand-alone 1.0 file, stats). Runs in whichever process gets it."""
-    from . import api
-    from .pipelines import PIPELINES, Job, default_epochs
-
+    """Fit one tile: (index, its stand-alone 1.x file, stats). Runs in whichever process gets it."""
     started = time.perf_counter()
     opts = task.options
-    x = task.window()
-    h, w, c = x.shape
-    device = api._resolve_device(opts.device)
-    safe = np.where(task.scale > 0, task.scale, 1.0).astype(np.float64)
-    y = (x.astype(np.float64) - task.offset.astype(np.float64)) / safe
-    y[:, :, task.scale <= 0] = 0.0
-    target = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32)).to(device)
-    t_np = api._positions_of(task.wavelengths, c)
-
-    def report(stage: str, step: int, total: int, loss: float, psnr: float, note: str) -> None:
-        if task.progress is not None:
-            task.progress(api.Progress(stage, step, total, loss, psnr, f"tile {task.index + 1}: {note}"))
-
-    job = Job(shape=(h, w, c), dtype=task.dtype, offset=task.offset, scale=task.scale, wavelengths=task.wavelengths,
-              target=target, t=torch.from_numpy(t_np.astype(np.float32)).to(device), budget=task.budget,
-              bits=opts.bits,
-              epochs=opts.epochs if opts.epochs is not None else default_epochs(opts.model, opts.effort, (h, w, c)),
-              seed=opts.seed + task.index, report=report, effort=opts.effort,
-              metric=opts.optimise)
+    target = normalised(task.window(), task.offset, task.scale)
     try:
-        data, stats = PIPELINES[opts.model](job)
+        data, stats = run_encoder(target, task.dtype, task.offset, task.scale, task.wavelengths, task.budget, opts,
+                                  task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ")
     except RequestError as exc:
         y0, y1, x0, x1 = task.rect
         raise RequestError(f"tile {task.index + 1} (rows {y0}:{y1}, columns {x0}:{x1}): {exc} "
@@ -158,13 +141,16 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
 
 # ---------------------------------------------------------------------------------------- encode
 
-def _standalone_extra(head: TiledHead) -> int:
-    """Bytes a tile's stand-alone 1.0 file has beyond what the same tile adds to the tiled file."""
-    probe = Tile({}, [])
+def _standalone_extra(head: TiledHead, payload: bool) -> int:
+    """Bytes a tile's stand-alone 1.x file has beyond what the same tile adds to the tiled file.
+    A codec with its own bitstream has it in CODE alone and as a stored byte tensor in its TILE
+    (a few bytes of tensor header more; 8 bytes of margin cover the varints of any length)."""
+    body = np.random.default_rng(0).bytes(1000) if payload else None  # incompressible, like a payload
+    probe = Tile({}, [stored_tensor(body)] if payload else [])
     alone = pack(HnrFile(height=1, width=1, bands=head.bands, dtype=head.dtype, band_offset=head.band_offset,
                          band_scale=head.band_scale, wavelengths=head.wavelengths, model_config={}, tensors=[],
-                         meta=head.meta))
-    return len(alone) - (len(_tile_data(0, probe)) + 12)
+                         meta=head.meta, payload=body))
+    return len(alone) - (len(tile_data(0, probe)) + 12) - (8 if payload else 0)
 
 
 def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.ndarray],
@@ -179,9 +165,9 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
                      wavelengths=None if wavelengths is None else np.asarray(wavelengths, np.float64), grid=grid,
                      meta=meta)
     total = Budget.from_bpppb(options.bpppb, shape)
-    fixed = len(pack_tiled(head, [Tile({}, [])] * len(grid))) - len(grid) * len(_tile_data(0, Tile({}, [])))
+    fixed = len(pack_tiled(head, [Tile({}, [])] * len(grid))) - len(grid) * len(tile_data(0, Tile({}, [])))
     pool = total.bytes - fixed
-    extra = _standalone_extra(head)
+    extra = _standalone_extra(head, registry.codec(options.model).payload)
     shares = tile_shares(s, scale.astype(np.float64), split) * pool
     tasks = []
     for i, share in enumerate(shares):
@@ -196,8 +182,8 @@ def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> byt
     """The tiled file from the tiles' stand-alone files (any order)."""
     tiles: list[Optional[Tile]] = [None] * len(head.grid)
     for index, data, _ in results:
-        f = unpack(data)
-        tiles[index] = Tile(f.model_config, f.tensors)
+        f = unpack(data)  # a tile's payload travels in its TILE chunk as one stored byte tensor
+        tiles[index] = Tile(f.model_config, f.tensors if f.payload is None else [stored_tensor(f.payload)])
     missing = [i for i, t in enumerate(tiles) if t is None]
     if missing:
         raise RuntimeError(f"tiles {missing} were not fitted")
@@ -206,8 +192,6 @@ def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> byt
 
 def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Survey, device: str) -> dict:
     """PROTOCOL.md distortion of the tiled file against the source, tile by tile (bounded memory)."""
-    from .api import Decoder
-
     dec = Decoder(data, device)
     acc = StreamingDistortion(s.lo, s.hi)
     grid = dec.grid

@@ -21,7 +21,7 @@ import pytest
 from hinercodec import archive
 from hinercodec.api import EncodeOptions
 from hinercodec.cli import _archive as cli_archive
-from hinercodec.errors import RequestError
+from hinercodec.errors import UsageError
 from hinercodec.formats.hnrfile import unpack
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -71,11 +71,11 @@ def test_plan_names_outputs_and_refuses_clashes(tmp_path):
     assert tasks == [archive.Task("a/x.mat", str(tmp_path / "out" / "x.hnr")),
                      archive.Task("b/y.h5", str(tmp_path / "out" / "y.hnr"))]  # the repeated path once
     assert archive.plan(["a/x.mat"])[0].output == str(Path("a") / "x.hnr")  # beside the input
-    with pytest.raises(RequestError, match="would both be encoded to"):
+    with pytest.raises(UsageError, match="would both be encoded to"):
         archive.plan(["a/x.mat", "b/x.npy"], str(tmp_path / "out"))
-    with pytest.raises(RequestError, match="stdin"):
+    with pytest.raises(UsageError, match="stdin"):
         archive.plan(["a.mat", "-"], None)
-    with pytest.raises(RequestError, match="overwrite the input"):
+    with pytest.raises(UsageError, match="overwrite the input"):
         archive.plan([str(tmp_path / "x.hnr")], str(tmp_path))
     assert not (tmp_path / "out").exists()  # refused before any work
 
@@ -171,11 +171,11 @@ def test_manifest_cut_after_a_killed_run(tmp_path):
 def test_without_dask_workers_and_scheduler_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(archive, "_dask_available", lambda: False)
     tasks = archive.plan([str(tmp_path / "a.npy")], str(tmp_path / "out"))
-    with pytest.raises(RequestError, match="needs Dask"):
+    with pytest.raises(UsageError, match="needs Dask"):
         archive.run(tasks, OPTIONS, scheduler="tcp://127.0.0.1:1")
-    with pytest.raises(RequestError, match="--workers needs Dask"):
+    with pytest.raises(UsageError, match="--workers needs Dask"):
         archive.run(tasks, OPTIONS, workers=2)
-    with pytest.raises(RequestError, match="cannot be combined"):
+    with pytest.raises(UsageError, match="cannot be combined"):
         archive.run(tasks, OPTIONS, workers=2, scheduler="tcp://127.0.0.1:1")
 
 
@@ -223,8 +223,8 @@ class _CountWrites:
         original = cubeio.atomic_write_bytes
         log = self.log
 
-        def counted(path, data, force=False):
-            original(path, data, force=force)
+        def counted(path, data, force=False, **keywords):  # target: the output claimed before the encode
+            original(path, data, force=force, **keywords)
             with open(log, "a") as f:
                 f.write(f"{path}\n")
 

@@ -36,7 +36,7 @@ def test_rd_tiny_houston_all_codecs(tmp_path):
     out = tmp_path / "rd.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "rd.py"), str(path), "--rates", "1.0",
-         "--hinerc-args", "--epochs 2", "--json", str(out), "--workdir", str(tmp_path / "work"),
+         "--hinerc-args", "--effort 1", "--json", str(out), "--workdir", str(tmp_path / "work"),
          "--plot", str(tmp_path / "plots")],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -101,7 +101,7 @@ def test_interp_script(tmp_path):
     out = tmp_path / "interp.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "interp.py"), str(path), "--bpppb", "0.4",
-         "--hinerc-args", "--epochs 2", "--json", str(out)], capture_output=True, text=True, timeout=600)
+         "--hinerc-args", "--effort 1", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
     assert r["kept_bands"] == 24 and r["dropped_bands_scored"] == 23 and r["wavelengths"] == "nm"

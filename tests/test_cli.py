@@ -24,7 +24,7 @@ from hinercodec.cli._progress import ProgressPrinter
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HINERC = str(Path(sys.executable).with_name("hinerc"))
-FAST = ["--epochs", "1", "--bpppb", "0.5", "--device", "cpu"]  # a rate the 32 x 32 x 48 crop can fill
+FAST = ["--effort", "1", "--bpppb", "0.5", "--device", "cpu"]  # a rate the 32 x 32 x 48 crop can fill
 H, W, C = 32, 32, 48
 
 
@@ -99,6 +99,29 @@ def test_cli_defaults_are_the_library_defaults():
     assert opts.tile is None and cli.DEFAULT_TILE == api.tiling.DEFAULT_TILE
 
 
+def test_help_describes_the_codec_as_it_is():
+    """The default model has no network: the help must not say otherwise (issue 14, item 5)."""
+    top = " ".join(run("--help").stdout.split())
+    assert "neural representations" not in top and "transform" in top and "optional neural models" in top
+    assert " 9 output cannot be written" in top
+    text = " ".join(run("interp", "--help").stdout.split())
+    assert "fitted network" not in text and "any wavelength" in text and "file's model" in text
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "interp", "eval", "demo"])
+def test_device_has_one_default(command):
+    """--device: auto everywhere (cuda when available, else cpu), and the help says the default model ignores it."""
+    param = next(p for p in cli.main.commands[command].params if p.name == "device")
+    assert param.default == "auto"
+    text = " ".join(run(command, "--help").stdout.split())
+    assert "auto (cuda when available, else cpu)" in text and "ignores it" in text
+
+
+def test_demo_output_dir_is_capital_o():
+    param = next(p for p in cli.main.commands["demo"].params if p.name == "output_dir")
+    assert param.opts == ["-O", "--output-dir"]
+
+
 def test_help_does_not_import_torch():
     code = "import sys; from hinercodec.cli.main import main; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -140,13 +163,13 @@ def test_encode_wavelengths_option(crop, tmp_path, monkeypatch, spec):
     elif spec == "file":
         spec = str(tmp_path / "wl.txt")
         Path(spec).write_text("\n".join(f"{x:g}" for x in expected))
-    args = ["encode", crop["npz"], "-o", tmp_path / "o.hnr", "--bits", "6", "--seed", "3", "-q"]
+    args = ["encode", crop["npz"], "-o", tmp_path / "o.hnr", "--seed", "3", "-q"]
     result = run(*args, *([] if spec is None else ["--wavelengths", spec]))
     assert result.exit_code == 0, result.stderr
     if spec in ("wavelength_nm", None):  # named, or found by its name
         expected = crop["wl"]
     np.testing.assert_allclose(seen["wavelengths"], expected)
-    assert (seen["options"].bits, seen["options"].seed, seen["options"].bpppb) == (6, 3, cli.DEFAULT_BPPPB)
+    assert (seen["options"].seed, seen["options"].bpppb) == (3, cli.DEFAULT_BPPPB)
     assert (tmp_path / "o.hnr").read_bytes() == b"hnr" and result.stdout == result.stderr == ""
 
 
@@ -287,7 +310,6 @@ def test_damaged_hnr(encoded, tmp_path, damage, code, command):
 
 
 @pytest.mark.parametrize("args", [
-    ["interp", "{enc}", "--lambda", "1.5", "-o", "{tmp}/o.npy"],
     ["interp", "{enc}", "--nm", "2000", "-o", "{tmp}/o.npy"],
     ["interp", "{nowl}", "--nm", "500", "-o", "{tmp}/o.npy"],
     ["decode", "{enc}", "--bands", f"{C}", "-o", "{tmp}/o.npy"],
@@ -303,8 +325,18 @@ def test_request_outside_the_file_exit_7(encoded, encoded_nowl, tmp_path, args):
     ["encode", "x.npy", "--bits", "12"],
     ["encode", "x.npy", "--effort", "0"],
     ["encode", "x.npy", "--bpppb", "0"],
+    ["encode", "x.npy", "--bpppb", "-1"],
+    ["encode", "x.npy", "--bpppb", "nan"],  # click.FloatRange lets nan through; the option type does not
+    ["encode", "x.npy", "--bpppb", "inf"],
+    ["encode", "x.npy", "--tile", "5"],
     ["encode", "x.npy", "--device", "gpu"],
     ["encode", "x.npy", "--model", "nope"],
+    ["encode", "x.npy", "--wavelengths", "400:10:405"],  # a malformed range
+    ["interp", "x.hnr", "--lambda", "1.5"],  # outside [0, 1] for every file
+    ["interp", "x.hnr", "--lambda", "nan"],
+    ["interp", "x.hnr", "--nm", "inf"],
+    ["demo", "-o", "somewhere"],  # demo's directory is -O/--output-dir, like encode's
+    ["demo", "--bpppb", "nan"],
     ["encode", "-"],  # stdin needs -o
     ["decode", "x.hnr", "--bands", "1,a"],
     ["decode", "x.hnr", "-o", "x.txt"],  # unknown output format, refused before decoding
@@ -341,7 +373,7 @@ def test_interrupt_leaves_no_output(crop, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(api, "encode", interrupted)
+    monkeypatch.setattr(api, "encode_reader", interrupted)  # the temporary output exists by then
     result = run("encode", crop["npy"], "-o", tmp_path / "o.hnr", *FAST)
     assert result.exit_code == 130 and result.stderr.strip() == "hinerc: interrupted"
     assert os.listdir(tmp_path) == []

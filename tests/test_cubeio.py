@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from hinercodec.errors import InputError, OutputExistsError
+from hinercodec.errors import InputError, OutputError, OutputExistsError
 from hinercodec.formats import cubeio
 from hinercodec.formats.cubeio import (atomic_write_bytes, parse_wavelengths, read_cube, read_input_bytes,
                                        write_cube, write_npy_stream)
@@ -306,7 +306,11 @@ def test_write_refusals(houston: np.ndarray, tmp_path: Path) -> None:
     assert "48 bands" in one_line_error(InputError, write_cube, tmp_path / "x.h5", houston, [1.0, 2.0])
     assert "MATLAB" in one_line_error(InputError, write_cube, tmp_path / "x.mat", houston, key="2bad")
     one_line_error(InputError, write_cube, tmp_path / "x.mat", houston.astype(np.float16))
-    one_line_error(InputError, write_cube, tmp_path / "missing_dir" / "x.npy", houston)
+    # An output that cannot be written is an OutputError (exit 9), not a bad input cube (3).
+    assert "does not exist" in one_line_error(OutputError, write_cube, tmp_path / "missing_dir" / "x.npy", houston)
+    (tmp_path / "dir.npy").mkdir()
+    assert "is a directory" in one_line_error(OutputError, write_cube, tmp_path / "dir.npy", houston, force=True)
+    (tmp_path / "dir.npy").rmdir()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -331,7 +335,8 @@ def test_atomic_write_leaves_nothing(houston: np.ndarray, tmp_path: Path, monkey
         raise error
 
     monkeypatch.setattr(scipy.io, "savemat", half_then_fail)
-    expected = InputError if isinstance(error, OSError) else error
+    # A failed write (h5py raises RuntimeError as well as OSError on a full disk) is one OutputError line.
+    expected = error if error is KeyboardInterrupt else OutputError
     with pytest.raises(expected):
         write_cube(tmp_path / "x.mat", houston)
     assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hinercodec.errors import CorruptFileError
-from hinercodec.formats import huffman as H
+from hinercodec.entropy import huffman as H
 
 SHAPES = ("uniform", "skewed", "random", "single", "two")
 
@@ -50,7 +50,7 @@ def huffman_cost(freqs: np.ndarray) -> tuple[int, int]:
 
 
 def test_no_torch():
-    code = "import sys, hinercodec.formats.huffman; assert 'torch' not in sys.modules"
+    code = "import sys, hinercodec.entropy.huffman; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

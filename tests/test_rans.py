@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hinercodec.errors import CorruptFileError, UnsupportedFileError
-from hinercodec.formats import huffman as H
-from hinercodec.formats import rans as R
+from hinercodec.entropy import huffman as H
+from hinercodec.entropy import rans as R
 from hinercodec.formats.tensors import QuantTensor, pack_tensors, unpack_tensors
 
 SHAPES = ("uniform", "peaked", "laplace", "single", "two", "sparse")
@@ -63,7 +63,7 @@ def rans_bytes(symbols: np.ndarray) -> tuple[int, int]:
 
 
 def test_no_torch():
-    code = "import sys, hinercodec.formats.rans; assert 'torch' not in sys.modules"
+    code = "import sys, hinercodec.entropy.rans; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

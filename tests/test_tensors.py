@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hinercodec.errors import CorruptFileError, UnsupportedFileError
-from hinercodec.formats import huffman
+from hinercodec.entropy import huffman
 from hinercodec.formats.tensors import QuantTensor, pack_tensors, unpack_tensors
 
 # The worked example of _spec_tensors.md: one 2 x 3 tensor, 8 bits, one (offset, step) per row.

@@ -128,7 +128,7 @@ def test_every_bit_flip_of_a_tiled_file_is_detected():
 def _two_tile_file(cube: np.ndarray) -> bytes:
     """A small 2-tile file whose tiles hold quantised real values of the cube (the container's test:
     what the tensors mean does not matter here, only that every byte is checked)."""
-    from hinercodec.quant import quantize_array
+    from hinercodec.codecs.networks.quant import quantize_array
 
     tiles = [tiled.Tile({"model": "latent", "tile": i},
                         [quantize_array(cube[:, 6 * i:6 * i + 6, b].astype(np.float64), 8, False) for b in range(2)])
@@ -170,7 +170,8 @@ def test_encode_file_reads_an_hdf5_cube_tile_by_tile(tmp_path, monkeypatch):
     monkeypatch.setattr(cubeio.CubeReader, "read", counting)
     from hinercodec.scene import encode_file
 
-    summary, data = encode_file(str(src), str(tmp_path / "s.hnr"), api.EncodeOptions(bpppb=4.0, model="latent", epochs=20, tile=24))
+    summary, data = encode_file(str(src), str(tmp_path / "s.hnr"),
+                                api.EncodeOptions(bpppb=4.0, model="latent", epochs=20, tile=24))
     assert summary["stats"]["tiles"] == 4 and (tmp_path / "s.hnr").read_bytes() == data
     reach = 24 + 2 * tiling.OVERLAP  # a tile's core and the overlap on both sides
     assert reads and all((y1 - y0) <= reach and (x1 - x0) <= reach for y0, y1, x0, x1 in reads)

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hinercodec import api, transform, wavelet
+from hinercodec import api
+from hinercodec.codecs.transform import bitstream as subbands
+from hinercodec.codecs.transform import decoder as transform_decoder
+from hinercodec.codecs.transform import encoder as transform
+from hinercodec.codecs.transform import wavelet
+from hinercodec.codecs.transform.decoder import TransformDecoder
 from hinercodec.errors import CorruptFileError, UnsupportedFileError
-from hinercodec.formats import subbands, tensors
-from hinercodec.formats.cubeio import read_cube
+from hinercodec.formats import tensors
+from hinercodec.formats.cubeio import read_cube as _read_cube
 from hinercodec.metrics import distortion
 
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def read_cube(path: Path):
+    """The shared scene, or a skip with the reason when ../shared/data is absent."""
+    if not Path(path).is_file():
+        pytest.skip(f"{path} not found (the shared real scenes are needed here)")
+    return _read_cube(path)
 
 
 # ---------------------------------------------------------------- wavelet
@@ -197,73 +208,70 @@ def test_damaged_payload_is_a_clean_error(encoded: api.EncodeResult) -> None:
     from hinercodec.formats.hnrfile import pack, unpack
 
     f = unpack(encoded.data)
-    (t,) = f.tensors
-    for cut in (1, len(t.symbols) // 2):
-        f.tensors = [tensors.QuantTensor(shape=(len(t.symbols) - cut,), bits=8, symbols=t.symbols[cut:],
-                                         offset=t.offset, step=t.step, name="payload")]
+    payload = f.payload
+    assert payload is not None and not f.tensors  # the payload sits in CODE (format 1.1)
+    for cut in (1, len(payload) // 2):
+        f.payload = payload[cut:]
         with pytest.raises(CorruptFileError):
             api.decode(pack(f))
-    f.tensors = [t]
+    f.payload = payload
     f.model_config = {**f.model_config, "components": f.model_config["components"] + 1}
     with pytest.raises(CorruptFileError):
+        api.decode(pack(f))
+    f.model_config = {**f.model_config, "components": f.model_config["components"] - 1,
+                      "offsets": [33] * len(f.model_config["offsets"])}
+    with pytest.raises(CorruptFileError, match="out of range"):  # HNR.md: offsets -32..32
         api.decode(pack(f))
 
 
 def test_akima_bands_exact_at_coded_positions_and_smooth_between() -> None:
-    from hinercodec.models.transform import TransformNet, make_config
-
-    net = TransformNet(make_config(3, 4, 6, 2))
     rng = np.random.default_rng(0)
-    net.images.copy_(torch.from_numpy(rng.normal(size=(2, 3, 4)).astype(np.float32)))
+    images = rng.normal(size=(2, 3, 4))
     basis = rng.normal(size=(6, 2))
-    net._raw = (basis, np.linspace(0, 1, 6))
-    pos = torch.tensor([0.0, 0.1, 0.3, 0.35, 0.8, 1.0])  # float32, as the decoder passes them
-    net.set_band_positions(pos)
-    with torch.no_grad():
-        at_knots = net(pos).numpy()
-        expected = np.einsum("ck,khw->chw", basis, net.images.numpy()) + np.linspace(0, 1, 6)[:, None, None]
-        np.testing.assert_allclose(at_knots, expected, rtol=1e-5, atol=1e-5)
-        fine = net(torch.linspace(0, 1, 801)).numpy()
+    pos = np.array([0.0, 0.1, 0.3, 0.35, 0.8, 1.0])
+    units = (np.zeros(6), np.ones(6))
+    dec = TransformDecoder.from_parts(images, basis, np.linspace(0, 1, 6), pos, units)
+    unclamped = np.einsum("ck,khw->chw", basis, images) + np.linspace(0, 1, 6)[:, None, None]
+    np.testing.assert_allclose(dec.render(pos), np.clip(unclamped, 0, 1), atol=1e-12)
+    fine = dec.render(np.linspace(0, 1, 801))
     assert np.abs(np.diff(fine, axis=0)).max() < 0.1  # continuous: small steps for small moves
     # Akima reproduces a straight line: a basis linear in t gives bands linear in t.
-    net._raw = (np.stack([np.linspace(0, 1, 6), np.linspace(1, -1, 6)], axis=1), np.zeros(6))
-    net.set_band_positions(torch.linspace(0, 1, 6))
-    with torch.no_grad():
-        mid = net(torch.tensor([0.5])).numpy()[0]
-    lin = 0.5 * net.images[0].numpy() + 0.0 * net.images[1].numpy()
-    np.testing.assert_allclose(mid, lin, atol=1e-5)
+    images = rng.uniform(0.1, 0.4, size=(2, 3, 4))
+    dec = TransformDecoder.from_parts(images, np.stack([np.linspace(0, 1, 6), np.linspace(1, -1, 6)], axis=1) * 0.5,
+                                      np.full(6, 0.5), np.linspace(0, 1, 6), units)
+    mid = dec.render(np.array([0.5]))[0]
+    np.testing.assert_allclose(mid, 0.5 + 0.25 * images[0], atol=1e-12)
 
 
 def test_interpolation_is_in_the_cube_units() -> None:
     """Bands with very different ranges (raw sensor counts): a spectrum that is a straight line in
     the cube's units comes back on that line between coded bands, once the decoder's offset and
     scale (linear in t) are applied; not the line of each band's own [0, 1] scale."""
-    from hinercodec.models.transform import TransformNet, make_config
-
-    net = TransformNet(make_config(2, 3, 4, 1))
     rng = np.random.default_rng(1)
     a = rng.uniform(0.2, 0.8, size=(1, 2, 3))
-    net.images.copy_(torch.from_numpy(a.astype(np.float32)))
     pos = np.array([0.0, 0.3, 0.6, 1.0])
     offset, scale = np.array([100.0, 40.0, 900.0, 10.0]), np.array([50.0, 800.0, 200.0, 3000.0])
     slope_units = 1000.0 * pos + 120.0  # value = slope_units(t) * A: a line in t for every pixel
-    net._raw = ((slope_units - 0.0)[:, None] / scale[:, None], -offset / scale)
-    net.set_band_positions(torch.from_numpy(pos.astype(np.float32)))
-    net.set_band_units(offset, scale)
+    # normalised band c = (slope_c A - offset_c) / scale_c, kept inside [0, 1] by these ranges
+    dec = TransformDecoder.from_parts(a, slope_units[:, None] / scale[:, None], -offset / scale, pos, (offset, scale))
     t = np.array([0.15, 0.45, 0.8])
-    with torch.no_grad():
-        y = net(torch.from_numpy(t)).numpy().astype(np.float64)
+    rows = np.stack([dec.row(v) for v in t])
+    y = rows[:, :1, None] * a + rows[:, 1, None, None]  # unclamped, as the interpolation defines it
     o_t, s_t = np.interp(t, pos, offset), np.interp(t, pos, scale)
-    decoded = o_t[:, None, None] + s_t[:, None, None] * y
+    decoded = o_t[:, None, None] + s_t[:, None, None] * y[:, 0] if y.ndim == 4 else o_t[:, None, None] + s_t[:, None, None] * y
     expected = (1000.0 * t + 120.0)[:, None, None] * a[0][None]
-    np.testing.assert_allclose(decoded, expected, rtol=1e-5)
+    np.testing.assert_allclose(decoded, expected, rtol=1e-9)
 
 
-def test_effort_trades_time_for_quality(houston: np.ndarray) -> None:
+def test_higher_effort_is_never_worse(houston: np.ndarray) -> None:
+    """--effort 3 searches a superset of what --effort 1 tries (re-weighting passes on top of the
+    same first pass): its file scores at least as well. (What it costs in time is measured by the
+    benchmarks, never by a timed unit test.)"""
     cube = houston[:48, :48]
     low = api.encode(cube, options=api.EncodeOptions(model="transform", bpppb=0.3, effort=1))
     high = api.encode(cube, options=api.EncodeOptions(model="transform", bpppb=0.3, effort=3))
-    assert high.psnr_band >= low.psnr_band - 0.05
+    assert high.stats["encoder_psnr_band"] >= low.stats["encoder_psnr_band"]
+    assert high.psnr_band >= low.psnr_band
 
 
 def test_rate_too_low_is_a_request_error(houston: np.ndarray) -> None:
@@ -280,7 +288,7 @@ def test_encoder_estimate_matches_file(houston: np.ndarray) -> None:
     cand = transform.fit_code(a, 6, 8 * 4000, 0.35)
     config, payload = transform.package(cand, np.zeros(y.shape[0], np.int64), *y.shape[1:])
     assert abs(8 * len(payload) - cand.bits) < 0.03 * 8 * len(payload) + 200
-    images, basis, mean = transform.decode_payload(config, payload)
+    images, basis, mean = transform_decoder.decode_payload(config, payload)
     assert images.shape == (6,) + y.shape[1:] and basis.shape == (y.shape[0], 6)
 
 
@@ -316,14 +324,14 @@ def test_every_scene_round_trip(name: str, bpppb: float) -> None:
 def test_optimise_chooses_the_metric(houston: np.ndarray) -> None:
     """psnr_band (default) weights bands ~1 / their error; psnr_global keeps the plain MSE: each
     wins on its own figure, and anything else is refused."""
-    from hinercodec.errors import RequestError
+    from hinercodec.errors import UsageError
 
     cube = houston[:48, :64]
     band = api.encode(cube, options=api.EncodeOptions(bpppb=0.3, effort=2))
     glob = api.encode(cube, options=api.EncodeOptions(bpppb=0.3, effort=2, optimise="psnr_global"))
     assert band.psnr_band > glob.psnr_band - 0.05
     assert glob.stats["psnr_global"] > band.stats["psnr_global"] - 0.05
-    with pytest.raises(RequestError):
+    with pytest.raises(UsageError):
         api.encode(cube, options=api.EncodeOptions(bpppb=0.3, optimise="sam"))
 
 

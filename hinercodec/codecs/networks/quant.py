@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .formats.tensors import QuantTensor
+from ...formats.tensors import QuantTensor
 
 
 def quantize_array(w: np.ndarray, bits: int, per_channel: bool, step_scale: float = 1.0) -> QuantTensor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats.subbands import shapes  # noqa: F401  (the pyramid's shapes; the coder needs them too)
 
 # Lifting steps (predict, update, predict, update) and the final scaling of the CDF 9/7 filter.
 _ALPHA = -1.586134342059924
@@ -23,6 +22,18 @@ _K = 1.230174104914001
 _SQRT2 = 2.0 ** 0.5  # scales both bands to unit gain: an orthonormal-like pyramid
 
 Pyramid = tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
+def shapes(height: int, width: int, levels: int) -> tuple[tuple[int, int], list[tuple[tuple[int, int], ...]]]:
+    """Shapes (of a CDF 9/7 pyramid, this module) of (LL, [(HL, LH, HH) per level, finest first]) for an H x W image."""
+    h, w = height, width
+    out = []
+    for _ in range(levels):
+        hl, hh_ = (h + 1) // 2, h // 2
+        wl, wh = (w + 1) // 2, w // 2
+        out.append(((hl, wh), (hh_, wl), (hh_, wh)))
+        h, w = hl, wl
+    return (h, w), out
 
 
 def _next(a: np.ndarray, n: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import PositionalEncoding
+from .layers import PositionalEncoding
 from .base import GridConfig, MapsTimesMix
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..layers import PositionalEncoding, UpsampleBlock
+from .layers import PositionalEncoding, UpsampleBlock
 
 
 @dataclass

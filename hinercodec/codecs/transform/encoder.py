@@ -3,18 +3,19 @@
 Why: neighbouring bands are nearly redundant, so a cube is close to K << C images A_k mixed per
 band by a basis B (C x K): X ~ mean + B A. The encoder learns B from the cube (its principal
 directions, in the per-band normalised units PSNR_band is measured in), codes the images A with a
-CDF 9/7 wavelet and context-modelled rANS (formats/subbands.py), and codes B and the mean as
+CDF 9/7 wavelet and context-modelled rANS (bitstream.py), and codes B and the mean as
 integers at steps that cost the same distortion per bit as the images (reverse water-filling).
 Bands get weights ~1 / their error (re-estimated over a few passes) so that the file maximises
 PSNR_band, the mean of per-band PSNRs (or none, to maximise PSNR_global). The decoder
-(models/transform.py) rebuilds the coded bands exactly from their basis rows and any wavelength
+(decoder.py) rebuilds the coded bands exactly from their basis rows and any wavelength
 between them from Akima splines of those rows, so bands at any wavelength come out of the same file.
 
 Rate control is exact and cheap: every candidate is quantised and its coded size estimated in
 milliseconds, so the encoder searches the number of components K and the global step for the
 best score inside the rate window, then writes the file and checks its true size.
 
-This module is numpy only; models/transform.py is the torch module the decoder runs.
+This module is the encoder (numpy only); decoder.py rebuilds the cube from the payload, bitstream.py
+codes the integer pyramids, wavelet.py is the CDF 9/7 transform.
 """
 from __future__ import annotations
 
@@ -24,14 +25,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .formats import subbands
+from ...errors import RequestError
+from ..base import Job
+from . import bitstream as subbands
 from . import wavelet
+from .decoder import (BASIS_RESOLUTION, EXP_MAX, EXP_MIN, OFFSET_RESOLUTION, STEP_RESOLUTION, WEIGHT_RANGE,
+                      WEIGHT_RESOLUTION, band_steps, dequantise_pyramid, step_of, sub_step)
 
-STEP_RESOLUTION = 64  # the global step is 2 ** (-code / 64): 1.1 % apart (finer landing on the rate)
-BASIS_RESOLUTION = 4  # basis / mean steps are the global step times 2 ** (-e / 4)
-OFFSET_RESOLUTION = 64  # reconstruction offsets in 1/64 of a step
 # What the encoder writes: MODL "transform2" (since 0.4), whose coefficient section codes the signs
-# of the wavelet coefficients apart with sign contexts (formats/subbands.py); "transform" files
+# of the wavelet coefficients apart with sign contexts (bitstream.py); "transform" files
 # (0.3, signs inside the symbols) still decode.
 MODEL, SIGNS = "transform2", True
 K_LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
@@ -71,7 +73,6 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None) -> Analysis:
 
 # ---------------------------------------------------------------- integer side information
 
-EXP_MIN, EXP_MAX = -64, 255  # basis / mean steps from 2**16 times the global step down to 2**-64 times
 
 
 def _exponent(step: float, target: float) -> int:
@@ -79,10 +80,6 @@ def _exponent(step: float, target: float) -> int:
     if target <= 0 or not math.isfinite(target):
         return EXP_MAX
     return int(min(EXP_MAX, max(EXP_MIN, round(-BASIS_RESOLUTION * math.log2(target / step)))))
-
-
-def _sub_step(step: float, e: int) -> float:
-    return step * 2.0 ** (-e / BASIS_RESOLUTION)
 
 
 def _quantise_side(a: Analysis, k: int, step: float) -> tuple[np.ndarray, list[int], np.ndarray, int]:
@@ -93,10 +90,10 @@ def _quantise_side(a: Analysis, k: int, step: float) -> tuple[np.ndarray, list[i
     step / sqrt(variance_k * N); likewise step / sqrt(N) for the mean."""
     n = a.x.shape[1]
     exps = [_exponent(step, step / math.sqrt(max(a.variance[j], 1e-30) * n)) for j in range(k)]
-    steps = np.array([_sub_step(step, e) for e in exps])
+    steps = np.array([sub_step(step, e) for e in exps])
     b_int = np.rint(a.basis[:, :k] / steps[None, :]).astype(np.int64)
     m_exp = _exponent(step, step / math.sqrt(n))
-    m_int = np.rint(a.mean / _sub_step(step, m_exp)).astype(np.int64)
+    m_int = np.rint(a.mean / sub_step(step, m_exp)).astype(np.int64)
     return b_int, exps, m_int, m_exp
 
 
@@ -114,17 +111,9 @@ def _predict_residual(v: np.ndarray) -> np.ndarray:
     return v - pred
 
 
-def _restore_predicted(r: np.ndarray) -> np.ndarray:
-    v = np.zeros_like(r)
-    for i in range(r.size):
-        p = 0 if i == 0 else (v[0] if i == 1 else 2 * v[i - 1] - v[i - 2])
-        v[i] = r[i] + p
-    return v
-
-
 # ---------------------------------------------------------------- images
 
-def _quantise_pyramid(pyr: wavelet.Pyramid, steps: tuple[float, list[float]], rounding: float,
+def quantise_pyramid(pyr: wavelet.Pyramid, steps: tuple[float, list[float]], rounding: float,
                       offsets: bool = True) -> tuple[subbands.Pyramid, list[int]]:
     """Dead-zone quantisation (|q| = floor(|c| / step + rounding)) and the per-band-group
     reconstruction offsets (LL, then each level) that minimise the squared error."""
@@ -155,21 +144,6 @@ def _offsets_of(pyr: wavelet.Pyramid, ints: subbands.Pyramid, steps: tuple[float
     return found
 
 
-def dequantise_pyramid(ints: subbands.Pyramid, steps: tuple[float, list[float]], offsets: list[int]) -> wavelet.Pyramid:
-    def d(i: np.ndarray, s: float, o: int) -> np.ndarray:
-        return np.sign(i) * (np.abs(i) + o / OFFSET_RESOLUTION) * s
-
-    ll_step, det_steps = steps
-    return (d(ints[0], ll_step, offsets[0]),
-            [tuple(d(b, s, o) for b in bands) for bands, s, o in zip(ints[1], det_steps, offsets[1:])])
-
-
-def band_steps(step: float, levels: int) -> tuple[float, list[float]]:
-    """Steps of the LL band and of each level: the global step over each subband's synthesis gain."""
-    ll_gain, det_gains = wavelet.gains(levels) if levels else (1.0, [])
-    return step / ll_gain, [step / g for g in det_gains]
-
-
 # ---------------------------------------------------------------- one candidate
 
 @dataclass
@@ -181,16 +155,12 @@ class Candidate:
     parts: tuple  # what pack needs
 
 
-def step_of(code: int) -> float:
-    return 2.0 ** (-code / STEP_RESOLUTION)
-
-
 def evaluate(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
     step = step_of(code)
     levels = wavelet.levels_for(a.height, a.width)
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
-    b_hat = b_int * np.array([_sub_step(step, e) for e in b_exps])[None, :]
-    m_hat = m_int * _sub_step(step, m_exp)
+    b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
+    m_hat = m_int * sub_step(step, m_exp)
     x0 = a.x - m_hat[:, None]
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
     gram = b_hat.T @ b_hat
@@ -198,7 +168,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
     images = coeff.reshape(k, a.height, a.width)
     steps = band_steps(step, levels)
     pyr = wavelet.forward(images, levels)
-    ints, offsets = _quantise_pyramid(pyr, steps, rounding)
+    ints, offsets = quantise_pyramid(pyr, steps, rounding)
     rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
     xh = m_hat[:, None] + b_hat @ rec
     root = np.sqrt(a.weights)[:, None]
@@ -226,17 +196,42 @@ def psnr_band(mse: np.ndarray, constant: np.ndarray) -> float:
     return float(np.mean(10 * np.log10(1.0 / np.maximum(mse[keep], 1e-30))))
 
 
-def _estimate_bits(a: Analysis, k: int, code: int, rounding: float) -> float:
-    """Bits of a candidate without its exact images: the pyramid of the UNQUANTISED basis's
-    projection (cached per K) quantised at this step, plus the side information. Within a fraction
-    of a percent of evaluate()'s bits, at a quarter of its cost (no least squares, no inverse)."""
+def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
+    """The wavelet pyramid of the first k components (unquantised basis), cached per K."""
     key = ("pyramid", k)
     if key not in a.cache:
         coeff = a.basis[:, :k].T @ (a.x - a.mean[:, None])
         a.cache[key] = wavelet.forward(coeff.reshape(k, a.height, a.width), wavelet.levels_for(a.height, a.width))
-    pyr = a.cache[key]
+    return a.cache[key]
+
+
+FINEST_CODE = 24 * STEP_RESOLUTION  # steps below 2**-24 of a band's range code nothing a cube holds
+MAX_MAGNITUDE_LOG2 = 36  # keep every quantised integer far below the coder's 2**40 (and int64)
+
+
+def finest_code(a: Analysis, k: int) -> int:
+    """The largest step code worth trying for K components: FINEST_CODE, or less where the largest
+    coefficient (or basis entry) would quantise to more than 2**MAX_MAGNITUDE_LOG2. High rates then
+    stop at the finest useful step instead of overflowing the coder (hinerc 0.4 crashed above ~2 bpppb)."""
+    pyr = _pyramid(a, k)
+    ll_gain, det_gains = wavelet.gains(len(pyr[1])) if pyr[1] else (1.0, [])
+    worst = float(np.abs(pyr[0]).max(initial=0.0)) * ll_gain
+    for bands, g in zip(pyr[1], det_gains):
+        worst = max(worst, max(float(np.abs(b).max(initial=0.0)) for b in bands) * g)
+    # side information: a basis entry (at most 1) over its sub-step, step / sqrt(variance * N)
+    worst = max(worst, 4.0 * math.sqrt(max(float(a.variance[0]), 1e-30) * a.x.shape[1]), float(np.abs(a.mean).max()))
+    if worst <= 0:
+        return FINEST_CODE
+    return int(max(0, min(FINEST_CODE, math.floor(STEP_RESOLUTION * (MAX_MAGNITUDE_LOG2 - math.log2(worst))))))
+
+
+def _estimate_bits(a: Analysis, k: int, code: int, rounding: float) -> float:
+    """Bits of a candidate without its exact images: the pyramid of the UNQUANTISED basis's
+    projection (cached per K) quantised at this step, plus the side information. Within a fraction
+    of a percent of evaluate()'s bits, at a quarter of its cost (no least squares, no inverse)."""
+    pyr = _pyramid(a, k)
     step = step_of(code)
-    ints, _ = _quantise_pyramid(pyr, band_steps(step, len(pyr[1])), rounding, offsets=False)
+    ints, _ = quantise_pyramid(pyr, band_steps(step, len(pyr[1])), rounding, offsets=False)
     b_int, _, m_int, _ = _quantise_side(a, k, step)
     return subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
 
@@ -251,7 +246,7 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
 
     if not fits(0):
         return None
-    top = 40 * STEP_RESOLUTION
+    top = finest_code(a, k)
     lo, hi = 0, top + 1  # fits(lo), not fits(hi) (hi = top + 1: "past the end")
     span = 16
     if hint is not None:  # bracket the hint by doubling steps outwards
@@ -313,8 +308,6 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
 
 # ---------------------------------------------------------------- the whole encoder
 
-WEIGHT_RESOLUTION = 8  # band weights are 2 ** (e / 8)
-WEIGHT_RANGE = 12 * WEIGHT_RESOLUTION  # |e| <= 96: weights within 2**-12 .. 2**12
 EFFORT_PASSES = {1: 0, 2: 1, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4, 8: 5, 9: 6}  # re-weighting passes
 EFFORT_ROUNDINGS = {1: (0.35,), 2: (0.35,), 3: (0.35,), 4: (0.30, 0.38), 5: (0.30, 0.35, 0.40)}
 
@@ -384,37 +377,50 @@ def package(cand: Candidate, codes: np.ndarray, height: int, width: int) -> tupl
     return config, subbands.pack_vectors(side) + subbands.pack(ints, SIGNS)
 
 
-def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images A (K, H, W), basis (C, K), mean (C,)) in normalised units: band c = mean_c + B_c A.
-    ValueError on a config or payload that does not fit together (the caller reports the file
-    as damaged)."""
-    keys = {"model", "height", "width", "bands", "components", "levels", "step_code", "basis_exps", "mean_exp", "offsets"}
-    if set(config) != keys:
-        raise ValueError(f"transform config keys {sorted(config)} != {sorted(keys)}")
-    h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
-    code = int(config["step_code"])
-    b_exps = [int(e) for e in config["basis_exps"]]
-    offsets = [int(o) for o in config["offsets"]]
-    if (min(h, w, c, k) < 1 or k > c or len(b_exps) != k or len(offsets) != levels + 1 or not 0 <= code <= 4096
-            or not 0 <= levels <= subbands.MAX_LEVELS or any(not EXP_MIN <= e <= EXP_MAX for e in b_exps + [int(config["mean_exp"])])
-            or any(abs(o) > OFFSET_RESOLUTION for o in offsets) or h * w * k > 1 << 34):
-        raise ValueError("transform config out of range")
-    vectors, pos = subbands.unpack_vectors(payload, 0, [c, c] + [c] * k)
-    weights_e, m_res, b_res = vectors[0], vectors[1], vectors[2:]
-    if np.abs(weights_e).max(initial=0) > WEIGHT_RANGE:
-        raise ValueError("band weight out of range")
-    step = step_of(code)
-    root = np.sqrt(2.0 ** (weights_e / WEIGHT_RESOLUTION))
-    basis = np.stack([_restore_predicted(r) * _sub_step(step, e) for r, e in zip(b_res, b_exps)], axis=1) / root[:, None]
-    mean = _restore_predicted(m_res) * _sub_step(step, int(config["mean_exp"])) / root
-    ints = subbands.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2")
-    images = wavelet.inverse(dequantise_pyramid(ints, band_steps(step, levels), offsets))
-    return images.astype(np.float32), basis, mean
-
-
 def probe_config(height: int, width: int, bands: int) -> dict:
     """A config of a typical size, to measure the container's bytes around a payload before encoding."""
     levels = wavelet.levels_for(height, width)
     k = min(bands, 16)
     return {"model": MODEL, "height": height, "width": width, "bands": bands, "components": k,
             "levels": levels, "step_code": 200, "basis_exps": [40] * k, "mean_exp": 40, "offsets": [-10] * (levels + 1)}
+
+
+# ---------------------------------------------------------------- the codec
+
+def encode(job: Job) -> tuple[bytes, dict]:
+    """Transform model: search K, the step and the band weights for the budget (estimated sizes),
+    then write the file and check its true size; re-aim below the budget if it came out over."""
+    h, w, c = job.shape
+    cube = np.asarray(job.target, np.float64)
+    effort, metric = job.options.effort, job.options.optimise
+
+    noise = np.random.default_rng(0).bytes(1000)  # incompressible, like a real payload: stored as it is
+    overhead = len(job.pack_payload(probe_config(h, w, c), noise)) - 1000  # all but the payload
+    room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
+    fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a file must land
+    best, weights, data = None, None, b""
+    for attempt in range(4):
+        found = encode_cube(
+            cube, 8.0 * room, effort,
+            lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
+            weights, metric)
+        if found is None:
+            raise job.too_low("transform", overhead + int(smallest_bits(cube) / 8) + 1)
+        config, payload, score, weights = found
+        data = job.pack_payload(config, payload)
+        if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):
+            best = (data, {"components": config["components"], "levels": config["levels"],
+                           "step_code": config["step_code"], f"encoder_{metric}": round(score, 3),
+                           "attempts": attempt + 1})
+        if job.budget.floor <= len(data) <= job.budget.bytes and len(data) >= fill * job.budget.bytes:
+            break
+        # Re-aim (only the last pass runs again): over the budget, or further under it than `fill`.
+        room += 0.9 * (job.budget.bytes - len(data)) if len(data) <= job.budget.bytes else \
+            -(len(data) - job.budget.bytes) - 8 * (attempt + 1)
+        job.report("size", attempt + 1, 4, float("nan"), float("nan"),
+                   f"{len(data)} bytes for a budget of {job.budget.bytes}: re-aiming")
+    if best is None:
+        raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(len(data))} bpppb)")
+    if len(best[0]) < job.budget.floor:
+        best[1]["below_target"] = True  # every component already coded near-losslessly
+    return best

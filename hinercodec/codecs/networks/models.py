@@ -1,4 +1,4 @@
-"""Model registry: a model is named in the .hnr's MODL chunk and rebuilt from its JSON config.
+"""The network families: a network is named in the .hnr's MODL chunk and rebuilt from its JSON config.
 
 Each entry gives the family's sizing function (`make_config(height, width, bands, width_scale)`),
 its exact parameter count, and the torch module. The decoder needs only `build`.
@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import hiner, latent, lowrank, transform
+from . import hiner, latent, lowrank
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,6 @@ MODELS = {
                           latent.LatentNet),
     "lowrank": ModelFamily("lowrank", lowrank.make_config, lowrank.count_parameters,
                            lowrank.LowRankConfig.from_dict, lowrank.LowRankNet),
-    "transform": ModelFamily("transform", transform.make_config, transform.count_parameters,
-                             transform.TransformConfig.from_dict, transform.TransformNet),
-    # the transform model with sign contexts in its coefficient section (hinerc 0.4): a new MODL
-    # value, so that hinerc 0.3 refuses such files as unsupported instead of misreading them
-    "transform2": ModelFamily("transform2", transform.make_config, transform.count_parameters,
-                              transform.TransformConfig.from_dict, transform.TransformNet),
 }
 
 
@@ -47,4 +41,7 @@ def family(name: str) -> ModelFamily:
 def build(config: dict) -> nn.Module:
     """The network described by a MODL config dict (weights still at their initial values)."""
     fam = family(config.get("model", ""))
-    return fam.module(fam.from_dict(config))
+    try:
+        return fam.module(fam.from_dict(config))
+    except (TypeError, KeyError, RuntimeError) as exc:  # the config comes from a file: not a bug here
+        raise ValueError(f"invalid {fam.name} configuration: {exc}") from None

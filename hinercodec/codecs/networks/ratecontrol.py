@@ -9,25 +9,12 @@ caller refits a wider network (the measured bits per parameter make the second g
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable
 
+from ..base import Budget
 from .models import ModelFamily
 
-LOW = 0.9  # PROTOCOL.md's lower edge of the rate window
 AIM = 0.96  # where the first guess aims, leaving room for estimation error
-
-
-@dataclass
-class Budget:
-    bytes: int  # the most bytes the file may have
-    floor: int  # the fewest bytes that still meet the target
-
-    @classmethod
-    def from_bpppb(cls, bpppb: float, shape: tuple[int, int, int]) -> "Budget":
-        n = shape[0] * shape[1] * shape[2]
-        most = int(math.floor(bpppb * n / 8.0))
-        return cls(bytes=most, floor=int(math.ceil(LOW * bpppb * n / 8.0)))
 
 
 def width_for_params(fam: ModelFamily, shape: tuple[int, int, int], n_params: float) -> float | None:

@@ -29,7 +29,8 @@ import numpy as np
 
 from hinercodec.errors import CorruptFileError
 
-from . import huffman, rans
+from ...entropy import huffman, rans
+from .wavelet import shapes
 
 DIRECT = 16  # |v| below this is a symbol of its own
 ESCAPE = 2 * DIRECT - 1  # first escape symbol (|v| in [16, 32))
@@ -120,16 +121,6 @@ class _BitReader:
 
 # ---------------------------------------------------------------- contexts
 
-def shapes(height: int, width: int, levels: int) -> tuple[tuple[int, int], list[tuple[tuple[int, int], ...]]]:
-    """Shapes (of a CDF 9/7 pyramid, hinercodec/wavelet.py) of (LL, [(HL, LH, HH) per level, finest first]) for an H x W image."""
-    h, w = height, width
-    out = []
-    for _ in range(levels):
-        hl, hh_ = (h + 1) // 2, h // 2
-        wl, wh = (w + 1) // 2, w // 2
-        out.append(((hl, wh), (hh_, wl), (hh_, wh)))
-        h, w = hl, wl
-    return (h, w), out
 
 
 
@@ -284,6 +275,8 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take,
                 sizes = np.cumsum([int(m.sum()) for _, _, _, m in picks])[:-1]
                 parts = np.split(values, sizes)
                 if take_signs is not None:
+                    if (values < 0).any():  # an explicit table may give a negative symbol a frequency
+                        raise ValueError("a negative magnitude in a section with sign contexts")
                     nonzero = [part != 0 for part in parts]
                     sctx = [sign_context(bands[o], o, k, l, phase, mask)[nz]
                             for (_, o, _, mask), nz in zip(picks, nonzero)]
@@ -613,8 +606,8 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
             else:
                 table, pos = rans.read_table(data, pos)
                 tables.append(table)
-        if not tables or len({t.precision for t in tables}) != 1:
-            raise CorruptFileError("transform payload: tables missing or of different precisions")
+        if not tables or any(t.precision != PRECISION for t in tables):
+            raise CorruptFileError(f"transform payload: tables missing or of a precision other than {PRECISION}")
         total = images * (height * width)  # every coefficient is one symbol
         n_signs = 0
         if signs:

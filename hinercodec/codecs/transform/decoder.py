@@ -1,0 +1,225 @@
+"""The decoder of the transform codec: bands = mean(t) + B(t) A, numpy only (no torch).
+
+A (K, H, W) are the wavelet-decoded component images, built once when the file is loaded; the band
+at a coded position is mean_c + B_c A. Between coded positions the rows [B_c | mean_c] of the band
+table, taken in the cube's own units (the file's per-band offset and scale applied), are
+interpolated in wavelength by Akima splines, and the band is that row times [A; 1]: C1 in
+wavelength, exact at the coded bands, without the overshoot of plain cubic splines at sharp
+spectral features, and as cheap as a coded band (one K-term mix).
+
+Every step follows formats/HNR.md ("Model transform", "Reconstruction") operation by operation in
+binary64, so that two decoders written from the spec agree bit for bit
+(tests/educational_decoder.py is one).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import bitstream, wavelet
+
+MODELS = ("transform", "transform2")  # MODL values this decoder reads ("transform2": sign contexts, 0.4)
+STEP_RESOLUTION = 64  # the global step is 2 ** (-code / 64)
+BASIS_RESOLUTION = 4  # basis / mean steps are the global step times 2 ** (-e / 4)
+OFFSET_RESOLUTION = 64  # reconstruction offsets in 1/64 of a step
+OFFSET_LIMIT = OFFSET_RESOLUTION // 2  # |offset| <= 32
+EXP_MIN, EXP_MAX = -64, 255  # basis / mean steps from 2**16 times the global step down to 2**-64 times
+WEIGHT_RESOLUTION = 8  # band weights are 2 ** (e / 8)
+WEIGHT_RANGE = 12 * WEIGHT_RESOLUTION  # |e| <= 96: weights within 2**-12 .. 2**12
+CONFIG_KEYS = {"model", "height", "width", "bands", "components", "levels", "step_code", "basis_exps", "mean_exp",
+               "offsets"}
+
+
+def step_of(code: int) -> float:
+    return 2.0 ** (-code / STEP_RESOLUTION)
+
+
+def sub_step(step: float, e: int) -> float:
+    return step * 2.0 ** (-e / BASIS_RESOLUTION)
+
+
+def restore_predicted(r: np.ndarray) -> np.ndarray:
+    """Undo the second-order prediction along the bands (exact integers; |v| > 2**53 is refused)."""
+    v: list[int] = []
+    for i, x in enumerate(int(e) for e in r):
+        p = 0 if i == 0 else (v[0] if i == 1 else 2 * v[i - 1] - v[i - 2])
+        v.append(x + p)
+        if abs(v[-1]) > 1 << 53:
+            raise ValueError("a side-information integer exceeds 2**53")
+    return np.array(v, np.int64).reshape(np.shape(r))
+
+
+def dequantise_pyramid(ints: bitstream.Pyramid, steps: tuple[float, list[float]], offsets: list[int]) -> wavelet.Pyramid:
+    def d(i: np.ndarray, s: float, o: int) -> np.ndarray:
+        return np.sign(i) * (np.abs(i) + o / OFFSET_RESOLUTION) * s
+
+    ll_step, det_steps = steps
+    return (d(ints[0], ll_step, offsets[0]),
+            [tuple(d(b, s, o) for b in bands) for bands, s, o in zip(ints[1], det_steps, offsets[1:])])
+
+
+def band_steps(step: float, levels: int) -> tuple[float, list[float]]:
+    """Steps of the LL band and of each level: the global step over each subband's synthesis gain."""
+    ll_gain, det_gains = wavelet.gains(levels) if levels else (1.0, [])
+    return step / ll_gain, [step / g for g in det_gains]
+
+
+
+def check_config(config: dict) -> None:
+    """ValueError unless `config` is a valid transform MODL object (HNR.md lists the ranges)."""
+    if set(config) != CONFIG_KEYS:
+        raise ValueError(f"transform config keys {sorted(config)} != {sorted(CONFIG_KEYS)}")
+    if config["model"] not in MODELS:
+        raise ValueError(f"model {config['model']!r} is not a transform model")
+    try:
+        h, w, c, k, levels, code, m_exp = (_int(config[n]) for n in ("height", "width", "bands", "components",
+                                                                       "levels", "step_code", "mean_exp"))
+        b_exps = [_int(e) for e in config["basis_exps"]]
+        offsets = [_int(o) for o in config["offsets"]]
+    except (TypeError, ValueError):
+        raise ValueError("transform config values must be integers (and lists of integers)") from None
+    if (min(h, w, c, k) < 1 or k > c or len(b_exps) != k or len(offsets) != levels + 1 or not 0 <= code <= 4096
+            or not 0 <= levels <= bitstream.MAX_LEVELS or any(not EXP_MIN <= e <= EXP_MAX for e in b_exps + [m_exp])
+            or any(abs(o) > OFFSET_LIMIT for o in offsets) or h * w * k > 1 << 34):
+        raise ValueError("transform config out of range")
+
+
+def _int(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError("not an integer")
+    return v
+
+
+def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images A (K, H, W) float64, basis (C, K), mean (C,)) in normalised units: band c =
+    mean_c + B_c A. ValueError (or CorruptFileError from the entropy decoder) on a config or
+    payload that does not fit together."""
+    check_config(config)
+    h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
+    code = int(config["step_code"])
+    b_exps = [int(e) for e in config["basis_exps"]]
+    offsets = [int(o) for o in config["offsets"]]
+    vectors, pos = bitstream.unpack_vectors(payload, 0, [c, c] + [c] * k)
+    weights_e, m_res, b_res = vectors[0], vectors[1], vectors[2:]
+    if np.abs(weights_e).max(initial=0) > WEIGHT_RANGE:
+        raise ValueError("band weight out of range")
+    step = step_of(code)
+    root = np.sqrt(2.0 ** (weights_e / WEIGHT_RESOLUTION))
+    basis = np.stack([restore_predicted(r) * sub_step(step, e) for r, e in zip(b_res, b_exps)], axis=1) / root[:, None]
+    mean = restore_predicted(m_res) * sub_step(step, int(config["mean_exp"])) / root
+    ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2")
+    images = wavelet.inverse(dequantise_pyramid(ints, band_steps(step, levels), offsets))
+    return images, basis, mean
+
+
+class TransformDecoder:
+    """`render(t, rect)`: bands at positions t, (K, h, w) float64 in [0, 1] (HNR.md's reconstruction).
+
+    positions: the coded bands' positions (distinct); units: the file's per-band (offset, scale),
+    so that spectra between coded bands are interpolated in the cube's own units."""
+
+    def __init__(self, config: dict, payload: bytes, positions: np.ndarray, units: tuple[np.ndarray, np.ndarray],
+                 dtype: Optional[np.dtype] = None):
+        images, basis, mean = decode_payload(config, payload)
+        self._setup(images, basis, mean, positions, units)
+
+    @classmethod
+    def from_parts(cls, images: np.ndarray, basis: np.ndarray, mean: np.ndarray, positions: np.ndarray,
+                   units: tuple[np.ndarray, np.ndarray]) -> "TransformDecoder":
+        """A decoder of given component images (K, H, W), basis (C, K) and mean (C,)."""
+        self = cls.__new__(cls)
+        self._setup(np.asarray(images, np.float64), np.asarray(basis, np.float64), np.asarray(mean, np.float64),
+                    positions, units)
+        return self
+
+    def _setup(self, images: np.ndarray, basis: np.ndarray, mean: np.ndarray, positions: np.ndarray,
+               units: tuple[np.ndarray, np.ndarray]) -> None:
+        self.images = images
+        c = basis.shape[0]
+        self.height, self.width = images.shape[1:]
+        p = np.asarray(positions, np.float64).reshape(-1)
+        o, s = (np.asarray(v, np.float64).reshape(-1) for v in units)
+        if p.shape != (c,) or not np.isfinite(p).all() or np.unique(p).size != p.size:
+            raise ValueError("band positions must be distinct finite values, one per band")
+        if o.shape != (c,) or s.shape != (c,) or not (np.isfinite(o).all() and np.isfinite(s).all()):
+            raise ValueError("band offsets and scales must be finite, one per band")
+        order = np.argsort(p)
+        self._p = p[order]
+        self._table = np.concatenate([basis, mean[:, None]], axis=1)[order]  # [B | mean], normalised
+        self._o, self._s = o[order], s[order]
+        units_table = self._table * self._s[:, None]
+        units_table[:, -1] += self._o
+        self._units_table = units_table
+        self._tangents = akima_tangents(self._p, units_table)
+
+    def render(self, t: np.ndarray, rect: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
+        y0, y1, x0, x1 = rect if rect is not None else (0, self.height, 0, self.width)
+        a = self.images[:, y0:y1, x0:x1]
+        t = np.asarray(t, np.float64).reshape(-1)
+        out = np.empty((t.size, y1 - y0, x1 - x0), np.float64)
+        for i, v in enumerate(t):
+            out[i] = mix(self.row(float(v)), a)
+        return out
+
+    def row(self, t: float) -> np.ndarray:
+        """[B(t) | mean(t)] in the decoder's normalisation at t (float64, K + 1)."""
+        p = self._p
+        n = p.size
+        t = min(max(t, float(p[0])), float(p[-1]))
+        i1 = int(np.clip(np.searchsorted(p, t), 1, max(n - 1, 1)))
+        i0 = i1 - 1
+        if n == 1 or t <= p[i0]:
+            return self._table[max(i0, 0) if n > 1 else 0]
+        if t >= p[i1]:
+            return self._table[i1]
+        h = float(p[i1] - p[i0])
+        u = (t - float(p[i0])) / h
+        u2, u3 = u * u, u * u * u
+        y, m = self._units_table, self._tangents
+        r = ((2 * u3 - 3 * u2 + 1) * y[i0] + (u3 - 2 * u2 + u) * h * m[i0]
+             + (3 * u2 - 2 * u3) * y[i1] + (u3 - u2) * h * m[i1])
+        o = (1 - u) * self._o[i0] + u * self._o[i1]
+        s = (1 - u) * self._s[i0] + u * self._s[i1]
+        if s <= 0:  # between constant bands: the decoder's offset alone
+            return np.zeros_like(r)
+        r = r / s
+        r[-1] -= o / s
+        return r
+
+
+
+def mix(row: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """mean + sum_k B_k A_k in binary64, k in increasing order, one rounding per operation (HNR.md),
+    clamped to [0, 1]."""
+    y = np.full(images.shape[1:], row[-1], np.float64)
+    for k in range(images.shape[0]):
+        y += row[k] * images[k]
+    np.clip(y, 0.0, 1.0, out=y)
+    return y
+
+
+def akima_tangents(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Akima's (1970) tangents of the rows of y (n, m) at the increasing positions p (n,).
+
+    Slopes d_i of the n - 1 segments, extended by two on each side linearly (d_{-1} = 2 d_0 - d_1,
+    ...; with one segment, the slope itself); the tangent at knot i is
+    (|d_{i+1} - d_i| d_{i-1} + |d_{i-1} - d_{i-2}| d_i) / (the sum of the two weights), or the
+    mean of d_{i-1} and d_i when both weights are 0."""
+    n = p.size
+    if n < 2:
+        return np.zeros_like(y)
+    d = np.diff(y, axis=0) / np.diff(p)[:, None]
+    if n == 2:
+        lo1 = lo2 = hi1 = hi2 = d[0]
+    else:
+        lo1 = 2 * d[0] - d[1]
+        lo2 = 2 * lo1 - d[0]
+        hi1 = 2 * d[-1] - d[-2]
+        hi2 = 2 * hi1 - d[-1]
+    e = np.concatenate([lo2[None], lo1[None], d, hi1[None], hi2[None]])  # e[i + 2] = d_i
+    dm2, dm1, d0, dp1 = e[:n], e[1:n + 1], e[2:n + 2], e[3:n + 3]  # d_{i-2}, d_{i-1}, d_i, d_{i+1}
+    w1, w2 = np.abs(dp1 - d0), np.abs(dm1 - dm2)
+    total = w1 + w2
+    safe = np.where(total > 0, total, 1.0)
+    return np.where(total > 0, (w1 * dm1 + w2 * d0) / safe, 0.5 * (dm1 + d0))

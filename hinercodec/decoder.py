@@ -1,0 +1,188 @@
+"""`Decoder`: a .hnr file opened once, to decode bands, windows or wavelengths many times.
+
+It reads the container (formats/), finds each model's codec in the registry and asks it for bands
+in normalised units (`render(t, rect)`), blends overlapping tiles and restores the cube's units
+and dtype. A transform file is decoded with numpy alone; torch is imported only for a network.
+"""
+from __future__ import annotations
+
+from typing import BinaryIO, Optional, Sequence, Union
+
+import numpy as np
+
+from . import registry
+from .codecs.base import payload_of
+from .cube import band_lerp, restore
+from .errors import CorruptFileError, RequestError
+from .formats import tiled
+from .formats.hnrfile import HnrFile
+
+Window = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows y0..y1-1, columns x0..x1-1
+
+
+def open_model(config: dict, tensors: list, height: int, width: int, positions: np.ndarray,
+               units: tuple[np.ndarray, np.ndarray], device: str = "cpu", where: str = "",
+               payload: Optional[bytes] = None, dtype: Optional[np.dtype] = None):
+    """The decoder of one model (a whole file's or a tile's): `.render(t, rect)` -> (K, h, w) in [0, 1].
+    CorruptFileError when its configuration and data do not fit together; UnsupportedFileError
+    for a model this hinerc does not know."""
+    codec = registry.for_file(config.get("model"))
+    cls = registry.decoder_class(codec)
+    try:
+        if codec.payload:
+            model = cls(config, payload if payload is not None else payload_of(tensors), positions, units, dtype)
+        else:
+            if payload is not None:
+                raise ValueError(f"a {codec.name} model stores weights, not a payload")
+            model = cls(config, tensors, positions, units, device)
+    except ValueError as exc:
+        raise CorruptFileError(f"{where}model configuration and data do not match: {exc}") from None
+    if (model.height, model.width) != (height, width):
+        raise CorruptFileError(f"{where}model output {model.height} x {model.width} does not match "
+                               f"{height} x {width}")
+    return model
+
+
+class Decoder:
+    """A .hnr file opened once, to decode bands, windows or wavelengths many times.
+
+    `data` is the whole file (validated at once) or a seekable binary stream: a tiled file on a
+    stream is read tile by tile, only the tiles a request touches (`tile_reads` counts them).
+    `device` matters only for network models (auto: cuda when available).
+    """
+
+    _CACHE = 64  # tile models kept between calls
+
+    def __init__(self, data: Union[bytes, BinaryIO], device: str = "auto"):
+        self.device = device
+        self._models: dict[int, object] = {}
+        self.tile_reads = 0
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            parsed = tiled.read_any(bytes(data))
+            if isinstance(parsed, HnrFile):
+                self.file, self._tile = parsed, None
+            else:
+                self.file, tiles = parsed
+                self._tile = tiles.__getitem__
+        else:
+            opened = tiled.open_stream(data)
+            if isinstance(opened, HnrFile):
+                self.file, self._tile = opened, None
+            else:
+                self.file, self._tile = opened.head, opened.tile
+        f = self.file
+        self.grid = f.grid if self._tile is not None else tiled.TileGrid((0, f.height), (0, f.width))
+        if self._tile is None:
+            self._models[0] = open_model(f.model_config, f.tensors, f.height, f.width, f.band_positions(),
+                                         (f.band_offset, f.band_scale), device, payload=f.payload, dtype=f.dtype)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.file.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.file.dtype
+
+    @property
+    def wavelengths(self) -> Optional[np.ndarray]:
+        return self.file.wavelengths
+
+    @property
+    def tiled(self) -> bool:
+        return self._tile is not None
+
+    def _model(self, i: int):
+        if i not in self._models:
+            y0, y1, x0, x1 = self.grid.fit_rect(i)
+            tile = self._tile(i)
+            self.tile_reads += 1
+            if len(self._models) >= self._CACHE:
+                self._models.pop(next(iter(self._models)))
+            self._models[i] = open_model(tile.model_config, tile.tensors, y1 - y0, x1 - x0,
+                                         self.file.band_positions(), (self.file.band_offset, self.file.band_scale),
+                                         self.device, f"tile {i}: ", dtype=self.file.dtype)
+        return self._models[i]
+
+    def _window(self, window: Optional[Window]) -> Window:
+        h, w = self.file.height, self.file.width
+        if window is None:
+            return (0, h, 0, w)
+        y0, y1, x0, x1 = (int(v) for v in window)
+        if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+            raise RequestError(f"window rows {y0}:{y1}, columns {x0}:{x1} is not inside the "
+                               f"{h} x {w} image (rows 0:{h}, columns 0:{w})")
+        return y0, y1, x0, x1
+
+    def _render(self, t: np.ndarray, offset: np.ndarray, scale: np.ndarray, window: Optional[Window]) -> np.ndarray:
+        y0, y1, x0, x1 = self._window(window)
+        if self._tile is None and hasattr(self._models[0], "render_units"):  # values in the cube's units
+            return self._models[0].render_units(t, (y0, y1, x0, x1))
+        out = np.empty((y1 - y0, x1 - x0, len(t)), dtype=self.file.dtype)
+        edges = self.grid.y_edges
+        # A row of tiles at a time: the float temporaries stay the size of one strip, not the image
+        # (a network whose reach crosses into the next strip runs again there).
+        for r in range(len(edges) - 1):
+            s0, s1 = max(y0, edges[r]), min(y1, edges[r + 1])
+            if s0 < s1:
+                out[s0 - y0:s1 - y0] = restore(self._blend(t, (s0, s1, x0, x1)), offset, scale, self.file.dtype)
+        return out
+
+    def _blend(self, t: np.ndarray, window: Window) -> np.ndarray:
+        """(K, h, w) model outputs in [0, 1] over the window, overlapping tiles blended."""
+        y0, y1, x0, x1 = window
+        touching = self.grid.touching(y0, y1, x0, x1)
+        if len(touching) == 1 and self.grid.overlap == 0:  # one model covers the window alone
+            ty0, _, tx0, _ = self.grid.fit_rect(touching[0])
+            return self._model(touching[0]).render(t, (y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0))
+        acc = np.zeros((len(t), y1 - y0, x1 - x0), np.float32)
+        for i in touching:
+            ty0, ty1, tx0, tx1 = self.grid.fit_rect(i)
+            a0, a1, b0, b1 = max(y0, ty0), min(y1, ty1), max(x0, tx0), min(x1, tx1)
+            wy, wx = self.grid.weights(i)
+            weight = np.outer(wy[a0 - ty0:a1 - ty0], wx[b0 - tx0:b1 - tx0]).astype(np.float32)
+            y = self._model(i).render(t, (a0 - ty0, a1 - ty0, b0 - tx0, b1 - tx0))
+            acc[:, a0 - y0:a1 - y0, b0 - x0:b1 - x0] += weight * y
+        return acc
+
+    def bands(self, bands: Optional[Sequence[int]] = None, window: Optional[Window] = None) -> np.ndarray:
+        """The coded bands (all, or the listed 0-based ones in that order) of the whole image or a
+        window: H x W x K in the original dtype."""
+        f = self.file
+        idx = np.arange(f.bands) if bands is None else np.asarray(list(bands), dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= f.bands):
+            bad = int(idx[(idx < 0) | (idx >= f.bands)][0])
+            raise RequestError(f"band {bad} is out of range: the file has bands 0..{f.bands - 1}")
+        return self._render(f.band_positions()[idx], f.band_offset[idx], f.band_scale[idx], window)
+
+    def at(self, t: Sequence[float], window: Optional[Window] = None) -> np.ndarray:
+        """Bands at normalised wavelengths t in [0, 1]: H x W x K, original dtype.
+
+        Offset and scale are interpolated linearly between the neighbouring coded bands.
+        """
+        t = np.asarray(list(t), dtype=np.float64).reshape(-1)
+        bad = t[(t < 0) | (t > 1) | ~np.isfinite(t)]
+        if bad.size:
+            raise RequestError(f"normalised wavelength {bad[0]:g} is outside [0, 1]")
+        if t.size == 0:
+            raise RequestError("no wavelength asked for")
+        f = self.file
+        pos = f.band_positions()
+        order = np.argsort(pos)
+        p, o, s = pos[order], f.band_offset.astype(np.float64)[order], f.band_scale.astype(np.float64)[order]
+        offset = np.array([band_lerp(float(v), p, o) for v in t])
+        scale = np.array([band_lerp(float(v), p, s) for v in t])
+        return self._render(t, offset, scale, window)
+
+    def nm_to_t(self, nm: Sequence[float]) -> np.ndarray:
+        """Wavelengths in nm -> normalised positions (RequestError outside the file's range)."""
+        f = self.file
+        if f.wavelengths is None:
+            raise RequestError("this file has no wavelengths in nm (its input had none): use --lambda in [0, 1]")
+        req = np.asarray(list(nm), dtype=np.float64)
+        lo, hi = float(np.min(f.wavelengths)), float(np.max(f.wavelengths))
+        bad = req[(req < lo) | (req > hi) | ~np.isfinite(req)]
+        if bad.size:
+            raise RequestError(f"wavelength {bad[0]:g} nm is outside the file's range {lo:g}..{hi:g} nm")
+        wl = np.asarray(f.wavelengths, dtype=np.float64)
+        return (req - wl[0]) / (wl[-1] - wl[0]) if f.bands > 1 else np.zeros_like(req)

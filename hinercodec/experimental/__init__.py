@@ -1,0 +1,1 @@
+"""Encoders kept out of the main path (see each module)."""
