@@ -195,6 +195,7 @@ def test_dask_map_runs_items_as_tasks():
         assert "neg" in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
 
 
+@pytest.mark.slow
 def test_local_cluster_run_matches_serial(tmp_path):
     _dask()
     scenes = _crops(tmp_path / "in", 3) + [_bad_scene(tmp_path / "in")]
@@ -231,6 +232,7 @@ class _CountWrites:
         cubeio.atomic_write_bytes = counted
 
 
+@pytest.mark.slow
 def test_killed_worker_every_scene_written_once(tmp_path):
     _dask()
     import cloudpickle

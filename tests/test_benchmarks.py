@@ -29,6 +29,7 @@ def _crop(name: str, h: int, w: int, c: int):
     return np.ascontiguousarray(cube.data[:h, 20:20 + w, :c]), cube.wavelengths[:c]
 
 
+@pytest.mark.slow
 def test_rd_tiny_houston_all_codecs(tmp_path):
     cube, _ = _crop("houston2018_crop.mat", 32, 32, 32)
     path = tmp_path / "houston_crop.npy"

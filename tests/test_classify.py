@@ -122,6 +122,7 @@ def test_spectralformer_and_asw_shapes():
     assert torch.equal(ASW(48)(x), x)  # identity at initialisation: training starts from plain SF
 
 
+@pytest.mark.slow
 def test_training_end_to_end_is_deterministic(scene):
     from hinercodec.classify import classify, split_per_class
 

@@ -220,6 +220,7 @@ def test_same_seed_same_bytes(encoded: dict) -> None:
     assert again.data == e.result.data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["latent", "hiner"])
 def test_same_seed_same_bytes_in_fresh_processes(model: str) -> None:
     """torch seeds each process at random: nothing the file depends on may use that seed."""
@@ -590,6 +591,7 @@ def test_format_modules_never_import_torch(module: str) -> None:
 # ---------------------------------------------------------------------------------------------- lowrank model
 
 
+@pytest.mark.slow
 def test_lowrank_round_trip_interp_and_rate() -> None:
     """--model lowrank: meets the rate window, decodes from the file alone, and interp at a coded
     band's position gives that band (its band table is exact there and linear in between)."""

@@ -17,9 +17,11 @@ from hinercodec.formats.cubeio import read_cube
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 PINS = [  # scene, crop side (None: whole), options, bytes, sha256
-    ("houston2018_crop.mat", 64, dict(bpppb=0.3, effort=1), 7333, "59c0400ad335d3dcb38a0c538311f9105904d80d08ad5cf47a014904d206e945"),
+    ("houston2018_crop.mat", 64, dict(bpppb=0.3, effort=1), 7333,
+     "59c0400ad335d3dcb38a0c538311f9105904d80d08ad5cf47a014904d206e945"),
     ("samson.mat", 48, dict(bpppb=0.2, effort=2), 8935, "83c783a6bde17aa3d9be0a48fe7a5b35b059acc4084ff0b6f8a7a9fba6754f69"),
-    ("pavia_centre_crop_v73.mat", 40, dict(bpppb=0.5, effort=1), 10200, "4306bcc3baa21737dca6d2fe39fba9797d139d3fa29feb187033a1dc5bfa6b9a"),
+    ("pavia_centre_crop_v73.mat", 40, dict(bpppb=0.5, effort=1), 10200,
+     "4306bcc3baa21737dca6d2fe39fba9797d139d3fa29feb187033a1dc5bfa6b9a"),
     ("houston2018_crop.mat", None, dict(lossless=True), 650543,
      "4ad0050dbfe0aa4d2c9c95094ac9031bc09eff3fbccd3ff3c391eea4a931ca6f"),
     ("houston2018_crop.mat", None, dict(max_error=4), 344035,

@@ -15,6 +15,8 @@ from hinercodec.errors import CorruptFileError, UnsupportedFileError
 from hinercodec.formats import cubeio, hnrfile, tiled
 from hinercodec.metrics import distortion
 
+pytestmark = pytest.mark.slow  # tiles of real networks: minutes on two cores
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HOUSTON = DATA / "houston2018_crop.mat"
 READ_ERRORS = (CorruptFileError, UnsupportedFileError)

@@ -43,6 +43,7 @@ def test_wavelet_perfect_reconstruction(h: int, w: int) -> None:
     np.testing.assert_allclose(wavelet.inverse(pyr), x, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_wavelet_is_near_orthonormal() -> None:
     """Unit synthesis gains (within 10 %) make one global step right for every subband."""
     ll, det = wavelet.gains(5)
@@ -371,6 +372,7 @@ GOLDEN_TRANSFORM = bytes.fromhex(
     "967bc2c5d4d3f0dac768f56859470df4ea5055009d4a8835a9eb7f0000000048454e44e707fe16")
 
 
+@pytest.mark.slow
 def test_tiled_transform_file_meets_its_rate() -> None:
     """Tiles of the transform model keep their payload stored (tile tensors have no names: the
     coder choice must not depend on them), so the tiled file lands in the rate window."""
