@@ -117,3 +117,24 @@ def test_network_file_without_torch_is_one_clear_error(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 5, run.stderr
     assert run.stderr.count("\n") == 1 and "PyTorch" in run.stderr and "pip install torch" in run.stderr
+
+
+def test_a_bug_is_an_internal_error_not_a_corrupt_file(tmp_path: Path, monkeypatch) -> None:
+    """An exception that is not about the file (here a RuntimeError planted in the decoder's
+    arithmetic) is reported as an internal error, exit 1, never as a damaged file (exit 4)."""
+    from click.testing import CliRunner
+
+    from hinercodec import api, demo
+    from hinercodec.cli.main import main
+    from hinercodec.codecs.transform import decoder
+
+    path = tmp_path / "x.hnr"
+    path.write_bytes(api.encode(demo.sample().data[:32, :32, :8], None, bpppb=0.9, effort=1).data)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted bug")
+
+    monkeypatch.setattr(decoder, "mix", broken)
+    result = CliRunner().invoke(main, ["decode", str(path), "-o", str(tmp_path / "o.npy")])
+    assert result.exit_code == 1, result.output
+    assert "internal error" in result.output and "corrupt" not in result.output
