@@ -53,7 +53,8 @@ def format_record(record: dict, done: int, total: int) -> str:
 
 def encode_many(inputs: Sequence[str], out_dir: Optional[str], file_list: Optional[str], options: "EncodeOptions",
                 *, workers: Optional[int], scheduler: Optional[str], manifest: Optional[str], force: bool,
-                quiet: bool, key: Optional[str], wavelengths: object) -> int:
+                quiet: bool, key: Optional[str], wavelengths: object, layout: Optional[str] = None,
+                nodata: Optional[float] = None) -> int:
     """Encode every input (and every path of `file_list`); return 0, or EXIT_SOME_FAILED.
 
     Outputs are OUT_DIR/<stem>.hnr (beside each input without OUT_DIR). The manifest defaults to
@@ -75,7 +76,7 @@ def encode_many(inputs: Sequence[str], out_dir: Optional[str], file_list: Option
             click.echo(format_record(record, done, total), err=True)
 
     summary = archive.run(tasks, options, key=key, wavelengths=wavelengths, force=force, workers=workers,
-                          scheduler=scheduler, manifest=manifest, progress=show)
+                          scheduler=scheduler, manifest=manifest, progress=show, layout=layout, nodata=nodata)
     failed = summary.count("failed")
     if not quiet:
         where = f"; manifest {manifest}" if manifest is not None else ""

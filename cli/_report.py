@@ -84,6 +84,31 @@ def _wavelengths(s: dict) -> str:
     return "none (bands at evenly spaced positions 0..1)" if not wl else f"{wl[0]:g} .. {wl[-1]:g} nm"
 
 
+def _metadata(meta: dict) -> str:
+    """One line about the sensor metadata (all of it with --json)."""
+    parts = [f"from {meta.get('source_format', 'the input')}"]
+    bands = meta.get("bands", {})
+    for key in ("wavelength", "fwhm", "bbl", "band_names", "gain"):
+        if key in bands:
+            parts.append(f"{key} x{len(bands[key])}")
+    if meta.get("wavelength_units"):
+        parts.append(f"wavelength units {meta['wavelength_units']}")
+    if meta.get("nodata") is not None:
+        parts.append(f"nodata {meta['nodata']}")
+    if meta.get("data_units"):
+        parts.append(f"data units {meta['data_units']}")
+    if meta.get("map_info"):
+        parts.append(f"map info {{{meta['map_info']}}}")
+    if meta.get("crs_wkt"):
+        parts.append("CRS " + meta["crs_wkt"].split('"')[1] if '"' in meta["crs_wkt"] else "CRS (WKT)")
+    if meta.get("transform"):
+        parts.append("transform " + _plain(meta["transform"]))
+    rest = len(meta.get("envi", {})) + len(meta.get("attributes", {})) + len(meta.get("tags", {}).get("dataset", {}))
+    if rest:
+        parts.append(f"{rest} more fields verbatim (--json)")
+    return "; ".join(parts)
+
+
 INFO_ROWS = [
     ("shape", ("shape", "dtype"), lambda s: " x ".join(map(str, s["shape"])) + f" {s['dtype']}"),
     ("size", ("bytes", "bpppb"), lambda s: f"{s['bytes']} bytes, {s['bpppb']:.4f} bpppb"),
@@ -92,6 +117,8 @@ INFO_ROWS = [
     ("guarantee", ("guarantee",), lambda s: str(s["guarantee"])),
     ("parameters", ("parameters", "bits"),
      lambda s: f"{s['parameters']} ({'/'.join(map(str, s['bits']))}-bit)" if s["parameters"] else "none (no network)"),
+    ("nodata", ("nodata",), lambda s: f"{s['nodata']['pixels']} pixels, decoded as {s['nodata']['value']:g}"),
+    ("metadata", ("metadata",), lambda s: _metadata(s["metadata"])),
     ("chunks", ("chunks",), lambda s: ", ".join(f"{k} {v}" for k, v in s["chunks"].items()) + " bytes"),
     ("format", ("format_version",), lambda s: f".hnr {s['format_version']}"),
     ("encoder", ("encoder",), lambda s: str(s["encoder"])),

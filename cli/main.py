@@ -105,7 +105,7 @@ def _wavelength_source(text: Optional[str]) -> Union[None, str, np.ndarray]:
 
 
 def _write_array(path: str, data: np.ndarray, wavelengths: Optional[np.ndarray], force: bool,
-                 target: Optional[cubeio.OutputTarget]) -> None:
+                 target: Optional[cubeio.OutputTarget], metadata: Optional[dict] = None) -> None:
     """Cube to OUT by extension ('-' = .npy on stdout); a single H x W band only as .npy for now.
     `target`: OUT as claimed before the work (_claim)."""
     if path == "-":
@@ -120,7 +120,8 @@ def _write_array(path: str, data: np.ndarray, wavelengths: Optional[np.ndarray],
             click.echo(f"hinerc: warning: wavelengths not written to {path}: the bands asked for are not in "
                        "wavelength order, and cube files need them strictly increasing or decreasing", err=True)
             wavelengths = None
-        cubeio.write_cube(path, data, wavelengths=wavelengths, key="cube", force=force, target=target)
+        cubeio.write_cube(path, data, wavelengths=wavelengths, key="cube", force=force, target=target,
+                          metadata=metadata)
 
 
 def _monotonic(values: np.ndarray) -> bool:
@@ -201,6 +202,14 @@ def main() -> None:
               help="Variable/dataset holding the cube (needed when INPUT has several 3-D arrays).")
 @click.option("--wavelengths", metavar="VAR|LIST", show_default="a wavelength variable of INPUT, if any",
               help="Band centres in nm: a variable of INPUT, 'first:step:last', 'nm,nm,...' or a .txt/.npy file.")
+@click.option("--layout", type=click.Choice(["hwc", "chw", "hcw"]), default=None, show_default="from the file",
+              help="Order of the stored axes (h rows, w columns, c bands) when the file does not say it (ENVI "
+                   "interleave, a NetCDF band/wavelength dimension, a wavelength vector of one axis's length). "
+                   "Without it an array is H x W x C, but one whose first axis is the shortest is refused as "
+                   "ambiguous.")
+@click.option("--nodata", type=float, default=None, metavar="V", show_default="from the file (and NaN pixels)",
+              help="Pixels whose bands all equal V are nodata: coded as a mask, left out of the fit and the "
+                   "metrics, decoded as exactly V.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="transform (spectral basis x wavelet images, no training; from 1 bpppb up to lossless also the "
                    "error-bounded codec), lossless (the error-bounded codec alone), or a fitted network: hiner (the "
@@ -233,10 +242,13 @@ def main() -> None:
               help="Print the summary as JSON on stdout (on stderr with -o -).")
 def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file_list: Optional[str],
            workers: Optional[int], scheduler: Optional[str], manifest: Optional[str], bpppb: float, key: Optional[str],
-           wavelengths: Optional[str], model: str, bits: int, effort: int, epochs: Optional[int], seed: int,
+           wavelengths: Optional[str], layout: Optional[str], nodata: Optional[float], model: str, bits: int,
+           effort: int, epochs: Optional[int], seed: int,
            device: str, tile: int, split: str, optimise: str, lossless: bool, max_error: Optional[float], force: bool,
            quiet: bool, as_json: bool) -> None:
-    """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, .npy, .npz; '-' = stdin) into a .hnr file.
+    """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, NetCDF .nc, .npy, .npz, ENVI .hdr or its data file,
+    GeoTIFF .tif; '-' = stdin) into a .hnr file, with the file's metadata (fwhm, bad bands, map
+    info, CRS, nodata...) kept in it.
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
     disk, device) goes to stderr, or with --json to stdout. The default model (transform) codes
@@ -275,7 +287,8 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
 
         raise click.exceptions.Exit(encode_many(list(inputs), output_dir, file_list, options, workers=workers,
                                                 scheduler=scheduler, manifest=manifest, force=force, quiet=quiet,
-                                                key=key, wavelengths=_wavelength_source(wavelengths)))
+                                                key=key, wavelengths=_wavelength_source(wavelengths),
+                                                layout=layout, nodata=nodata))
     if workers is not None or scheduler is not None or manifest is not None:
         raise click.UsageError("--workers, --scheduler and --manifest are for archive runs (several inputs or -O)")
     input = inputs[0]
@@ -287,7 +300,8 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
         printer = None if quiet else ProgressPrinter()
         try:
             summary, data = encode_file(input, None if out == "-" else out, options, key=key,
-                                        wavelengths=wavelength_source, force=force, progress=printer, target=target)
+                                        wavelengths=wavelength_source, force=force, progress=printer, target=target,
+                                        layout=layout, nodata=nodata)
         finally:
             if printer is not None:
                 printer.close()
@@ -306,7 +320,8 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
 @main.command(short_help="Rebuild the cube (or some bands) from a .hnr file.")
 @click.argument("input", metavar="IN.hnr")
 @click.option("-o", "--output", metavar="OUT", show_default="IN with suffix .npy",
-              help="Output .npy, .npz, .mat, .h5 or .hdf5 (by extension); '-' writes .npy to stdout.")
+              help="Output .npy, .npz, .mat, .h5, .hdf5, ENVI .hdr/.img (the pair), GeoTIFF .tif or NetCDF .nc (by "
+                   "extension; the last three with the file's metadata); '-' writes .npy to stdout.")
 @click.option("--bands", type=BandList(), default=None, show_default="all",
               help="0-based bands to decode, in this order; ranges inclusive: '0,5,10-20'.")
 @click.option("--window", type=WINDOW, default=None, show_default="the whole image",
@@ -319,7 +334,8 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], window
     """Decode IN.hnr ('-' = stdin) to a cube in its original dtype and units.
 
     .npz, .mat and .h5 outputs hold the cube as variable 'cube' and, when the file has them, the
-    band centres as 'wavelength_nm'.
+    band centres as 'wavelength_nm'. ENVI, GeoTIFF and NetCDF outputs get the input's metadata back
+    (wavelengths and fwhm of the bands asked for, the window's own map info / transform, nodata).
 
     \b
     Examples:
@@ -341,7 +357,9 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], window
         wavelengths = decoder.wavelengths
         if wavelengths is not None and bands is not None:
             wavelengths = wavelengths[bands]
-        _write_array(out, cube, wavelengths, force, target)
+        from hinercodec.formats.metadata import for_output
+
+        _write_array(out, cube, wavelengths, force, target, for_output(decoder.metadata, bands, window))
 
 
 def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Optional[tuple], force: bool,
@@ -431,12 +449,16 @@ def info(input: str, as_json: bool) -> None:
 @click.argument("original", metavar="ORIGINAL")
 @click.argument("input", metavar="IN.hnr")
 @click.option("--key", metavar="VAR", help="Variable/dataset holding the cube in ORIGINAL.")
+@click.option("--layout", type=click.Choice(["hwc", "chw", "hcw"]), default=None, show_default="from the file",
+              help="Order of ORIGINAL's stored axes when the file does not say it (as for encode).")
 @click.option("--device", type=DEVICE, default=DEFAULT_DEVICE, metavar="DEVICE", help=DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
-def evaluate(original: str, input: str, key: Optional[str], device: str, as_json: bool) -> None:
+def evaluate(original: str, input: str, key: Optional[str], layout: Optional[str], device: str,
+             as_json: bool) -> None:
     """Rate and distortion of IN.hnr against ORIGINAL: bpppb, PSNR_band, PSNR_global, SAM.
 
-    PSNR_band leaves out constant bands (listed); metrics as defined in PROTOCOL.md.
+    PSNR_band leaves out constant bands (listed); metrics as defined in PROTOCOL.md; a file with
+    nodata pixels is measured over its valid pixels, and whether its nodata came back exactly is shown.
 
     \b
     Examples:
@@ -446,7 +468,7 @@ def evaluate(original: str, input: str, key: Optional[str], device: str, as_json
     if original == "-" and input == "-":
         raise click.UsageError("only one of ORIGINAL and IN.hnr can be stdin ('-')")
     check_device(device)
-    cube = cubeio.read_cube(original, key=key)
+    cube = cubeio.read_cube(original, key=key, layout=layout)
     metrics = _api().evaluate(cube.data, cubeio.read_input_bytes(input), device=device)
     if as_json:
         print_json(metrics)

@@ -37,11 +37,19 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import MatReadError
 
-from hinercodec.errors import HinercError, InputError, OutputError, OutputExistsError
+from hinercodec.errors import HinercError, InputError, OutputError, OutputExistsError, UsageError
+
+from . import envi
 
 # Names under which a file may carry band centres (matched case-insensitively, first name wins).
 WAVELENGTH_NAMES = ("wavelength_nm", "wavelengths", "wavelength", "wl", "lambda", "bands_nm")
-WRITE_EXTENSIONS = (".npy", ".npz", ".mat", ".h5", ".hdf5")
+WRITE_EXTENSIONS = (".npy", ".npz", ".mat", ".h5", ".hdf5", ".hdr", ".img", ".tif", ".tiff", ".nc")
+# --layout: the order of the stored axes (h rows, w columns, c bands); hwc is the convention.
+LAYOUTS = ("hwc", "chw", "hcw")
+# Dimension names (NetCDF/HDF5 dimension scales) that mark the band axis, matched case-insensitively.
+BAND_DIMENSIONS = ("band", "bands", "wavelength", "wavelengths", "spectral", "spectral_band", "spectral_bands",
+                   "lambda", "wl", "bands_nm", "wavelength_nm", "channel", "channels")
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 # A .npy holds one unnamed array; this is the name it gets in Cube.key and in messages.
 NPY_KEY = "cube"
 
@@ -72,6 +80,8 @@ class Cube:
     wavelengths: np.ndarray | None  # float64 nm, length C, strictly monotonic; or None
     key: str  # variable/dataset name the cube came from
     source: str  # the path, or "-" for stdin
+    metadata: dict | None = None  # sensor metadata (formats/metadata.py keys), or None
+    layout: str | None = None  # the stored axis order the cube was read in (LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,11 @@ class _Var:
     load: Callable[[], np.ndarray]
     # (y0, y1, x0, x1) -> that window of a 3-D array, read without loading the rest (HDF5, .npy)
     window: Callable[[int, int, int, int], np.ndarray] | None = None
+    # slices (one per axis, as returned) -> that block, read without loading the rest (any axis order)
+    block: Callable[[tuple], np.ndarray] | None = None
+    dims: tuple | None = None  # axis names from the file (NetCDF/HDF5 dimension scales), or None
+    metadata: dict | None = None  # sensor metadata of this array (ENVI header, GeoTIFF, NetCDF attributes)
+    layout: str | None = None  # the axis order the file itself declares (ENVI interleave), if any
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -106,27 +121,20 @@ def read_input_bytes(path: str | os.PathLike) -> bytes:
 
 
 def read_cube(path: str | os.PathLike, key: str | None = None,
-              wavelengths: str | Sequence[float] | None = None) -> Cube:
+              wavelengths: str | Sequence[float] | None = None, layout: str | None = None) -> Cube:
     """Read the H x W x C cube of a .mat/.h5/.npy/.npz file ("-" = stdin), validated.
 
     `key` names the variable (an HDF5 path such as "group/cube" works; ignored for .npy, which holds one
     array); without it the only real 3-D array is taken. `wavelengths` is a sequence of nm, the name of a
     variable in the same file, or None to look for one named like WAVELENGTH_NAMES with length C.
+    `layout` (LAYOUTS) is the stored axis order when the file does not say it (see _orient).
+    ENVI (.hdr or its data file), GeoTIFF (needs rasterio) and NetCDF4 files are read too, with
+    their metadata (Cube.metadata). Pixels whose bands are all NaN are nodata and pass the checks.
     """
-    source = os.fspath(path)
-    label = "stdin" if source == "-" else source
-    try:
-        src: _Source = read_input_bytes("-") if source == "-" else source
-        fmt = _sniff(src, label)
-        with _variables(src, fmt) as variables:
-            var = _select(variables, None if fmt == "npy" else key, label)
-            data = _checked_data(var.load(), label, var.name)
-            wl = _pick_wavelengths(variables, wavelengths, data.shape[2], label)
-    except HinercError:
-        raise
-    except _READ_ERRORS as exc:
-        raise InputError(f"cannot read {label}: {_reason(exc)}") from exc
-    return Cube(data=data, wavelengths=wl, key=var.name, source=source)
+    with open_cube(path, key=key, wavelengths=wavelengths, layout=layout) as reader:
+        data = reader.read(0, reader.shape[0], 0, reader.shape[1])
+    return Cube(data=data, wavelengths=reader.wavelengths, key=reader.key, source=reader.source,
+                metadata=reader.metadata, layout=reader.layout)
 
 
 @dataclass
@@ -139,6 +147,8 @@ class CubeReader:
     key: str
     source: str
     _window: Callable[[int, int, int, int], np.ndarray]
+    metadata: dict | None = None  # sensor metadata, as Cube.metadata
+    layout: str | None = None  # the stored axis order read (LAYOUTS), as Cube.layout
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Rows y0:y1, columns x0:x1, all bands: native, C-contiguous, finite (else InputError)."""
@@ -154,18 +164,21 @@ class CubeReader:
 
 @contextlib.contextmanager
 def open_cube(path: str | os.PathLike, key: str | None = None,
-              wavelengths: str | Sequence[float] | None = None) -> Iterator[CubeReader]:
+              wavelengths: str | Sequence[float] | None = None, layout: str | None = None) -> Iterator[CubeReader]:
     """The cube of a file, held open for reading windows (the same choice of variable and
-    wavelengths as read_cube). HDF5, MATLAB v7.3 and .npy files are read window by window, so a
-    scene larger than memory can be encoded tile by tile; other formats are read whole once."""
+    wavelengths as read_cube). HDF5, MATLAB v7.3, .npy, ENVI and GeoTIFF files are read window by
+    window, so a scene larger than memory can be encoded tile by tile; other formats are read whole once."""
     source = os.fspath(path)
     label = "stdin" if source == "-" else source
+    if layout is not None and layout not in LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})")
     with contextlib.ExitStack() as stack:
         try:
             src: _Source = read_input_bytes("-") if source == "-" else source
             fmt = _sniff(src, label)
             variables = stack.enter_context(_variables(src, fmt))
-            var = _select(variables, None if fmt == "npy" else key, label)
+            var = _select(variables, None if fmt in ("npy", "envi", "tiff") else key, label)
+            var = _orient(var, variables, layout, wavelengths, label)
             if var.window is not None:
                 dtype, window = var.window(0, 1, 0, 1).dtype.newbyteorder("="), var.window
                 shape = tuple(int(n) for n in var.shape)
@@ -174,8 +187,12 @@ def open_cube(path: str | os.PathLike, key: str | None = None,
                 dtype, shape = data.dtype, tuple(int(n) for n in data.shape)
                 window = lambda y0, y1, x0, x1: data[y0:y1, x0:x1]  # noqa: E731
             wl = _pick_wavelengths(variables, wavelengths, shape[2], label)
+            if wl is None and wavelengths is None and var.metadata:
+                wl = _metadata_wavelengths(var.metadata, shape[2], label)
+            if var.dims and fmt in ("hdf5", "netcdf3"):
+                var = dataclasses.replace(var, metadata=_band_variables(variables, shape[2], var.metadata))
             reader = CubeReader(shape=shape, dtype=np.dtype(dtype), wavelengths=wl, key=var.name, source=source,
-                                _window=window)
+                                _window=window, metadata=var.metadata or None, layout=var.layout)
         except HinercError:
             raise
         except _READ_ERRORS as exc:
@@ -196,12 +213,24 @@ def _binary(src: _Source) -> BinaryIO:
 
 
 def _sniff(src: _Source, label: str) -> str:
-    """Format from magic bytes: "npy", "npz", "mat5", "mat73" or "hdf5"."""
+    """Format from magic bytes: "npy", "npz", "mat5", "mat73", "hdf5", "envi", "tiff" or "netcdf3"
+    (an ENVI data file, which has no magic, by the header beside it)."""
+    if isinstance(src, str) and Path(src).suffix.lower() in envi.DATA_SUFFIXES and not Path(src).is_dir() \
+            and envi.header_for(src) is not None:
+        return "envi"
     with _binary(src) as f:
         head = f.read(128)
         size = f.seek(0, io.SEEK_END)
         if size == 0:
             raise InputError(f"{label} is empty (0 bytes)")
+        if envi.is_header(head):
+            if isinstance(src, bytes):
+                raise InputError("an ENVI header on stdin has no data file beside it; give the .hdr's path")
+            return "envi"
+        if head.startswith(_TIFF_MAGIC):
+            return "tiff"
+        if head.startswith((b"CDF\x01", b"CDF\x02")):
+            return "netcdf3"
         if head.startswith(b"\x93NUMPY"):
             return "npy"
         if head.startswith(b"PK\x03\x04"):
@@ -214,7 +243,10 @@ def _sniff(src: _Source, label: str) -> str:
             if f.read(len(_HDF5_MAGIC)) == _HDF5_MAGIC:
                 return "mat73" if offset and head.startswith(_MAT73_TEXT) else "hdf5"
             offset = offset * 2 if offset else 512
-    raise InputError(f"{label} is not a cube file hinerc reads (MATLAB .mat, HDF5 .h5, .npy or .npz)")
+    if isinstance(src, str) and envi.header_for(src) is not None:
+        return "envi"
+    raise InputError(f"{label} is not a cube file hinerc reads (MATLAB .mat, HDF5 .h5, NetCDF .nc, .npy, .npz, "
+                     "ENVI .hdr with its data file, GeoTIFF .tif)")
 
 
 @contextlib.contextmanager
@@ -226,8 +258,17 @@ def _variables(src: _Source, fmt: str) -> Iterator[dict]:
         var = _make_var(NPY_KEY, shape, dtype, lambda: _load_npy(src))
         if isinstance(src, str) and len(shape) == 3:
             mapped = np.load(src, mmap_mode="r", allow_pickle=False)
-            var = dataclasses.replace(var, window=lambda y0, y1, x0, x1: np.array(mapped[y0:y1, x0:x1]))
+            var = dataclasses.replace(var, window=lambda y0, y1, x0, x1: np.array(mapped[y0:y1, x0:x1]),
+                                      block=lambda sl: np.array(mapped[sl]))
         yield {NPY_KEY: var}
+    elif fmt == "envi":
+        yield {NPY_KEY: _envi_var(str(src))}
+    elif fmt == "tiff":
+        with _tiff_dataset(src) as ds:
+            yield {NPY_KEY: _tiff_var(ds)}
+    elif fmt == "netcdf3":
+        with _netcdf3(src) as nc:
+            yield _netcdf3_variables(nc)
     elif fmt == "npz":
         with _binary(src) as f, zipfile.ZipFile(f) as zf:
             yield _npz_variables(zf)
@@ -322,15 +363,271 @@ def _hdf5_variables(h5: h5py.File, reverse_all: bool) -> dict:
         def window(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
             return np.asarray(obj[:, x0:x1, y0:y1]).T if reverse else np.asarray(obj[y0:y1, x0:x1, :])
 
+        def block(sl: tuple) -> np.ndarray:
+            return np.asarray(obj[tuple(sl[::-1])]).T if reverse else np.asarray(obj[tuple(sl)])
+
         var = _make_var(name, shape, obj.dtype, load)
         if len(shape) == 3:
-            var = dataclasses.replace(var, window=window)
+            var = dataclasses.replace(var, window=window, block=block)
+            if not reverse:
+                var = dataclasses.replace(var, dims=_hdf5_dims(obj), metadata=_attribute_metadata(dict(obj.attrs)))
         if mclass is not None and mclass not in _MATLAB_NUMPY and var.kind == "real":
             var = _Var(name, shape, "bool" if mclass == "logical" else str(mclass), "other", load)
         out[name] = var
 
     h5.visititems(visit)
     return out
+
+
+def _hdf5_dims(obj: "h5py.Dataset") -> tuple | None:
+    """The names of a dataset's dimensions (NetCDF4 dimensions are HDF5 dimension scales), or None."""
+    names = []
+    try:
+        for dim in obj.dims:
+            name = None
+            if len(dim):
+                name = dim[0].name.rsplit("/", 1)[-1]
+            names.append(name or (dim.label or None))
+    except (KeyError, ValueError, RuntimeError, OSError, TypeError):
+        return None
+    return tuple(names) if any(names) else None
+
+
+_NC_KEYS = ("_FillValue", "missing_value", "units", "scale_factor", "add_offset")
+
+
+def _attr_value(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return [_attr_value(v) for v in value.tolist()] if value.size != 1 else _attr_value(value.reshape(-1)[0])
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _attribute_metadata(attrs: dict, source_format: str = "netcdf") -> dict | None:
+    """Sensor metadata of a NetCDF/HDF5 variable's attributes (CF names), or None when it has none of them."""
+    if not any(k in attrs for k in _NC_KEYS):
+        return None
+    values = {k: _attr_value(v) for k, v in attrs.items()
+              if k not in ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME") and not k.startswith("_Netcdf4")}
+    meta: dict = {"source_format": source_format}
+    fill = values.get("_FillValue", values.get("missing_value"))
+    if isinstance(fill, (int, float)):
+        meta["nodata"] = float(fill)
+    if isinstance(values.get("units"), str):
+        meta["data_units"] = values["units"]
+    for key, name in (("scale_factor", "scale"), ("add_offset", "offset")):
+        if isinstance(values.get(key), (int, float)):
+            meta[name] = float(values[key])
+    meta["attributes"] = values
+    return meta
+
+
+@contextlib.contextmanager
+def _netcdf3(src: _Source) -> Iterator[object]:
+    nc = scipy.io.netcdf_file(io.BytesIO(src) if isinstance(src, bytes) else src, "r", mmap=False)
+    try:
+        yield nc
+    finally:
+        nc.close()
+
+
+def _netcdf3_variables(nc: object) -> dict:
+    out = {}
+    for name, v in nc.variables.items():
+        arr = v.data
+
+        def load(arr: np.ndarray = arr) -> np.ndarray:
+            return np.array(arr)
+
+        var = _make_var(name, tuple(arr.shape), arr.dtype, load)
+        if arr.ndim == 3:
+            var = dataclasses.replace(var, dims=tuple(v.dimensions), block=lambda sl, arr=arr: np.array(arr[sl]),
+                                      metadata=_attribute_metadata(dict(v._attributes)))
+        out[name] = var
+    return out
+
+
+def _envi_var(path: str) -> _Var:
+    f = envi.EnviFile(path)
+    meta = f.metadata()
+    return _Var(NPY_KEY, f.shape, f.dtype.name, _kind(f.dtype), f.load, window=f.window, metadata=meta,
+                layout=envi.INTERLEAVES[f.interleave])
+
+
+def _rasterio():
+    try:
+        import rasterio
+    except ImportError:
+        raise InputError("reading GeoTIFF needs rasterio: pip install 'hinerc[formats]' (or pip install rasterio)") \
+            from None
+    return rasterio
+
+
+@contextlib.contextmanager
+def _tiff_dataset(src: _Source) -> Iterator[object]:
+    rasterio = _rasterio()
+    try:
+        if isinstance(src, bytes):
+            with rasterio.io.MemoryFile(src) as mem, mem.open() as ds:
+                yield ds
+        else:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                ds = rasterio.open(src)
+            with ds:
+                yield ds
+    except rasterio.errors.RasterioError as exc:
+        raise InputError(f"cannot read {'stdin' if isinstance(src, bytes) else src}: {_reason(exc)}") from None
+
+
+def _tiff_var(ds: object) -> _Var:
+    from rasterio.windows import Window
+
+    if len(set(ds.dtypes)) != 1:
+        raise InputError(f"{ds.name}: bands of several sample types ({', '.join(sorted(set(ds.dtypes)))})")
+    dtype = np.dtype(ds.dtypes[0])
+    shape = (ds.height, ds.width, ds.count)
+
+    def window(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return np.ascontiguousarray(ds.read(window=Window(x0, y0, x1 - x0, y1 - y0)).transpose(1, 2, 0))
+
+    return _Var(NPY_KEY, shape, dtype.name, _kind(dtype), lambda: window(0, shape[0], 0, shape[1]), window=window,
+                metadata=_tiff_metadata(ds), layout="hwc")
+
+
+def _tiff_metadata(ds: object) -> dict:
+    """GeoTIFF -> sensor metadata: CRS (WKT), affine transform, nodata, band names, units, scales,
+    offsets, wavelengths/fwhm from the band tags (GDAL's and the ENVI domain), every tag verbatim."""
+    meta: dict = {"source_format": "geotiff"}
+    if ds.crs is not None:
+        meta["crs_wkt"] = ds.crs.to_wkt()
+    t = ds.transform
+    if not t.is_identity:
+        meta["transform"] = [t.a, t.b, t.c, t.d, t.e, t.f]
+    if ds.nodata is not None:
+        meta["nodata"] = float(ds.nodata)
+    tags = {k: v for k, v in ds.tags().items()}
+    band_tags = [ds.tags(i + 1) for i in range(ds.count)]
+    per_band: dict = {}
+    for key in ("wavelength", "fwhm"):
+        values = [bt.get(key) for bt in band_tags]
+        if all(v is not None for v in values):
+            try:
+                per_band[key] = [float(v) for v in values]
+            except ValueError:
+                pass
+    envi_tags = ds.tags(ns="ENVI") if "ENVI" in (ds.tag_namespaces() or []) else {}
+    for key in ("wavelength", "fwhm"):
+        if key not in per_band and key in envi_tags:
+            try:
+                values = [float(v) for v in envi.split_list(envi_tags[key].strip("{}"))]
+                if len(values) == ds.count:
+                    per_band[key] = values
+            except ValueError:
+                pass
+    units = tags.get("wavelength_units") or envi_tags.get("wavelength_units") or envi_tags.get("wavelength units")
+    if units:
+        meta["wavelength_units"] = units
+    if any(ds.descriptions):
+        per_band["band_names"] = [d or "" for d in ds.descriptions]
+    if any(u for u in ds.units):
+        meta["data_units"] = ds.units[0] if len(set(ds.units)) == 1 else list(ds.units)
+    if any(s != 1.0 for s in ds.scales) or any(o != 0.0 for o in ds.offsets):
+        per_band["gain"], per_band["offset"] = [float(s) for s in ds.scales], [float(o) for o in ds.offsets]
+    if per_band:
+        meta["bands"] = per_band
+    extra = {k: v for k, v in tags.items() if k != "wavelength_units"}
+    band_extra = [{k: v for k, v in bt.items() if k not in ("wavelength", "fwhm")} for bt in band_tags]
+    if extra or any(band_extra):
+        meta["tags"] = {"dataset": extra, "bands": band_extra} if any(band_extra) else {"dataset": extra}
+    return meta
+
+
+def _layout_of_band_axis(axis: int) -> str:
+    return ("chw", "hcw", "hwc")[axis]
+
+
+def _orient(var: _Var, variables: dict, layout: str | None, wavelengths: object, label: str) -> _Var:
+    """The variable as H x W x C. The band axis comes from the file (ENVI interleave, a NetCDF/HDF5
+    dimension named like BAND_DIMENSIONS, a wavelength vector whose length matches exactly one axis),
+    else from `layout`, else the convention H x W x C, except that an array whose first axis is the
+    shortest (as band-first data look) is refused as ambiguous, naming --layout."""
+    declared = var.layout
+    if declared is None and var.dims:
+        names = [str(n).lower() if n else "" for n in var.dims]
+        found = [i for i, n in enumerate(names) if n in BAND_DIMENSIONS]
+        if len(found) == 1:
+            declared = _layout_of_band_axis(found[0])
+    if declared is not None and layout is not None and layout != declared:
+        raise UsageError(f"--layout {layout} contradicts {label}, whose band axis makes it {declared}")
+    if var.layout is not None:  # read as H x W x C already (ENVI, GeoTIFF)
+        return var
+    chosen = declared or layout
+    if chosen is None and wavelengths is None:
+        lengths = {_vector_length(v.shape) for v in variables.values()
+                   if v.name.rsplit("/", 1)[-1].lower() in WAVELENGTH_NAMES and v.kind == "real"}
+        matches = [i for i in range(3) if var.shape[i] in lengths]
+        if len(matches) == 1:
+            chosen = _layout_of_band_axis(matches[0])
+    if chosen is None:
+        h, w, c = var.shape
+        if h < w and h < c:
+            raise InputError(f"{label}: {var.name!r} is {_shape_text(var.shape)} and nothing in the file says "
+                             f"which axis holds the bands; its first axis is the shortest, as in a band-first "
+                             f"cube: pass --layout chw (bands first) or --layout hwc (bands last)")
+        chosen = "hwc"
+    if chosen == "hwc":
+        return dataclasses.replace(var, layout=chosen)
+    perm = tuple(chosen.index(a) for a in "hwc")
+    shape = tuple(var.shape[i] for i in perm)
+    load = var.load
+
+    def oriented() -> np.ndarray:
+        return np.asarray(load()).transpose(perm)
+
+    window = None
+    if var.block is not None:
+        block = var.block
+
+        def window(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            sl = [slice(None)] * 3
+            sl[perm[0]], sl[perm[1]] = slice(y0, y1), slice(x0, x1)
+            return np.asarray(block(tuple(sl))).transpose(perm)
+
+    return dataclasses.replace(var, shape=shape, load=oriented, window=window, block=None, layout=chosen)
+
+
+def _band_variables(variables: dict, bands: int, meta: dict | None) -> dict | None:
+    """NetCDF/HDF5: the units of the wavelength variable and a fwhm variable of length C, into the metadata."""
+    out = dict(meta or {})
+    per_band = dict(out.get("bands", {}))
+    for v in variables.values():
+        base = v.name.rsplit("/", 1)[-1].lower()
+        if v.kind == "real" and _vector_length(v.shape) == bands and base in ("fwhm", "fwhm_nm", "bandwidth"):
+            per_band["fwhm"] = [float(x) for x in np.asarray(v.load(), np.float64).reshape(-1)]
+    if per_band:
+        out["bands"] = per_band
+        out.setdefault("source_format", "netcdf")
+    return out or None
+
+
+def _metadata_wavelengths(meta: dict, bands: int, label: str) -> np.ndarray | None:
+    """Band centres in nm from the sensor metadata; None when they are absent or not strictly
+    monotonic (they stay in the metadata, the WAVE chunk then has none)."""
+    nm = envi.wavelengths_nm(meta)
+    if nm is None or nm.size != bands:
+        return None
+    try:
+        return _checked_wavelengths(nm, bands, f"{label}: wavelengths")
+    except InputError:
+        return None
 
 
 def _shape_text(shape: tuple) -> str:
@@ -409,6 +706,10 @@ def _check_finite(arr: np.ndarray, label: str, name: str) -> None:
         bad = ~np.isfinite(slab)
         if not bad.any():
             continue
+        bad &= ~np.isnan(slab).all(axis=2, keepdims=True)  # a pixel NaN in every band is nodata
+        if not bad.any():
+            continue
+        slab = np.where(bad, slab, 0)
         n_nan = int(np.count_nonzero(np.isnan(slab)))
         nan, inf = nan + n_nan, inf + int(np.count_nonzero(bad)) - n_nan
         if first is None:
@@ -416,7 +717,7 @@ def _check_finite(arr: np.ndarray, label: str, name: str) -> None:
             first = (r0 + int(i), int(j), int(k))
     if first is not None:
         raise InputError(f"{label}: {name!r} has {nan} NaN and {inf} Inf values; the first at row {first[0]}, "
-                         f"column {first[1]}, band {first[2]} (0-based)")
+                         f"column {first[1]}, band {first[2]} (0-based); only pixels NaN in every band are nodata")
 
 
 def _vector_length(shape: tuple) -> int | None:
@@ -868,17 +1169,22 @@ def write_npy_stream(stream: BinaryIO, data: np.ndarray, name: str = "stdout") -
 
 
 def write_cube(path: str | os.PathLike, data: np.ndarray, wavelengths: np.ndarray | None = None,
-               key: str = "cube", force: bool = False, target: OutputTarget | None = None) -> None:
+               key: str = "cube", force: bool = False, target: OutputTarget | None = None,
+               metadata: dict | None = None) -> None:
     """Write an H x W x C cube atomically, in the format of the extension (WRITE_EXTENSIONS).
 
     .npz, .mat and .h5 hold `key` and, if given, `wavelength_nm`; .npy holds the cube only. A .mat
-    over 2 GB is written as MATLAB v7.3 (HDF5, axes reversed) since v5 cannot hold it. A failed
+    over 2 GB is written as MATLAB v7.3 (HDF5, axes reversed) since v5 cannot hold it. .hdr/.img
+    write an ENVI pair, .tif a GeoTIFF (rasterio), .nc a NetCDF4 file (h5netcdf), each with the
+    sensor `metadata` (formats/metadata.py keys: wavelengths, fwhm, nodata, map info, CRS...). A failed
     write (full disk, read-only file system) is one OutputError line; nothing is left behind.
     `target`: the output claimed (claim_output) before the work that made `data`.
     """
     target_path = Path(path)
     ext = target_path.suffix.lower()
     writer = _WRITERS.get(ext)
+    if writer is None and ext in (".hdr", ".img", ".tif", ".tiff", ".nc"):
+        writer = _write_npy  # placeholder: these are written below, with their metadata
     if writer is None and is_stream_path(target_path):
         writer, ext = _write_npy, ".npy"  # a device or a pipe (/dev/null, a FIFO): .npy, as for stdout
     if writer is None:
@@ -889,6 +1195,18 @@ def write_cube(path: str | os.PathLike, data: np.ndarray, wavelengths: np.ndarra
     if problem:
         raise InputError(f"cannot write {target_path}: the data {problem}")
     wl = None if wavelengths is None else _checked_wavelengths(wavelengths, arr.shape[2], "the wavelengths")
+    if ext in (".hdr", ".img"):
+        _write_envi(target_path, arr, wl, metadata, force, target)
+        return
+    if ext in (".tif", ".tiff"):
+        _rasterio()  # one line naming the extra, before any work
+        with _atomic(target_path, force, target) as tmp, _writing(target_path, tmp):
+            _write_tiff(tmp, arr, wl, metadata)
+        return
+    if ext == ".nc":
+        with _atomic(target_path, force, target) as tmp, _writing(target_path, tmp):
+            _write_netcdf(tmp, arr, wl, metadata, key)
+        return
     key = key.strip("/")
     if not key or (wl is not None and key == "wavelength_nm"):
         raise InputError(f"cannot write {target_path}: invalid variable name {key!r}")
@@ -948,3 +1266,127 @@ def _write_h5(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> N
 
 
 _WRITERS = {".npy": _write_npy, ".npz": _write_npz, ".mat": _write_mat, ".h5": _write_h5, ".hdf5": _write_h5}
+
+
+def _write_envi(path: Path, data: np.ndarray, wl: np.ndarray | None, meta: dict | None, force: bool,
+                target: OutputTarget | None) -> None:
+    """An ENVI pair (x.hdr and x.img), each file atomic: the data first, the header last, so a header
+    never names data that is not there. The interleave of the input is kept (BSQ by default)."""
+    header, data_path = envi.envi_pair(path)
+    dtype = envi.writable_dtype(data.dtype)
+    interleave = (meta or {}).get("interleave", "bsq")
+    interleave = interleave if interleave in envi.INTERLEAVES else "bsq"
+    text = envi.header_text(data.shape, dtype, meta, interleave, wl)
+    claimed = target if target is not None and Path(target.path) == data_path else None
+    with claim_output(data_path, force) if claimed is None else contextlib.nullcontext(claimed) as data_target:
+        with _atomic(data_path, force, data_target) as tmp, _writing(data_path, tmp):
+            envi.write_data(tmp, data, interleave, dtype)
+    head_target = target if target is not None and Path(target.path) == header else None
+    with _atomic(header, force, head_target) as tmp, _writing(header, tmp):
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _write_tiff(tmp: Path, data: np.ndarray, wl: np.ndarray | None, meta: dict | None) -> None:
+    """A GeoTIFF (band-interleaved, deflate), CRS, transform, nodata, band names and per-band
+    wavelength/fwhm tags (GDAL's convention, read back by GDAL-based tools) restored."""
+    rasterio = _rasterio()
+    from rasterio.transform import Affine
+
+    meta = meta or {}
+    h, w, c = data.shape
+    dtype = data.dtype if data.dtype != np.float16 else np.dtype(np.float32)
+    profile = {"driver": "GTiff", "height": h, "width": w, "count": c, "dtype": dtype.name, "compress": "deflate"}
+    if meta.get("crs_wkt"):
+        profile["crs"] = rasterio.crs.CRS.from_user_input(meta["crs_wkt"])
+    if meta.get("transform"):
+        profile["transform"] = Affine(*meta["transform"][:6])
+    elif meta.get("map_info"):  # an ENVI input: its map info as the GeoTIFF's transform and CRS
+        georef = envi.map_info_transform(meta["map_info"])
+        if georef is not None:
+            profile["transform"] = Affine(*georef)
+            if "crs" not in profile and meta.get("coordinate_system_string"):
+                with contextlib.suppress(rasterio.errors.CRSError):
+                    profile["crs"] = rasterio.crs.CRS.from_wkt(meta["coordinate_system_string"])
+    if meta.get("nodata") is not None:
+        nd = meta["nodata"]
+        profile["nodata"] = float(nd) if not isinstance(nd, str) else float("nan")
+    if h >= 16 and w >= 16:
+        profile.update(tiled=True, blockxsize=max(16, min(256, w // 16 * 16)), blockysize=max(16, min(256, h // 16 * 16)))
+    per_band = dict(meta.get("bands", {}))
+    if "wavelength" not in per_band and wl is not None:
+        per_band["wavelength"] = [float(v) for v in wl]
+        meta = {**meta, "wavelength_units": meta.get("wavelength_units", "Nanometers")}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        _fill_tiff(rasterio.open(tmp, "w", **profile), data, dtype, meta, per_band, c)
+
+
+def _fill_tiff(ds: object, data: np.ndarray, dtype: np.dtype, meta: dict, per_band: dict, c: int) -> None:
+    with ds:
+        ds.write(np.ascontiguousarray(data.transpose(2, 0, 1), dtype=dtype))
+        tags = dict(meta.get("tags", {}).get("dataset", {}))
+        if meta.get("wavelength_units"):
+            tags["wavelength_units"] = meta["wavelength_units"]
+        if tags:
+            ds.update_tags(**tags)
+        band_extra = meta.get("tags", {}).get("bands") or [{}] * c
+        for i in range(c):
+            bt = dict(band_extra[i]) if i < len(band_extra) else {}
+            for key in ("wavelength", "fwhm"):
+                if key in per_band:
+                    bt[key] = repr(float(per_band[key][i]))
+            if bt:
+                ds.update_tags(i + 1, **bt)
+            if "band_names" in per_band and per_band["band_names"][i]:
+                ds.set_band_description(i + 1, str(per_band["band_names"][i]))
+        if isinstance(meta.get("data_units"), str):
+            for i in range(c):
+                ds.set_band_unit(i + 1, meta["data_units"])
+        if "gain" in per_band and "offset" in per_band:
+            ds.scales = tuple(float(v) for v in per_band["gain"])
+            ds.offsets = tuple(float(v) for v in per_band["offset"])
+
+
+def _write_netcdf(tmp: Path, data: np.ndarray, wl: np.ndarray | None, meta: dict | None, key: str) -> None:
+    """NetCDF4 (h5netcdf): the cube as (band, y, x), a `wavelength` coordinate on the band
+    dimension, fwhm and the variable's attributes (nodata as _FillValue)."""
+    try:
+        import h5netcdf
+    except ImportError:
+        raise InputError("writing NetCDF needs h5netcdf: pip install 'hinerc[formats]'") from None
+    meta = meta or {}
+    h, w, c = data.shape
+    key = key.strip("/") or "cube"
+    with h5netcdf.File(tmp, "w") as nc:
+        nc.dimensions = {"band": c, "y": h, "x": w}
+        fill = meta.get("nodata")
+        kwargs = {}
+        if fill is not None:
+            kwargs["fillvalue"] = np.array(float(fill) if not isinstance(fill, str) else np.nan).astype(data.dtype)
+        var = nc.create_variable(key, ("band", "y", "x"), dtype=data.dtype, **kwargs)
+        var[...] = data.transpose(2, 0, 1)
+        per_band = meta.get("bands", {})
+        nm = per_band.get("wavelength", wl)
+        if nm is not None:
+            wv = nc.create_variable("wavelength", ("band",), dtype="f8")
+            wv[...] = np.asarray(nm, dtype=np.float64)
+            wv.attrs["units"] = meta.get("wavelength_units", "nm") if "wavelength" in per_band else "nm"
+        if "fwhm" in per_band:
+            fv = nc.create_variable("fwhm", ("band",), dtype="f8")
+            fv[...] = np.asarray(per_band["fwhm"], dtype=np.float64)
+        if isinstance(meta.get("data_units"), str):
+            var.attrs["units"] = meta["data_units"]
+        for k, name in (("scale", "scale_factor"), ("offset", "add_offset")):
+            if isinstance(meta.get(k), (int, float)):
+                var.attrs[name] = float(meta[k])
+        for name, value in meta.get("attributes", {}).items():  # a NetCDF input's attributes, verbatim
+            if name not in ("_FillValue", "missing_value", "units", "scale_factor", "add_offset") \
+                    and not name.startswith("_") and isinstance(value, (str, int, float, list)):
+                with contextlib.suppress(TypeError, ValueError):
+                    var.attrs[name] = value
+        if meta.get("crs_wkt"):
+            var.attrs["crs_wkt"] = meta["crs_wkt"]
+        if meta.get("map_info"):
+            var.attrs["envi_map_info"] = meta["map_info"]

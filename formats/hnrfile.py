@@ -173,6 +173,11 @@ def _unzstd(frame: bytes, what: str, size: Optional[int] = None) -> bytes:
     return raw
 
 
+def unzstd(frame: bytes, what: str, size: Optional[int] = None) -> bytes:
+    """Public name of _unzstd (formats/metadata.py reads the mask chunk with it)."""
+    return _unzstd(frame, what, size)
+
+
 def zjson(obj: dict) -> bytes:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return zstd_frame(text.encode("utf-8"))

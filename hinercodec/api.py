@@ -18,11 +18,12 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from . import __version__, registry, tiling
+from . import nodata as nodata_pixels
 from .codecs.base import Budget
 from .cube import check_cube, check_size, normalise, positions_of
 from .decoder import Decoder, Window
 from .errors import InputError, RequestError, UsageError
-from .formats import cubeio, tiled
+from .formats import cubeio, metadata as sensor, tiled
 from .formats.hnrfile import HnrFile, dtype_code
 from .jobs import run_encoder
 from .metrics import bpppb, distortion
@@ -68,28 +69,49 @@ def _tiles_needed(opts: EncodeOptions, shape: tuple[int, ...]) -> bool:
 
 
 def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: Optional[EncodeOptions] = None,
-           progress: Optional[ProgressFn] = None, map_fn: MapFn = map, **keywords) -> EncodeResult:
+           progress: Optional[ProgressFn] = None, map_fn: MapFn = map, *, metadata: Optional[dict] = None,
+           nodata: Optional[float] = None, **keywords) -> EncodeResult:
     """Code `cube` (H x W x C, any integer or float dtype) into .hnr bytes.
 
     Options as an EncodeOptions, or as keywords (`bpppb=0.1, model="hiner", effort=1`, ...), or
     both (keywords win). A cube over the tile size is split into tiles coded one by one through
     `map_fn` (the builtin map by default; a process pool's or a Dask client's map runs them in
     parallel).
+
+    `metadata` (formats/metadata.py keys: fwhm, map info, CRS, ...) is stored in the file's `smta`
+    chunk. Nodata: pixels whose bands all hold `nodata` (else metadata["nodata"]; NaN pixels of a
+    float cube always) are filled with a smooth continuation of the valid pixels before coding (so
+    they cost little and stay out of the band ranges; see _filled), their mask is stored losslessly
+    (`mask` chunk), and they decode as exactly the nodata value; PSNR_band counts valid pixels only.
+    The rate target counts these chunks: the codec gets the budget less their size.
     """
     opts = _options(options, keywords)
-    cube = check_cube(cube)
+    original = np.asarray(cube)
+    meta, valid = nodata_pixels.plan(original, metadata, nodata)
+    extra = nodata_pixels.extra_chunks(meta, valid)
+    filled = original if valid is None else nodata_pixels.filled(original, valid)
+    cube = check_cube(filled)
     if _tiles_needed(opts, cube.shape):
+        if valid is not None:
+            raise InputError(nodata_pixels.TILED_NODATA)
         def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
             return cube[y0:y1, x0:x1]
         return _encode_tiled(tuple(cube.shape), cube.dtype, wavelengths, read,
-                             lambda r: tiling.ArrayWindow(cube[r[0]:r[1], r[2]:r[3]]), opts, progress, map_fn)
+                             lambda r: tiling.ArrayWindow(cube[r[0]:r[1], r[2]:r[3]]), opts, progress, map_fn,
+                             extra)
     start = time.perf_counter()
     shape = tuple(int(s) for s in cube.shape)
     positions_of(wavelengths, shape[2])  # InputError before any work
     target, offset, scale = normalise(cube)
-    data, stats = run_encoder(target, cube.dtype, offset, scale, wavelengths, Budget.from_bpppb(opts.bpppb, shape),
-                              opts, progress, cube=cube)
-    dist = distortion(cube, Decoder(data, opts.device).bands())
+    run_opts = nodata_pixels.less_extra(opts, extra, shape)
+    data, stats = run_encoder(target, cube.dtype, offset, scale, wavelengths, Budget.from_bpppb(run_opts.bpppb, shape),
+                              run_opts, progress, cube=cube)
+    data = sensor.add_chunks(data, extra)
+    decoded = Decoder(data, opts.device).bands()
+    if valid is not None:
+        stats = {**stats, "nodata_pixels": int(valid.size - np.count_nonzero(valid))}
+        original, decoded = original[valid][:, None, :], decoded[valid][:, None, :]
+    dist = distortion(original, decoded)
     return EncodeResult(data=data, bpppb=bpppb(len(data), shape), psnr_band=dist.psnr_band,
                         seconds=time.perf_counter() - start, device=_device_name(opts),
                         stats={**stats, "psnr_global": dist.psnr_global, "sam_deg": dist.sam_deg})
@@ -105,28 +127,51 @@ def _device_name(opts: EncodeOptions) -> str:
 
 
 def encode_reader(reader: "cubeio.CubeReader", options: Optional[EncodeOptions] = None,
-                  progress: Optional[ProgressFn] = None, map_fn: MapFn = map, **keywords) -> EncodeResult:
+                  progress: Optional[ProgressFn] = None, map_fn: MapFn = map, *, nodata: Optional[float] = None,
+                  **keywords) -> EncodeResult:
     """Encode the cube of an open file (cubeio.open_cube): a large one tile by tile, each tile read
-    from the file on its own (a task in another process reads it there), never the whole cube."""
+    from the file on its own (a task in another process reads it there), never the whole cube.
+    The file's sensor metadata (reader.metadata) goes into the .hnr; nodata as in `encode`."""
     opts = _options(options, keywords)
     if not _tiles_needed(opts, reader.shape):
-        return encode(reader.read(0, reader.shape[0], 0, reader.shape[1]), reader.wavelengths, opts, progress)
+        extra = {k: v for k, v in (("metadata", reader.metadata), ("nodata", nodata)) if v is not None}
+        return encode(reader.read(0, reader.shape[0], 0, reader.shape[1]), reader.wavelengths, opts, progress,
+                      **extra)
     check_size(reader.shape)
     dtype_code(reader.dtype)
+    value = nodata if nodata is not None else sensor.nodata_value(reader.metadata)
+    meta = dict(reader.metadata or {})
+    if value is not None:
+        meta["nodata"] = float(value)
     if reader.source == "-":  # stdin is in memory already: hand out array windows
         def window_of(r: tuple) -> Callable[[], np.ndarray]:
             return tiling.ArrayWindow(reader.read(*r))
+    elif reader.layout not in (None, "hwc"):
+        def window_of(r: tuple) -> Callable[[], np.ndarray]:
+            return tiling.OrientedFileWindow(reader.source, reader.key, reader.layout, tuple(r))
     else:  # a task reads its own tile from the file, wherever it runs
         def window_of(r: tuple) -> Callable[[], np.ndarray]:
             return tiling.FileWindow(reader.source, reader.key, tuple(r))
-    return _encode_tiled(reader.shape, reader.dtype, reader.wavelengths, reader.read, window_of, opts, progress,
-                         map_fn)
+
+    def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """A window, refused when it has nodata pixels (the survey reads every pixel before any coding)."""
+        block = reader.read(y0, y1, x0, x1)
+        if block.dtype.kind == "f" and np.isnan(block).any():
+            raise InputError(nodata_pixels.TILED_NODATA)
+        if value is not None and value == value and (block == value).all(axis=2).any():
+            raise InputError(nodata_pixels.TILED_NODATA)
+        return block
+
+    return _encode_tiled(reader.shape, reader.dtype, reader.wavelengths, read, window_of, opts, progress,
+                         map_fn, nodata_pixels.extra_chunks(meta or None, None))
 
 
 def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarray],
                   read: Callable[[int, int, int, int], np.ndarray], window_of: Callable, opts: EncodeOptions,
-                  progress: Optional[ProgressFn], map_fn: MapFn) -> EncodeResult:
+                  progress: Optional[ProgressFn], map_fn: MapFn, extra: Optional[list] = None) -> EncodeResult:
     start = time.perf_counter()
+    extra = extra or []
+    opts = nodata_pixels.less_extra(opts, extra, shape)
     if wavelengths is not None:
         positions_of(wavelengths, shape[2])
     if progress is not None:
@@ -151,7 +196,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
             for task in tasks:
                 task.progress = progress
         results = list(map_fn(tiling.fit_tile, tasks))
-    data = tiling.assemble(head, results)
+    data = sensor.add_chunks(tiling.assemble(head, results), extra)
     if progress is not None:
         progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))
     dist = tiling.measure(data, read, survey, opts.device)
@@ -206,6 +251,11 @@ def info(data: bytes) -> dict:
     if not isinstance(parsed, HnrFile):
         out["tiles"] = {"grid": list(f.grid.shape), "row_edges": list(f.grid.y_edges),
                         "column_edges": list(f.grid.x_edges)}
+    meta, valid = sensor.read_extra(bytes(data), f.height, f.width)
+    if meta is not None:
+        out["metadata"] = meta
+    if valid is not None:
+        out["nodata"] = {"value": sensor.nodata_value(meta), "pixels": int(valid.size - np.count_nonzero(valid))}
     return out
 
 
@@ -226,5 +276,10 @@ def evaluate(original: np.ndarray, data: bytes, device: str = "auto") -> dict:
         raise InputError(f"original is {tuple(original.shape)} but the file holds {dec.shape}")
     decoded = dec.bands()
     out = {"bpppb": bpppb(len(data), dec.shape), "bytes": len(data)}
+    if dec.valid is not None:  # PROTOCOL.md: metrics over the valid pixels, nodata checked apart
+        invalid = ~dec.valid
+        out["nodata_pixels"] = int(np.count_nonzero(invalid))
+        out["nodata_exact"] = bool(np.array_equal(decoded[invalid], original[invalid], equal_nan=True))
+        original, decoded = original[dec.valid][:, None, :], decoded[dec.valid][:, None, :]
     out.update(distortion(original, decoded).as_dict())
     return out

@@ -138,7 +138,7 @@ def _existing(path: str) -> Optional[dict]:
 
 
 def encode_task(task: Task, options: "EncodeOptions", key: Optional[str] = None, wavelengths: Wavelengths = None,
-                force: bool = False) -> dict:
+                force: bool = False, layout: Optional[str] = None, nodata: Optional[float] = None) -> dict:
     """Encode one scene and return its manifest record; never raises for a scene's own failure.
 
     Runs wherever it is scheduled. An existing valid output is kept ("skipped") unless `force`; one
@@ -163,7 +163,8 @@ def encode_task(task: Task, options: "EncodeOptions", key: Optional[str] = None,
                 device = "cpu"
             damaged = not force and os.path.lexists(task.output)
             summary, _ = encode_file(task.input, task.output, replace(options, device=device), key=key,
-                                     wavelengths=wavelengths, force=force or damaged, map_fn=dask_map)
+                                     wavelengths=wavelengths, force=force or damaged, map_fn=dask_map,
+                                     layout=layout, nodata=nodata)
             record.update({k: summary[k] for k in ("shape", "bytes", "bpppb", "psnr_band", "seconds", "device")})
             if damaged:
                 record["note"] = "replaced a damaged output"
@@ -381,7 +382,7 @@ def _remove_temporaries(tasks: Sequence[Task]) -> None:
 def run(tasks: Sequence[Task], options: "EncodeOptions", *, key: Optional[str] = None,
         wavelengths: Wavelengths = None, force: bool = False, workers: Optional[int] = None,
         scheduler: Optional[str] = None, manifest: Optional[str] = None,
-        progress: Optional[ProgressFn] = None) -> Summary:
+        progress: Optional[ProgressFn] = None, layout: Optional[str] = None, nodata: Optional[float] = None) -> Summary:
     """Encode every task; a scene's failure is a "failed" record, never an exception.
 
     Where it runs: `scheduler` (an address such as tcp://host:8786) uses that Dask cluster;
@@ -414,6 +415,8 @@ def run(tasks: Sequence[Task], options: "EncodeOptions", *, key: Optional[str] =
             progress(record, len(records), len(tasks))
 
     call = {"options": options, "key": key, "wavelengths": wavelengths, "force": force}
+    if layout is not None or nodata is not None:  # (kept out otherwise: the same calls as before)
+        call.update(layout=layout, nodata=nodata)
     serial = True
     try:
         pending = []

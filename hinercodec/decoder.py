@@ -14,7 +14,7 @@ from . import registry
 from .codecs.base import payload_of
 from .cube import band_lerp, restore
 from .errors import CorruptFileError, RequestError
-from .formats import tiled
+from .formats import metadata as sensor, tiled
 from .formats.hnrfile import HnrFile
 
 Window = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows y0..y1-1, columns x0..x1-1
@@ -71,6 +71,9 @@ class Decoder:
             else:
                 self.file, self._tile = opened.head, opened.tile
         f = self.file
+        # Sensor metadata (`smta`) and the valid-pixel mask (`mask`): ancillary, None when absent.
+        self.metadata, self.valid = sensor.read_extra(data, f.height, f.width)
+        self.nodata = sensor.nodata_value(self.metadata)
         self.grid = f.grid if self._tile is not None else tiled.TileGrid((0, f.height), (0, f.width))
         if self._tile is None:
             self._models[0] = open_model(f.model_config, f.tensors, f.height, f.width, f.band_positions(),
@@ -117,7 +120,7 @@ class Decoder:
     def _render(self, t: np.ndarray, offset: np.ndarray, scale: np.ndarray, window: Optional[Window]) -> np.ndarray:
         y0, y1, x0, x1 = self._window(window)
         if self._tile is None and hasattr(self._models[0], "render_units"):  # values in the cube's units
-            return self._models[0].render_units(t, (y0, y1, x0, x1))
+            return self._nodata(self._models[0].render_units(t, (y0, y1, x0, x1)), (y0, y1, x0, x1))
         out = np.empty((y1 - y0, x1 - x0, len(t)), dtype=self.file.dtype)
         edges = self.grid.y_edges
         # A row of tiles at a time: the float temporaries stay the size of one strip, not the image
@@ -126,6 +129,19 @@ class Decoder:
             s0, s1 = max(y0, edges[r]), min(y1, edges[r + 1])
             if s0 < s1:
                 out[s0 - y0:s1 - y0] = restore(self._blend(t, (s0, s1, x0, x1)), offset, scale, self.file.dtype)
+        return self._nodata(out, (y0, y1, x0, x1))
+
+    def _nodata(self, out: np.ndarray, window: Window) -> np.ndarray:
+        """Nodata pixels (the file's mask) set to exactly the nodata value."""
+        if self.valid is None:
+            return out
+        y0, y1, x0, x1 = window
+        invalid = ~self.valid[y0:y1, x0:x1]
+        if invalid.any():
+            if not out.flags.writeable:
+                out = out.copy()
+            value = self.nodata if self.nodata is not None else 0.0
+            out[invalid] = np.asarray(value).astype(out.dtype) if out.dtype.kind == "f" or value == value else 0
         return out
 
     def _blend(self, t: np.ndarray, window: Window) -> np.ndarray:

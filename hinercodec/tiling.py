@@ -49,6 +49,20 @@ class FileWindow:
 
 
 @dataclass(frozen=True)
+class OrientedFileWindow:
+    """A window of a cube file stored in another axis order (--layout), read when called (picklable)."""
+
+    path: str
+    key: Optional[str]
+    layout: str
+    rect: tuple
+
+    def __call__(self) -> np.ndarray:
+        with cubeio.open_cube(self.path, key=self.key, layout=self.layout) as reader:
+            return reader.read(*self.rect)
+
+
+@dataclass(frozen=True)
 class ArrayWindow:
     """A window of a cube already in memory."""
 

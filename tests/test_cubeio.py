@@ -301,7 +301,7 @@ def test_write_mat73_branch(data: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_write_refusals(houston: np.ndarray, tmp_path: Path) -> None:
-    assert ".npz" in one_line_error(InputError, write_cube, tmp_path / "x.tif", houston)
+    assert ".npz" in one_line_error(InputError, write_cube, tmp_path / "x.png", houston)  # .tif is GeoTIFF since 0.6
     assert "2-D" in one_line_error(InputError, write_cube, tmp_path / "x.npy", houston[:, :, 0])
     assert "48 bands" in one_line_error(InputError, write_cube, tmp_path / "x.h5", houston, [1.0, 2.0])
     assert "MATLAB" in one_line_error(InputError, write_cube, tmp_path / "x.mat", houston, key="2bad")

@@ -309,9 +309,9 @@ def band_range(cube):
     return f.max(0) - f.min(0)
 
 
-PINNED = {
-    0: "cd7c883c3daffc128a6db4e34dde58576cf951710f83b7245d84d9cae2f34ff5",
-    4: "93c2ef95300a33efc593ebd5fc9a169ec08f1ffebafcc804ea1eb5909f8a60ee",
+PINNED = {  # core stream version 3 (second NLMS stage, level contexts, wider activity)
+    0: "bf6536477b8ffd9af46ce394a659bae47cdcb05213dfe7721b2227cd4fc1af00",
+    4: "8aba2d3cdb8ee16b18108c69db9f1c42123d9af710d49c49d974b529b9e81595",
 }
 
 
@@ -348,3 +348,78 @@ def test_cave_scenes_bound(name):
     for e in (0, 1, 4, 16):
         _, out = roundtrip(cube, e)
         assert_within(cube, out, e)
+
+
+# ---------------------------------------------------------------- the spec (formats/HNR.md, "Model `lossless`")
+
+def _educational():
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    import lossless_educational
+    return lossless_educational
+
+
+def _spec_cases():
+    rng = np.random.default_rng(11)
+    u16 = smooth_cube(9, 11, 6, "uint16", rng)
+    f32 = (smooth_cube(7, 9, 5, "uint16", rng).astype(np.float32) / np.float32(7.3))
+    k255 = (smooth_cube(6, 7, 4, "uint16", rng) % 256).astype(np.float32) / np.float32(255)
+    return [(u16, 0), (u16, 3), (u16, np.arange(6) % 3), (rng.integers(-2 ** 31, 2 ** 31 - 1, (5, 6, 3)).astype(np.int32), 0),
+            (rng.integers(0, 255, (4, 5, 3)).astype(np.uint8), 1), (f32, 0), (f32, 0.01),
+            (f32.astype(np.float64) * 1e5, 0), (f32.astype(np.float64) * 1e5, 0.5), (k255, 0), (k255, 0.02)]
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_educational_decoder_matches_library(case):
+    """A decoder written from HNR.md alone gives the library's cube bit for bit, every payload mode."""
+    cube, e = _spec_cases()[case]
+    payload = encode(cube, e)
+    got = _educational().decode_payload(payload, cube.shape, cube.dtype)
+    assert np.array_equal(bits(got), bits(decode(payload, cube.shape, cube.dtype)))
+
+
+def test_spec_worked_example():
+    """HNR.md's lossless dump is the library's file (but for `meta`), and both decoders read it."""
+    import re
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    if not os.path.exists(os.path.join(DATA, "houston2018_crop.mat")):
+        pytest.skip("the shared real scenes are not on this machine")
+    import educational_decoder as ed
+    import make_lossless_example as mk
+    spec = open(os.path.join(os.path.dirname(__file__), "..", "formats", "HNR.md")).read()
+    section = spec.split("#### Worked example: a lossless file", 1)[1]
+    block = section.split("```", 2)[1]
+    dumped = bytes.fromhex("".join(re.match(r"^[0-9a-f]{4}: ((?:[0-9a-f]{2} ?)+)", line).group(1).replace(" ", "")
+                                   for line in block.strip().splitlines()))
+    data = mk.example_file()
+    strip = lambda d: [c for c in ed.read_chunks(d) if c[0] != "meta"]  # noqa: E731
+    assert strip(dumped) == strip(data)
+    assert np.array_equal(_educational().decode_file(dumped), mk.example_cube())
+    trace = section.split("```", 4)[3].strip().splitlines()
+    assert trace == mk.trace_lines(data)
+
+
+# ---------------------------------------------------------------- benchmark adapters (benchmarks/codecs/bounded.py)
+
+@pytest.mark.parametrize("name", ["hinerc", "jpeg-ls", "jpeg-xl", "jpeg2000-rev", "zstd-delta", "lerc", "sz3"])
+@pytest.mark.parametrize("dtype,e", [("uint16", 0), ("uint16", 4), ("float32", 0), ("float32", 1e-3)])
+def test_benchmark_adapters_hold_their_bound(name, dtype, e):
+    """Every adapter of benchmarks/lossless.py writes a file that decodes within the bound (or says why not)."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from benchmarks.codecs import bounded
+    rng = np.random.default_rng(5)
+    cube = smooth_cube(24, 20, 5, "uint16", rng)
+    if dtype == "float32":
+        cube = (cube.astype(np.float32) / np.float32(65535))
+    bounds = np.full(5, e, np.int64 if dtype == "uint16" else np.float64)
+    codec = bounded.make(name)
+    if codec.unsupported(cube, bounds):
+        pytest.skip(codec.unsupported(cube, bounds))
+    out = codec.decode(codec.encode(cube, bounds))
+    assert out.shape == cube.shape and out.dtype == cube.dtype
+    if e == 0:
+        assert np.array_equal(bits(out), bits(cube))
+    else:
+        assert np.abs(out.astype(np.float64) - cube.astype(np.float64)).max() <= e

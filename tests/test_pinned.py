@@ -22,11 +22,12 @@ PINS = [  # scene, crop side (None: whole), options, bytes, sha256
     ("samson.mat", 48, dict(bpppb=0.2, effort=2), 8935, "83c783a6bde17aa3d9be0a48fe7a5b35b059acc4084ff0b6f8a7a9fba6754f69"),
     ("pavia_centre_crop_v73.mat", 40, dict(bpppb=0.5, effort=1), 10200,
      "4306bcc3baa21737dca6d2fe39fba9797d139d3fa29feb187033a1dc5bfa6b9a"),
-    ("houston2018_crop.mat", None, dict(lossless=True), 650543,
-     "4ad0050dbfe0aa4d2c9c95094ac9031bc09eff3fbccd3ff3c391eea4a931ca6f"),
-    ("houston2018_crop.mat", None, dict(max_error=4), 344035,
-     "6b1abb4c78e8ad4c41dff4020d397e64e6ab61fe45762a0433f6872c37953f1a"),
-    ("samson.mat", None, dict(lossless=True), 452390, "b7448a489b1b45ababe3bb9434f2ec35348946322a9f5d50d408139dfc69cb70"),
+    # lossless core stream version 3 (second NLMS stage, level contexts, wider activity): re-pinned, -0.8 %
+    ("houston2018_crop.mat", None, dict(lossless=True), 645623,
+     "72387477d3e8fc9e5b99de8252b27aa86a536367de8bc73dae7ec7309b24597a"),
+    ("houston2018_crop.mat", None, dict(max_error=4), 339699,
+     "25c558218a82a3bd16c361e83ecc4dbaabdc78d8e227750e65f795be14f8b002"),
+    ("samson.mat", None, dict(lossless=True), 448942, "89b153ced086d3bb37d040aded25f1ef55e4da15f011833c4dd559a26a9b0d1e"),
     pytest.param("houston2018_crop.mat", None, dict(bpppb=0.2, effort=3), 19579,
                  "db1a0d630cffb42b8123a77914aacd988fffa3463ced26f2c82170ffa93d2444", marks=pytest.mark.slow),
 ]

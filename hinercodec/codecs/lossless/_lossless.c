@@ -8,11 +8,12 @@
  *
  * Two stages run as a pipeline, one band apart, in two threads (GIL released):
  *   prediction: X -> residuals e = x - prediction (encoder), or residuals -> X (decoder);
- *   entropy:    residuals <-> bits; its contexts depend on residuals only, never on the prediction,
- *               so the decoder's entropy stage can run ahead of its prediction stage.
+ *   entropy:    residuals <-> bits; its contexts depend on residuals and on the samples two bands back
+ *               only, never on the prediction, so the decoder's entropy stage can run ahead of its
+ *               prediction stage (by one band: see NRING).
  * The stages exchange residual planes through a ring of NRING band planes.
  *
- * Stream: u8 version, u8 P (previous bands in the predictor), u8 mu (NLMS step mu / 256), u8 0 (reserved),
+ * Stream (version 3): u8 version, u8 P (previous bands in the predictor), u8 mu (NLMS step mu / 256), u8 0 (reserved),
  * range-coded data.
  * Only the stable C API and the buffer protocol are used.
  */
@@ -24,14 +25,17 @@
 #include <string.h>
 #include <pthread.h>
 
-#define VERSION 2
+#define VERSION 3       /* 3 (hinerc 0.5): second NLMS stage, level contexts, wider activity; 2: without */
 #define MAXP 15         /* previous bands used by the predictor */
+#define NC2 6           /* inputs of the second NLMS stage: stage-1 errors around the sample */
+#define MU2 2           /* its step, MU2 / 256 */
 #define NSP 3           /* spatial features: directional differences N, W, NW of the current band */
 #define NPD 3           /* directional differences of the previous band */
 #define MAXF (NSP + NPD + MAXP)
 #define WQ 15           /* weight fraction bits */
 #define GQ 20           /* NLMS gain fraction bits */
 #define NCTX 72         /* activity contexts */
+#define NLV 4           /* level classes: the sample two bands back, in the top NLV octaves of its range */
 #define KTREE 64        /* bit lengths 0..63 */
 #define KUP 40
 #define KUN 80
@@ -39,7 +43,9 @@
 #define RATE_A 6        /* two adaptation rates per probability, averaged */
 #define RATE_B 9
 #define TBITS 18        /* the predictor works on samples reduced to TBITS bits */
-#define NRING 4         /* residual planes in flight between the stages (>= 4: the entropy stage reads 3) */
+#define NRING 4         /* residual planes in flight between the stages (>= 4: the entropy stage reads 3); with
+                           4 the decoder's entropy stage of band z runs after the prediction of band z - 2,
+                           whose samples give the level classes */
 
 /* ------------------------------------------------------------------ range coder */
 
@@ -191,9 +197,9 @@ static inline uint32_t dec_direct(Dec *d, int n) {
 /* ------------------------------------------------------------------ models */
 
 typedef struct {
-    Prob pk[NCTX][KUN];     /* bit length k of |e| per activity context: [0] k >= kb, [1 + i] k > kb + i,
+    Prob pk[NCTX * NLV][KUN];  /* bit length k of |e| per level class and activity context: [0] k >= kb, [1 + i] k > kb + i,
                                [KUP + 1 + i] k < kb - 1 - i (kb: the typical k of the context) */
-    Prob pm1[NCTX][KTREE];  /* first bit under the leading one, per context and bit length */
+    Prob pm1[NCTX * NLV][KTREE];  /* first bit under the leading one, per level class, context and bit length */
     Prob pm2[KTREE][2];     /* second bit, per bit length and first bit */
     Prob psg[243];          /* sign, per signs of the residuals W, N (this band), same place and east (previous
                                band), same place (band before) */
@@ -201,7 +207,7 @@ typedef struct {
 
 static void emodel_init(EModel *m) {
     const Prob h = {32768, 32768};
-    for (int c = 0; c < NCTX; c++) {
+    for (int c = 0; c < NCTX * NLV; c++) {
         for (int k = 0; k < KTREE; k++) m->pm1[c][k] = h;
         for (int k = 0; k < KUN; k++) m->pk[c][k] = h;
     }
@@ -215,7 +221,7 @@ static inline uint64_t uabs64(int64_t v) { return v < 0 ? (uint64_t)0 - (uint64_
 
 /* The coding context of a sample from the residuals around it: this band (causal: W, N, NW, NE), the previous
  * band (same place and its four neighbours) and the band before (same place).  ctx: activity class; sidx: sign
- * context.  Depends on residuals only, so the decoder's entropy stage can run ahead of its prediction stage. */
+ * context.  Depends on residuals only (the entropy stage adds the level class from the samples two bands back). */
 static inline __attribute__((always_inline)) void context_at(const int64_t *er, const int64_t *eu,
                                                              const int64_t *pr, const int64_t *p2r, int x, int y,
                                                              int W, int H, int *ctx_out, int *sidx_out) {
@@ -244,7 +250,11 @@ static inline __attribute__((always_inline)) void context_at(const int64_t *er, 
         aQ = 4 * aW;
     }
     const uint64_t aP2 = p2r ? uabs64(p2r[x]) : aP;
-    const uint64_t act = 2 * (aW + aN) + aNW + aNE + 3 * aP + aQ + 2 * aP2;
+    /* and three more of this band, further out */
+    const uint64_t aWW = x > 1 ? uabs64(er[x - 2]) : aW;
+    const uint64_t aNN = (eu && y > 1) ? uabs64(eu[x - W]) : aN;
+    const uint64_t aNE2 = (eu && x < W - 2) ? uabs64(eu[x + 2]) : aNE;
+    const uint64_t act = 2 * (aW + aN) + aNW + aNE + 3 * aP + aQ + 2 * aP2 + (2 * (aWW + aNN + aNE2)) / 3;
     const int sW = x > 0 ? (er[x - 1] > 0) - (er[x - 1] < 0) : 0;
     const int sP = pr ? (pr[x] > 0) - (pr[x] < 0) : 0;
     const int sN = eu ? (eu[x] > 0) - (eu[x] < 0) : 0;
@@ -305,7 +315,9 @@ static void fail(Job *J) {
 
 typedef struct {
     int64_t w[MAXF];
+    int64_t w2[NC2];          /* second stage */
     int32_t *dc;              /* (P + 1) planes of central local differences, a ring over bands */
+    int64_t *r1;              /* 2 planes of stage-1 errors (this band, the previous one) */
 } PState;
 
 static int pred_init(Job *J, PState *S) {
@@ -316,8 +328,10 @@ static int pred_init(Job *J, PState *S) {
         S->w[NSP + NPD + j] = w;
         w >>= 3;
     }
+    memset(S->w2, 0, sizeof(S->w2));
     S->dc = (int32_t *)malloc(sizeof(int32_t) * (size_t)(J->P + 1) * plane);
-    return S->dc != NULL;
+    S->r1 = (int64_t *)calloc(2 * plane, sizeof(int64_t));
+    return S->dc != NULL && S->r1 != NULL;
 }
 
 /* one band of the prediction stage; returns 0 on a damaged stream (decoder) */
@@ -343,8 +357,10 @@ static int pred_band(Job *J, PState *S, int z) {
     int32_t *Dz = S->dc + (size_t)(z % (P + 1)) * plane;
     const int32_t *Dp[MAXP];
     for (int j = 1; j <= P; j++) Dp[j - 1] = z - j >= 0 ? S->dc + (size_t)((z - j) % (P + 1)) * plane : NULL;
-    int64_t u[MAXF];
-    int64_t *w = S->w;
+    int64_t u[MAXF], v2[NC2];
+    int64_t *w = S->w, *w2 = S->w2;
+    int64_t *R = S->r1 + (size_t)(z & 1) * plane;
+    const int64_t *Rp = z > 0 ? S->r1 + (size_t)((z - 1) & 1) * plane : NULL;
 
     for (int y = 0; y < H; y++) {
         int64_t *row = Xz + (size_t)y * W;
@@ -393,7 +409,20 @@ static int pred_band(Job *J, PState *S, int z) {
             int64_t p4 = (sigma << WQ) + acc;
             if (p4 < 0) p4 = 0;
             if (p4 > p4max) p4 = p4max;
-            int64_t pv = vmn + ((((p4 >> 2) << sh) + half) >> WQ);
+            /* second stage: NLMS on the first stage's errors around the sample (W, N, NW, NE of this band;
+               same place and east in the previous band) corrects p4 */
+            v2[0] = x > 0 ? R[i - 1] : 0;
+            v2[1] = y > 0 ? R[i - W] : 0;
+            v2[2] = (x > 0 && y > 0) ? R[i - W - 1] : 0;
+            v2[3] = (y > 0 && x < W - 1) ? R[i - W + 1] : 0;
+            v2[4] = Rp ? Rp[i] : 0;
+            v2[5] = (Rp && x < W - 1) ? Rp[i + 1] : 0;
+            int64_t acc2 = 0;
+            for (int f = 0; f < NC2; f++) acc2 += w2[f] * v2[f];
+            int64_t p4c = p4 + acc2;
+            if (p4c < 0) p4c = 0;
+            if (p4c > p4max) p4c = p4max;
+            int64_t pv = vmn + ((((p4c >> 2) << sh) + half) >> WQ);
             if (pv > vmx) pv = vmx;
 
             int64_t v;
@@ -417,6 +446,17 @@ static int pred_band(Job *J, PState *S, int z) {
             const int64_t t = (v - vmn) >> sh;
             Dz[i] = (int32_t)(4 * t - sigma);
             const int64_t err = ((4 * t) << WQ) - p4;
+            R[i] = err >> WQ;
+            {
+                const int64_t err2 = ((4 * t) << WQ) - p4c;
+                int64_t n2 = 1;
+                for (int f = 0; f < NC2; f++) n2 += v2[f] * v2[f];
+                const int64_t g2 = (err2 * ((int64_t)1 << GQ)) / n2;
+                for (int f = 0; f < NC2; f++) {
+                    int64_t nw = w2[f] + ((g2 * v2[f] * MU2) >> (GQ + 8));
+                    w2[f] = nw > wl ? wl : (nw < -wl ? -wl : nw);
+                }
+            }
             int64_t norm = 1;
             for (int f = 0; f < nf; f++) norm += u[f] * u[f];
             const int64_t g = (err * ((int64_t)1 << GQ)) / norm;
@@ -441,6 +481,10 @@ static int ent_band(Job *J, EModel *M, int z) {
     const int64_t *Ep2 = z > 1 ? J->ring + (size_t)((z - 2) % NRING) * plane : NULL;
     Enc *E = &J->enc;
     Dec *D = &J->dec;
+    /* level classes: the sample two bands back (decoded before this band's residuals, see NRING) */
+    const int64_t *X2 = z >= 2 ? J->X + (size_t)(z - 2) * plane : NULL;
+    const int64_t m2 = z >= 2 ? J->vmin[z - 2] : 0;
+    const int lsh = z >= 2 ? bitlen64((uint64_t)(J->vmax[z - 2] - J->vmin[z - 2])) - NLV : 0;
 
     for (int y = 0; y < H; y++) {
         int64_t *er = Ez + (size_t)y * W;
@@ -460,6 +504,10 @@ static int ent_band(Job *J, EModel *M, int z) {
                 context_at(er, eu, pr, p2r, x, y, W, H, &ctx, &sidx);
             }
             Prob *psg = &M->psg[sidx];
+            int lv = X2 ? bitlen64((uint64_t)(X2[(size_t)y * W + x] - m2)) - lsh : 0;
+            if (lv < 0) lv = 0;
+            if (lv > NLV - 1) lv = NLV - 1;
+            const int cl = ctx + NCTX * lv;
             int kb = (ctx + 2) / 2 - 3;  /* about the bit length of act / 15, the typical |e| here */
             if (kb < 0) kb = 0;
             if (kb > kmax) kb = kmax;
@@ -468,7 +516,7 @@ static int ent_band(Job *J, EModel *M, int z) {
                 const int64_t e = er[x];
                 const uint64_t m = uabs64(e);
                 const int k = bitlen64(m);
-                Prob *pk = M->pk[ctx];
+                Prob *pk = M->pk[cl];
                 if (kb == 0 || k >= kb) {
                     if (kb > 0) enc_bit(E, &pk[0], 1);
                     for (int i = 0; kb + i < kmax; i++) {
@@ -484,7 +532,7 @@ static int ent_band(Job *J, EModel *M, int z) {
                 }
                 if (k >= 2) {
                     int b1 = (int)((m >> (k - 2)) & 1);
-                    enc_bit(E, &M->pm1[ctx][k], b1);
+                    enc_bit(E, &M->pm1[cl][k], b1);
                     if (k >= 3) enc_bit(E, &M->pm2[k][b1], (int)((m >> (k - 3)) & 1));
                 }
                 if (k > 3) {
@@ -498,7 +546,7 @@ static int ent_band(Job *J, EModel *M, int z) {
                 }
                 if (m) enc_bit(E, psg, e < 0);
             } else {
-                Prob *pk = M->pk[ctx];
+                Prob *pk = M->pk[cl];
                 int k;
                 if (kb == 0 || dec_bit(D, &pk[0])) {
                     k = kb;
@@ -511,7 +559,7 @@ static int ent_band(Job *J, EModel *M, int z) {
                 if (k >= 1) {
                     m = 1;
                     if (k >= 2) {
-                        int b1 = dec_bit(D, &M->pm1[ctx][k]);
+                        int b1 = dec_bit(D, &M->pm1[cl][k]);
                         m = (m << 1) | (uint64_t)b1;
                         if (k >= 3) m = (m << 1) | (uint64_t)dec_bit(D, &M->pm2[k][b1]);
                     }
@@ -544,7 +592,9 @@ static void run_stage(Job *J, int stage) {
     int ok = 1;
     if (stage == 0) {
         PState S;
-        if (!pred_init(J, &S)) { fail(J); return; }
+        S.dc = NULL;
+        S.r1 = NULL;
+        if (!pred_init(J, &S)) { free(S.dc); free(S.r1); fail(J); return; }
         for (int z = 0; z < J->C && ok; z++) {
             /* ring slot free: the entropy stage reads bands z' - 2 .. z' while coding band z' */
             if (first == 0) ok = wait_ge(J, &J->done_ent, z - NRING + 3);
@@ -553,6 +603,7 @@ static void run_stage(Job *J, int stage) {
             if (ok) publish(J, &J->done_pred, z + 1);
         }
         free(S.dc);
+        free(S.r1);
     } else {
         EModel *M = (EModel *)malloc(sizeof(EModel));
         if (!M) { fail(J); return; }
@@ -579,13 +630,16 @@ static void run_serial(Job *J) {
     J->sync = 0;
     PState S;
     EModel *M = (EModel *)malloc(sizeof(EModel));
-    if (!M || !pred_init(J, &S)) { free(M); J->failed = 1; return; }
+    S.dc = NULL;
+    S.r1 = NULL;
+    if (!M || !pred_init(J, &S)) { free(M); free(S.dc); free(S.r1); J->failed = 1; return; }
     emodel_init(M);
     for (int z = 0; z < J->C; z++) {
         int ok = J->decode ? ent_band(J, M, z) && pred_band(J, &S, z) : pred_band(J, &S, z) && ent_band(J, M, z);
         if (!ok) { J->failed = 1; break; }
     }
     free(S.dc);
+    free(S.r1);
     free(M);
 }
 

@@ -171,7 +171,8 @@ class LosslessDecoder:
                 out[:, :, j] = cube[:, :, self._order[i1]]
             else:
                 u = (v - float(p[i0])) / float(p[i1] - p[i0])
-                y = (1 - u) * cube[:, :, self._order[i0]].astype(np.float64) + u * cube[:, :, self._order[i1]]
+                a, b = (cube[:, :, self._order[i]].astype(np.float64) for i in (i0, i1))
+                y = (1 - u) * a + u * b  # binary64, as HNR.md says
                 if cube.dtype.kind in "ui":
                     info = np.iinfo(cube.dtype)
                     y = np.clip(np.rint(y), info.min, info.max)

@@ -14,9 +14,11 @@ import torch
 from ...device import resolve_device
 from ...errors import RequestError
 from ..base import Job
-from .fit import FitSettings, fit
+from .fit import FitSettings, fit, fit_quantised
+from .hiner import HinerStyle
+from . import hiner as hiner_net
 from .models import family
-from .quant import quantize_model
+from .quant import quantize_array, quantize_best, quantize_model
 from .ratecontrol import fit_step_scale, params_for_budget, width_for_params
 
 BITS_PER_PARAM_GUESS = 0.85  # x bits: entropy-coded size of a fitted network's quantised weights
@@ -41,6 +43,38 @@ class NetJob:
                    torch.from_numpy(np.asarray(job.t, np.float32)).to(device), opts.bits, epochs)
 
 
+def quantize_model_tensor(p: torch.Tensor, bits: int, per_channel):
+    w = p.detach().cpu().numpy()
+    return quantize_best(w, bits) if per_channel == "best" else quantize_array(w, bits, bool(per_channel))
+
+
+def hiner_fit_settings(epochs: int, seed: int, style: HinerStyle | None = None) -> FitSettings:
+    st = hiner_net.STYLE if style is None else style
+    return FitSettings(epochs=epochs, batch=st.batch, lr=st.lr, warmup=st.warmup, gamma=st.gamma, seed=seed,
+                       warmup_start=st.warmup_start)
+
+
+def fit_hiner(cfg, net: NetJob, job: Job, n_model: int) -> torch.nn.Module:
+    """Fit the network of `cfg`; an embedding model (cfg.embed) is fitted behind a PE + MLP that
+    generates its embeddings, then stores them (and may tune them further, STYLE.tune_epochs)."""
+    st = hiner_net.STYLE
+    settings = hiner_fit_settings(net.epochs, job.seed)
+
+    def report(e, n, loss, psnr):
+        job.report("fit", e, n, loss, psnr, f"{n_model} parameters")
+
+    if not cfg.embed:
+        return fit(hiner_net.HinerNet(cfg).to(net.target.device), net.target, net.t, settings, report)
+    trained = fit(hiner_net.HinerNet(hiner_net.training_config(cfg, st.train_hidden)).to(net.target.device),
+                  net.target, net.t, settings, report)
+    model = hiner_net.to_stored(trained, cfg, net.t)
+    tune = int(round(st.tune_epochs * net.epochs))
+    if tune > 0:
+        fit(model, net.target, net.t, FitSettings(epochs=tune, batch=settings.batch, lr=settings.lr * 0.1,
+                                                  warmup=0.0, gamma=settings.gamma, seed=job.seed + 1))
+    return model
+
+
 def encode_hiner(job: Job) -> tuple[bytes, dict]:
     """HINER: width from the parameter budget, fit, then the quantisation step that fits the window."""
     net = NetJob.of(job, "hiner")
@@ -49,7 +83,8 @@ def encode_hiner(job: Job) -> tuple[bytes, dict]:
     probe = fam.module(fam.make_config(*job.shape, 4.0))
 
     def pack_model(model: torch.nn.Module, step_scale: float) -> bytes:
-        return job.pack(model.cfg.to_dict(), quantize_model(model, net.bits, step_scale=step_scale))
+        per_channel = "best" if hiner_net.STYLE.quant == "best" else False
+        return job.pack(model.cfg.to_dict(), quantize_model(model, net.bits, per_channel, step_scale=step_scale))
 
     # Bytes that do not depend on the weights (header, per-band data, config, tables).
     overhead = len(pack_model(probe, 1.0)) - fam.count_parameters(probe.cfg) * net.bits // 8
@@ -60,10 +95,21 @@ def encode_hiner(job: Job) -> tuple[bytes, dict]:
         if width is None:
             raise job.too_low("hiner", len(pack_model(probe, 4.0)))
         torch.manual_seed(job.seed)
-        model = fam.module(fam.make_config(*job.shape, width)).to(net.target.device)
-        n_model = fam.count_parameters(model.cfg)
-        fit(model, net.target, net.t, FitSettings(epochs=net.epochs, seed=job.seed),
-            lambda e, n, loss, psnr: job.report("fit", e, n, loss, psnr, f"{n_model} parameters"))
+        cfg = fam.make_config(*job.shape, width)
+        n_model = fam.count_parameters(cfg)
+        model = fit_hiner(cfg, net, job, n_model)
+        qat = int(round(hiner_net.STYLE.qat_epochs * net.epochs))
+        if qat > 0:
+            st = hiner_net.STYLE
+            per_channel = "best" if st.quant == "best" else False
+
+            def dequantised(p: torch.Tensor) -> torch.Tensor:
+                qt = quantize_model_tensor(p, net.bits, per_channel)
+                return torch.from_numpy(qt.dequantize()).to(p.device, p.dtype)
+
+            fit_quantised(model, net.target, net.t,
+                          FitSettings(epochs=qat, batch=st.batch, lr=st.lr * st.qat_lr, gamma=st.gamma,
+                                      seed=job.seed + 2), dequantised)
         k, size = fit_step_scale(lambda s: len(pack_model(model, s)), job.budget)
         if job.budget.floor <= size <= job.budget.bytes:
             return pack_model(model, k), {"parameters": n_model, "epochs": net.epochs, "step_scale": k,

@@ -20,6 +20,7 @@ class FitSettings:
     warmup: float = 0.05  # fraction of steps with a linear ramp
     gamma: float = 0.01  # weight of the spectral-angle (CAM) term
     seed: int = 0
+    warmup_start: float = 0.0  # lr factor at the start of the warm-up (0: ramp from 1 / n_warm)
 
 
 def cam_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -30,10 +31,12 @@ def cam_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.arccos(cos.clamp(-1 + 1e-6, 1 - 1e-6)).mean()
 
 
-def lr_factor(step: int, total: int, warmup: float) -> float:
-    """Linear warm-up over the first `warmup` fraction, then cosine decay to zero."""
+def lr_factor(step: int, total: int, warmup: float, start: float = 0.0) -> float:
+    """Linear warm-up over the first `warmup` fraction (from `start`), then cosine decay to zero."""
     n_warm = max(1, int(total * warmup))
     if step < n_warm:
+        if start > 0:
+            return start + (1.0 - start) * step / n_warm
         return (step + 1) / n_warm
     progress = (step - n_warm) / max(1, total - n_warm)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
@@ -51,7 +54,7 @@ def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: FitSe
     steps_per_epoch = math.ceil(n_bands / batch)
     total = settings.epochs * steps_per_epoch
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, settings.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, settings.warmup, settings.warmup_start))
     gen = torch.Generator().manual_seed(settings.seed)
     model.train()
     for epoch in range(settings.epochs):
@@ -178,5 +181,45 @@ def fit_rate(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: 
             report(step + 1, settings.steps, float(loss.detach()),
                    10 * math.log10(1 / max(float(mse.detach()), 1e-12)))
     model.quantise = None
+    model.eval()
+    return model
+
+
+def fit_quantised(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: FitSettings,
+                  dequantised: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """Quantisation-aware fine-tuning: each step runs forward and backward with the parameters
+    replaced by `dequantised(p)` (what the file will hold) and applies the gradient to the float
+    parameters (straight-through), at a constant small learning rate with a cosine decay."""
+    n_bands = target.shape[0]
+    batch = max(1, min(settings.batch, n_bands))
+    steps_per_epoch = math.ceil(n_bands / batch)
+    total = max(1, settings.epochs * steps_per_epoch)
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=settings.lr)
+    gen = torch.Generator().manual_seed(settings.seed)
+    model.train()
+    step = 0
+    for _ in range(settings.epochs):
+        order = torch.randperm(n_bands, generator=gen).to(target.device)
+        for i in range(steps_per_epoch):
+            idx = order[i * batch:(i + 1) * batch]
+            floats = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                for p in params:
+                    p.copy_(dequantised(p))
+            pred = model(t[idx])
+            ref = target[idx]
+            loss = (pred - ref).abs().mean()
+            if settings.gamma > 0:
+                loss = loss + settings.gamma * cam_loss(pred, ref)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            with torch.no_grad():
+                for p, f in zip(params, floats):
+                    p.copy_(f)
+            for group in opt.param_groups:
+                group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            opt.step()
+            step += 1
     model.eval()
     return model

@@ -29,11 +29,29 @@ def quantize_array(w: np.ndarray, bits: int, per_channel: bool, step_scale: floa
     return QuantTensor(shape=tuple(w.shape), bits=bits, symbols=q.reshape(w.shape), offset=offset, step=step)
 
 
-def quantize_model(model: nn.Module, bits: int, per_channel: bool = False, step_scale: float = 1.0) -> list[QuantTensor]:
-    """All parameters in `named_parameters()` order (the order the file format relies on)."""
+def quantize_best(w: np.ndarray, bits: int, step_scale: float = 1.0, max_share: float = 0.02) -> QuantTensor:
+    """Per output channel when that has the smaller squared error and its (offset, step) pairs are
+    few (under `max_share` of the values, as the official HINER code decides), else per tensor."""
+    w = np.asarray(w, dtype=np.float32)
+    whole = quantize_array(w, bits, False, step_scale)
+    if w.ndim < 2 or w.shape[0] > max_share * w.size:
+        return whole
+    rows = quantize_array(w, bits, True, step_scale)
+    err = lambda qt: float(((qt.dequantize() - w) ** 2).sum())  # noqa: E731
+    return rows if err(rows) < err(whole) else whole
+
+
+def quantize_model(model: nn.Module, bits: int, per_channel: bool | str = False,
+                   step_scale: float = 1.0) -> list[QuantTensor]:
+    """All parameters in `named_parameters()` order (the order the file format relies on).
+    `per_channel`: False (per tensor), True (per output channel) or "best" (quantize_best)."""
     out = []
     for name, p in model.named_parameters():
-        qt = quantize_array(p.detach().cpu().numpy(), bits, per_channel, step_scale)
+        w = p.detach().cpu().numpy()
+        if per_channel == "best":
+            qt = quantize_best(w, bits, step_scale)
+        else:
+            qt = quantize_array(w, bits, bool(per_channel), step_scale)
         qt.name = name
         out.append(qt)
     return out

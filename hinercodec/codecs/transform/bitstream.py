@@ -32,6 +32,13 @@ from hinercodec.errors import CorruptFileError
 from ...entropy import huffman, rans
 from .wavelet import shapes
 
+try:  # the compiled context modelling (_fast.c); the numpy code below is the reference it must match
+    from . import _fast
+except ImportError:  # pragma: no cover - a build without the extension
+    _fast = None
+FAST = _fast is not None  # tests switch it off to compare both paths
+THREADS = 2  # threads of the compiled statistics (integer histograms: the result does not depend on it)
+
 DIRECT = 16  # |v| below this is a symbol of its own
 ESCAPE = 2 * DIRECT - 1  # first escape symbol (|v| in [16, 32))
 MAX_LOG = 40  # |v| < 2**40
@@ -117,6 +124,78 @@ class _BitReader:
         rest = self.bits[self.pos:]
         if rest.size >= 8 or rest.any():
             raise CorruptFileError("transform payload: trailing or nonzero padding bits in the raw bit section")
+
+
+class _SegmentDecoder(rans.SegmentDecoder):
+    """rans.SegmentDecoder with its step loop in _fast.rans_read (the same symbols and checks)."""
+
+    def __init__(self, data: bytes, tables, total: int):
+        super().__init__(data, tables, total)
+        if total:
+            self.x = np.ascontiguousarray(self.x, np.int64)
+            self.words = np.ascontiguousarray(self.words, np.int64)
+            self.starts, self.freqs, self.symbols = (np.ascontiguousarray(v, np.int64)
+                                                     for v in (self.starts, self.freqs, self.symbols))
+
+    def read(self, count: int, which: Optional[np.ndarray] = None) -> np.ndarray:
+        if count == 0:
+            return np.zeros(0, np.int64)
+        which = np.ascontiguousarray(rans._which(which, count, len(self.tables)), np.int64)
+        out = np.empty(count, np.int64)
+        self.ptr = _fast.rans_read(self.x, self.words, self.n_words, self.ptr, self.starts, self.freqs, self.symbols,
+                                   which, out, self.precision, rans.STATE_LOW, rans.WORD_BITS)
+        if self.ptr > self.n_words:
+            raise CorruptFileError("rANS stream is truncated")
+        return out
+
+
+def _encode_segments(segments, tables) -> bytes:
+    """rans.encode_segments with the coding loop in _fast.rans_encode (the same bytes)."""
+    if not FAST:
+        return rans.encode_segments(segments, tables)
+    tables = rans._as_tables(tables, ValueError)
+    starts, freqs, _, first = rans._entries(tables)
+    sizes = np.array([t.freqs.size for t in tables])
+    offsets = np.cumsum(sizes) - sizes
+    index = np.full(int(sizes.sum()), -1, np.int64)
+    for t, table in enumerate(tables):
+        used = np.flatnonzero(table.freqs)
+        index[offsets[t] + used] = first[t] + np.arange(used.size)
+    total = sum(int(np.asarray(s).size) for s, _ in segments)
+    lanes = rans.choose_lanes(total)
+    parts = []
+    for symbols, which in segments:
+        sym = np.asarray(symbols, np.int64).ravel()
+        which = rans._which(which, sym.size, len(tables))
+        if sym.size and (sym.min() < 0 or (sym >= sizes[which]).any()):
+            raise ValueError("symbol outside its table's alphabet")
+        e = index[offsets[which] + sym]
+        if (e < 0).any():
+            raise ValueError("symbol with frequency 0 in its table")
+        parts += [e, np.full(-sym.size % lanes, starts.size - 1)]
+    e = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if e.size == 0:
+        return b""
+    out = _fast.rans_encode(np.ascontiguousarray(e, np.int64), np.ascontiguousarray(freqs, np.int64),
+                            np.ascontiguousarray(starts, np.int64), tables[0].precision, lanes, rans.STATE_LOW,
+                            rans.WORD_BITS)
+    if total > rans.MAX_SYMBOLS_PER_BYTE * len(out):
+        raise ValueError(f"{total} symbols exceed {rans.MAX_SYMBOLS_PER_BYTE} per byte of a {len(out)}-byte stream")
+    return out
+
+
+def _segment_decoder(data: bytes, tables, total: int) -> rans.SegmentDecoder:
+    return (_SegmentDecoder if FAST else rans.SegmentDecoder)(data, tables, total)
+
+
+def _rans_decode(data: bytes, tables, count: int, which: Optional[np.ndarray] = None) -> np.ndarray:
+    """rans.decode through _segment_decoder."""
+    if count < 0:
+        raise ValueError("count must be >= 0")
+    reader = _segment_decoder(data, tables, count)
+    out = reader.read(count, which)
+    reader.finish()
+    return out
 
 
 # ---------------------------------------------------------------- contexts
@@ -412,9 +491,9 @@ def _param_fit(hist: np.ndarray, search: bool = True, unsigned: bool = False) ->
     return best
 
 
-def _table_cost(hist: np.ndarray, unsigned: bool = False) -> float:
+def _table_cost_reference(hist: np.ndarray, unsigned: bool = False) -> float:
     """Estimated bits of symbols with `hist` under their own table, the table included: the
-    cheaper of an explicit table and a parametric one."""
+    cheaper of an explicit table and a parametric one (the reference _table_cost follows)."""
     used = hist > 0
     n = hist.sum()
     # Explicit table bytes plus the coder's loss over the entropy, fitted on real component
@@ -422,6 +501,31 @@ def _table_cost(hist: np.ndarray, unsigned: bool = False) -> float:
     overhead = max(16.0, 81.4 + 3.08 * int(used.sum()) - 4.09 * math.log2(n))
     explicit = float(-(hist[used] * np.log2(hist[used] / n)).sum()) + overhead
     return min(explicit, _param_fit(hist, search=False, unsigned=unsigned)[0])
+
+
+def _table_cost(hist: np.ndarray, unsigned: bool = False) -> float:
+    """_table_cost_reference with fewer numpy calls (the estimator calls it ~300 times a candidate):
+    the same floating-point operations on the same arrays, so the same bits to the last one."""
+    idx = np.flatnonzero(hist)
+    counts = hist[idx]
+    n = int(counts.sum())
+    overhead = max(16.0, 81.4 + 3.08 * idx.size - 4.09 * math.log2(n))
+    explicit = float(-(counts * np.log2(counts / n)).sum()) + overhead
+    # _param_fit(hist, search=False, unsigned)
+    nz = n - int(hist[0])
+    if nz:
+        mean = float(np.dot(counts, _MAGNITUDES[idx])) / nz
+        a = min(255, max(0, round(-16 * math.log2(nz / n))))
+    else:
+        mean, a = 1.0, 255
+    b = min(255, max(0, round(256 * (1 - 1 / max(mean, 1.0)))))
+    f = param_freqs(a, b, int(idx[-1]), unsigned)
+    if f is None:
+        return explicit
+    fu = f[idx]
+    if not fu.all():
+        return explicit
+    return min(explicit, PARAM_BITS + PRECISION * n - float(np.dot(counts, np.log2(fu))))
 
 
 def _histograms(pyramid: Pyramid, signs: bool = False) -> tuple[list, np.ndarray, np.ndarray]:
@@ -465,8 +569,10 @@ def plan_tables(hist: np.ndarray, signs: bool = False) -> tuple[np.ndarray, list
                 merged[-1], costs[-1] = joined, c
                 slots[i] = len(merged) - 1
                 continue
+        else:
+            alone = _table_cost(h, unsigned)
         merged.append(h.copy())
-        costs.append(_table_cost(h, unsigned))
+        costs.append(alone)
         slots[i] = len(merged) - 1
     return used, slots, merged, float(sum(costs))
 
@@ -501,16 +607,70 @@ def plan_signs(counts: np.ndarray) -> tuple[list[tuple[int, int]], float]:
     return listed, bits + 8 * SIGN_MAP_BYTES + 8
 
 
-def estimate_bits(pyramid: Pyramid, signs: bool = False) -> float:
+def _fast_args(pyramid: Pyramid, signs: bool) -> tuple:
+    ll, details = pyramid
+    h, w = _image_shape(pyramid)
+    bands = tuple(np.ascontiguousarray(b, np.int64) for b in [ll] + [b for level in details for b in level])
+    return ll.shape[0], h, w, len(details), bool(signs), bands
+
+
+def _stats(pyramid: Pyramid, signs: bool = False) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(histogram of context x symbol, sign context counts, coded symbols, escape bits) of a pyramid."""
+    if FAST and pyramid[0].size:
+        hist = np.zeros((1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1)), ALPHABET), np.int64)
+        sign_counts = np.zeros((N_SIGN_CONTEXTS, 2), np.int64)
+        total, escape_bits = _fast.stats(*_fast_args(pyramid, signs), hist, sign_counts, THREADS)
+        return hist, sign_counts, total, escape_bits
+    coded, hist, sign_counts = _histograms(pyramid, signs)
+    return hist, sign_counts, sum(g[0].size for g in coded), sum(int(g[2].sum()) for g in coded)
+
+
+def estimate_bits(pyramid: Pyramid, signs: bool = False, stats: Optional[tuple] = None) -> float:
     """Bits of pack(pyramid, signs) within a few percent, without building tables or streams:
     empirical conditional entropy of the planned tables + their cost (_table_cost) + escape bits +
-    the signs (plan_signs) + the stream's lane states."""
-    coded, hist, sign_counts = _histograms(pyramid, signs)
+    the signs (plan_signs) + the stream's lane states. `stats`: _stats(pyramid, signs) if known."""
+    hist, sign_counts, total, escape_bits = _stats(pyramid, signs) if stats is None else stats
     _, _, _, bits = plan_tables(hist, signs)
-    total = sum(g[0].size for g in coded)
     if signs:
         bits += plan_signs(sign_counts)[1] + 24.0
-    return bits + sum(float(g[2].sum()) for g in coded) + 32.0 * rans.choose_lanes(total) + 24.0 + 2.0 * hist.any(axis=1).sum()
+    return bits + float(escape_bits) + 32.0 * rans.choose_lanes(total) + 24.0 + 2.0 * hist.any(axis=1).sum()
+
+
+def estimate_bits_approx(pyramid: Pyramid, signs: bool = False) -> Optional[tuple[float, int, tuple]]:
+    """(estimate_bits to ~1e-12 relative, not to the last bit; how many table-merge decisions were
+    too close to call; the statistics) from the compiled code, or None without it. For decisions
+    far from a threshold only: the encoder falls back on estimate_bits(stats=...) near one."""
+    if not (FAST and pyramid[0].size):
+        return None
+    stats = _stats(pyramid, signs)
+    bits, ties = _fast.estimate(stats[0], stats[1], stats[2], stats[3], bool(signs))
+    return bits, ties, stats
+
+
+def _coded(pyramid: Pyramid, signs: bool) -> tuple[list, np.ndarray, np.ndarray]:
+    """What pack codes: ([(symbols, context ids, is a sign group)] in stream order, escape low bits,
+    their bit counts), the histogram of context x symbol, the sign context counts."""
+    if FAST and pyramid[0].size:
+        args = _fast_args(pyramid, signs)
+        k, h, w, levels = args[:4]
+        n = k * h * w
+        sym, ctx = np.empty(2 * n, np.int64), np.empty(2 * n, np.int64)
+        low, nbits = np.empty(n, np.int64), np.empty(n, np.int64)
+        groups = np.empty(3 * (1 + 6 * levels * k), np.int64)
+        n_sym, n_esc, n_groups = _fast.groups(*args, sym, ctx, low, nbits, groups)
+        groups = groups[:3 * n_groups].reshape(-1, 3)
+        coded = [(sym[s:s + m], ctx[s:s + m], bool(g)) for s, m, g in groups.tolist()]
+        is_sign = np.repeat(groups[:, 2].astype(bool), groups[:, 1])
+        values = ~is_sign
+        n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1))
+        hist = np.bincount(ctx[:n_sym][values] * ALPHABET + sym[:n_sym][values],
+                           minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)
+        sign_counts = np.bincount(ctx[:n_sym][is_sign] * 2 + sym[:n_sym][is_sign],
+                                  minlength=N_SIGN_CONTEXTS * 2).reshape(N_SIGN_CONTEXTS, 2)
+        return (coded, low[:n_esc], nbits[:n_esc]), hist, sign_counts
+    coded, hist, sign_counts = _histograms(pyramid, signs)
+    return ([(g[0], g[3], g[4]) for g in coded], np.concatenate([g[1] for g in coded]),
+            np.concatenate([g[2] for g in coded])), hist, sign_counts
 
 
 def pack(pyramid: Pyramid, signs: bool = False) -> bytes:
@@ -518,7 +678,7 @@ def pack(pyramid: Pyramid, signs: bool = False) -> bytes:
     `transform2`) of an integer pyramid (LL (K, h, w), details finest first)."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
-    coded, hist, sign_counts = _histograms(pyramid, signs)
+    (coded, low, nbits), hist, sign_counts = _coded(pyramid, signs)
     used, slots, merged, _ = plan_tables(hist, signs)
     tables, bodies, kinds = [], [], []
     for cid, h in zip([used[i] for i in range(used.size) if i == 0 or slots[i] != slots[i - 1]], merged):
@@ -558,9 +718,9 @@ def pack(pyramid: Pyramid, signs: bool = False) -> bytes:
                 sign_slot[cid] = len(tables)
                 tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, _sign_freqs(q)))
             out += np.packbits(bitmap).tobytes() + bytes(q for _, q in listed)
-    segments = [(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, _, _, ctx, is_sign in coded]
-    stream = rans.encode_segments(segments, tables)
-    raw = _write_bits(np.concatenate([g[1] for g in coded]), np.concatenate([g[2] for g in coded]))
+    segments = [(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, ctx, is_sign in coded]
+    stream = _encode_segments(segments, tables)
+    raw = _write_bits(low, nbits)
     out += huffman.write_varint(len(stream)) + stream + raw
     return bytes(out)
 
@@ -635,7 +795,7 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
         length, pos = huffman.read_varint(data, pos, len(data))
         if pos + length > len(data):
             raise CorruptFileError("transform payload: the stream runs past the end of the chunk")
-        decoder = rans.SegmentDecoder(data[pos:pos + length], tables, total + n_signs)
+        decoder = _segment_decoder(data[pos:pos + length], tables, total + n_signs)
         bits = _BitReader(data[pos + length:])
         lookup = np.full(1 + max(slot, default=0), -1, np.int64)
         lookup[list(slot)] = list(slot.values())
@@ -694,7 +854,7 @@ def unpack_vectors(data: bytes, pos: int, lengths: list[int]) -> tuple[list[np.n
         n, pos = huffman.read_varint(data, pos, len(data))
         if pos + n > len(data):
             raise CorruptFileError("transform payload: side information stream runs past the end")
-        sym = rans.decode(data[pos:pos + n], table, int(sum(lengths)))
+        sym = _rans_decode(data[pos:pos + n], table, int(sum(lengths)))
         pos += n
         n, pos = huffman.read_varint(data, pos, len(data))
         if pos + n > len(data):

@@ -19,6 +19,7 @@ codes the integer pyramids, wavelet.py is the CDF 9/7 transform.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -153,9 +154,12 @@ class Candidate:
     bits: float  # estimated payload bits (images + side information)
     mse: np.ndarray  # (C,) per band, normalised units
     parts: tuple  # what pack needs
+    exact: bool = True  # bits is estimate_bits' own value (else the compiled approximation: see _fits)
 
 
-def evaluate(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
+def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None) -> Candidate:
+    """The candidate (exact images, MSE, estimated bits). With `budget_bits`, its bits may be the
+    compiled approximation when that is far from the budget (exact=False; see _fits, _cand_fits)."""
     step = step_of(code)
     levels = wavelet.levels_for(a.height, a.width)
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
@@ -164,18 +168,44 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
     x0 = a.x - m_hat[:, None]
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
     gram = b_hat.T @ b_hat
-    coeff = np.linalg.solve(gram + 1e-12 * np.eye(k), b_hat.T @ x0)
+    rhs = b_hat.T @ x0
+    del x0  # (C, N): freed before the next ones are made (peak memory)
+    coeff = np.linalg.solve(gram + 1e-12 * np.eye(k), rhs)
     images = coeff.reshape(k, a.height, a.width)
     steps = band_steps(step, levels)
     pyr = wavelet.forward(images, levels)
     ints, offsets = quantise_pyramid(pyr, steps, rounding)
     rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
-    xh = m_hat[:, None] + b_hat @ rec
+    # m_hat + B rec, clipped, minus x, squared: in place (the same operations and roundings as
+    # ((np.clip(m_hat + B rec, 0, root) - x) ** 2), without four (C, N) temporaries)
+    xh = b_hat @ rec
+    np.add(m_hat[:, None], xh, out=xh)
     root = np.sqrt(a.weights)[:, None]
-    mse = ((np.clip(xh, 0.0, root) - a.x) ** 2).mean(axis=1) / a.weights
+    np.clip(xh, 0.0, root, out=xh)
+    np.subtract(xh, a.x, out=xh)
+    np.square(xh, out=xh)
+    mse = xh.mean(axis=1) / a.weights
     side = _side_vectors(b_int, m_int)
-    bits = subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(side)
+    found = None if budget_bits is None else subbands.estimate_bits_approx(ints, SIGNS)
+    if found is not None:
+        approx, ties, stats = found
+        approx += subbands.estimate_vector_bits(side)
+        if not ties and abs(approx - budget_bits) > FIT_MARGIN * abs(budget_bits) + 1.0:
+            return Candidate(k, code, approx, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels), exact=False)
+        bits = subbands.estimate_bits(ints, SIGNS, stats) + subbands.estimate_vector_bits(side)
+    else:
+        bits = subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(side)
     return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
+
+
+def _cand_fits(cand: Candidate, budget_bits: float) -> bool:
+    """cand.bits <= budget_bits as the exact estimate decides it (an approximate cand.bits decides
+    only far from the budget; near it the exact bits are computed once and kept)."""
+    if not cand.exact and abs(cand.bits - budget_bits) <= FIT_MARGIN * abs(budget_bits) + 1.0:
+        ints, _, b_int, _, m_int, _, _ = cand.parts
+        cand.bits = subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+        cand.exact = True
+    return cand.bits <= budget_bits
 
 
 METRICS = ("psnr_band", "psnr_global")  # what the encoder maximises (PROTOCOL.md's two PSNRs)
@@ -228,12 +258,71 @@ def finest_code(a: Analysis, k: int) -> int:
 def _estimate_bits(a: Analysis, k: int, code: int, rounding: float) -> float:
     """Bits of a candidate without its exact images: the pyramid of the UNQUANTISED basis's
     projection (cached per K) quantised at this step, plus the side information. Within a fraction
-    of a percent of evaluate()'s bits, at a quarter of its cost (no least squares, no inverse)."""
+    of a percent of evaluate()'s bits, at a quarter of its cost (no least squares, no inverse).
+    A pure function of its arguments: remembered in a.cache (re-aimed searches ask again)."""
+    key = ("bits", k, code, rounding)
+    if key not in a.cache:
+        a.cache[key] = _estimate_bits_of(a, k, code, rounding)
+    return a.cache[key]
+
+
+EVALUATED_KEPT = 2  # candidates remembered per analysis (their integer pyramids are the size of K images)
+
+
+def _evaluated(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None) -> Candidate:
+    """evaluate(), remembered for the last EVALUATED_KEPT candidates of this analysis."""
+    kept = a.cache.setdefault("evaluated", {})
+    key = (k, code, rounding)
+    if key in kept:
+        kept[key] = kept.pop(key)  # most recently used last
+    else:
+        kept[key] = evaluate(a, k, code, rounding, budget_bits)
+        while len(kept) > EVALUATED_KEPT:
+            kept.pop(next(iter(kept)))
+    return kept[key]
+
+
+def _estimate_bits_of(a: Analysis, k: int, code: int, rounding: float) -> float:
+    ints, side = _quantised(a, k, code, rounding)
+    return subbands.estimate_bits(ints, SIGNS) + side
+
+
+def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subbands.Pyramid, float]:
+    """The integer pyramid of a candidate's unquantised projection and its side information's bits."""
     pyr = _pyramid(a, k)
     step = step_of(code)
     ints, _ = quantise_pyramid(pyr, band_steps(step, len(pyr[1])), rounding, offsets=False)
     b_int, _, m_int, _ = _quantise_side(a, k, step)
-    return subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+    return ints, subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+
+
+FIT_MARGIN = 1e-6  # relative: the approximate estimate decides "fits" only this far from the budget
+
+
+def _fits(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -> bool:
+    """_estimate_bits(a, k, code, rounding) <= budget_bits, decided by the compiled approximate
+    estimate (bitstream.estimate_bits_approx, ~1e-12 relative from the exact one) when it is more
+    than FIT_MARGIN from the budget and no table-merge decision was a near tie, by the exact
+    estimate otherwise: the same answers as the exact estimate, so the same search and files."""
+    exact = ("bits", k, code, rounding)
+    if exact in a.cache:
+        return a.cache[exact] <= budget_bits
+    key = ("approx", k, code, rounding)
+    if key not in a.cache:
+        ints, side = _quantised(a, k, code, rounding)
+        found = subbands.estimate_bits_approx(ints, SIGNS)
+        if found is None:
+            a.cache[exact] = subbands.estimate_bits(ints, SIGNS) + side
+            return a.cache[exact] <= budget_bits
+        bits, ties, stats = found
+        a.cache[key] = (bits + side, ties)
+        if ties or abs(bits + side - budget_bits) <= FIT_MARGIN * abs(budget_bits) + 1.0:
+            a.cache[exact] = subbands.estimate_bits(ints, SIGNS, stats) + side
+            return a.cache[exact] <= budget_bits
+    bits, ties = a.cache[key]
+    if not ties and abs(bits - budget_bits) > FIT_MARGIN * abs(budget_bits) + 1.0:
+        return bits <= budget_bits
+    return _estimate_bits(a, k, code, rounding) <= budget_bits
 
 
 def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
@@ -242,7 +331,7 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
     the estimate from a bracket around `hint` (the code found for a neighbouring K), then exact
     evaluations stepping down until it fits. None when even code 0 (step 1) does not fit."""
     def fits(code: int) -> bool:
-        return _estimate_bits(a, k, code, rounding) <= budget_bits
+        return _fits(a, k, code, rounding, budget_bits)
 
     if not fits(0):
         return None
@@ -269,9 +358,9 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
             hi = mid
     code = lo
     while True:
-        cand = evaluate(a, k, code, rounding)
-        if cand.bits <= budget_bits or code == 0:
-            return cand if cand.bits <= budget_bits else None
+        cand = _evaluated(a, k, code, rounding, budget_bits)
+        if _cand_fits(cand, budget_bits) or code == 0:
+            return cand if _cand_fits(cand, budget_bits) else None
         code -= 1
 
 
@@ -330,18 +419,25 @@ def weight_codes(mse: np.ndarray, constant: np.ndarray) -> np.ndarray:
 def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 report: Optional[Callable[[str, int, int, float], None]] = None,
                 weights: Optional[np.ndarray] = None,
-                metric: str = "psnr_band") -> Optional[tuple[dict, bytes, float, np.ndarray]]:
+                metric: str = "psnr_band", memo: Optional[dict] = None) -> Optional[tuple[dict, bytes, float, np.ndarray]]:
     """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
     whose payload fits `budget_bits` by the estimate; None when not even one component fits.
     Given the weight codes of an earlier call, only the final pass runs (re-aiming the rate).
-    metric "psnr_global" keeps every band's weight at 1 (the plain MSE of the normalised cube)."""
+    metric "psnr_global" keeps every band's weight at 1 (the plain MSE of the normalised cube).
+    `memo` (a dict kept by the caller across calls on the same cube): the analysis of the weights
+    returned, with its cached pyramids, estimates and candidates, for the re-aiming calls."""
     c, h, w = cube.shape
     passes = EFFORT_PASSES[min(max(effort, 1), 9)] if weights is None and metric == "psnr_band" else 0
     roundings = EFFORT_ROUNDINGS.get(effort, EFFORT_ROUNDINGS[5])
     codes = np.zeros(c, np.int64) if weights is None else np.asarray(weights, np.int64)
     best: Optional[tuple[float, Candidate, np.ndarray, float]] = None
+    analyses: dict = {}
     for p in range(passes + 1):
-        a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION))
+        key = codes.tobytes()
+        if memo is not None and memo.get("codes") == key and memo.get("analysis") is not None:
+            a = memo["analysis"]
+        else:
+            a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION))
         for rounding in roundings:
             cand = search(a, budget_bits - _weight_bits(codes), rounding, start=None if best is None else best[1].k,
                           metric=metric)
@@ -352,10 +448,14 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 report("search", p, passes + 1, value)
             if best is None or value > best[0]:
                 best = (value, cand, codes, rounding)
+                analyses = {key: a}  # only the best one's analysis is kept (memory)
         if best is None:
             return None
         codes = weight_codes(best[1].mse, np.ptp(cube.reshape(c, -1), axis=1) <= 0)
+        a = None
     value, cand, codes, _ = best
+    if memo is not None:
+        memo["codes"], memo["analysis"] = codes.tobytes(), analyses.get(codes.tobytes())
     return (*package(cand, codes, h, w), value, codes)
 
 
@@ -387,7 +487,55 @@ def probe_config(height: int, width: int, bands: int) -> dict:
 
 # ---------------------------------------------------------------- the codec
 
+def _openblas_threads():
+    """(get, set) of the OpenBLAS that numpy loaded (ctypes; None where there is none)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {f for f in (line.split()[-1] for line in fh if line.strip())
+                     if "openblas" in f.rsplit("/", 1)[-1].lower() and ".so" in f}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", ""), ("scipy_openblas", "")):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                return get, put
+    return None
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """numpy's OpenBLAS on one thread while the encoder runs: its products here are small (C x C,
+    K x N), its spinning worker threads cost more CPU than they save (measured: 1.8 s against 2.9 s
+    of CPU for the Houston crop), and one thread makes the floating-point results (hence the bytes)
+    independent of the BLAS thread count. The compiled coefficient statistics use both cores."""
+    found = _openblas_threads()
+    if found is None:
+        yield
+        return
+    get, put = found
+    before = get()
+    put(1)
+    try:
+        yield
+    finally:
+        put(before)
+
+
 def encode(job: Job) -> tuple[bytes, dict]:
+    with _single_threaded_blas():
+        return _encode(job)
+
+
+def _encode(job: Job) -> tuple[bytes, dict]:
     """Transform model: search K, the step and the band weights for the budget (estimated sizes),
     then write the file and check its true size; re-aim below the budget if it came out over."""
     h, w, c = job.shape
@@ -399,11 +547,12 @@ def encode(job: Job) -> tuple[bytes, dict]:
     room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
     fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a file must land
     best, weights, data = None, None, b""
+    memo: dict = {}
     for attempt in range(4):
         found = encode_cube(
             cube, 8.0 * room, effort,
             lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
-            weights, metric)
+            weights, metric, memo)
         if found is None:
             raise job.too_low("transform", overhead + int(smallest_bits(cube) / 8) + 1)
         config, payload, score, weights = found

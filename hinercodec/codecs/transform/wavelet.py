@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # compiled lifting (_fast.c): the same operations per sample, so the same bits
+    from . import _fast
+except ImportError:  # pragma: no cover - a build without the extension
+    _fast = None
+FAST = _fast is not None  # tests switch it off to compare both paths
+
 
 # Lifting steps (predict, update, predict, update) and the final scaling of the CDF 9/7 filter.
 _ALPHA = -1.586134342059924
@@ -90,11 +96,65 @@ def _inverse_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     return out
 
 
+_CONSTS = None
+
+
+def _consts() -> np.ndarray:
+    global _CONSTS
+    if _CONSTS is None:
+        _CONSTS = np.array([_ALPHA, _BETA, _GAMMA, _DELTA, _SQRT2 / _K, _K / _SQRT2], np.float64)
+    return _CONSTS
+
+
+def _fast_split(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """_forward_1d along axis -1 or -2 (the compiled lifting; x float64, that axis >= 2 long)."""
+    x = np.ascontiguousarray(x, np.float64)
+    n = x.shape[axis]
+    inner = 1 if axis == -1 else x.shape[-1]
+    outer = x.size // (n * inner)
+    shape_lo, shape_hi = list(x.shape), list(x.shape)
+    shape_lo[axis], shape_hi[axis] = (n + 1) // 2, n // 2
+    lo, hi = np.empty(shape_lo, np.float64), np.empty(shape_hi, np.float64)
+    _fast.lift(x, lo, hi, outer, n, inner, False, _consts())
+    return lo, hi
+
+
+def _fast_merge(lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
+    """_inverse_1d along axis -1 or -2 (the compiled lifting); lo and hi are not modified."""
+    lo = np.array(lo, np.float64, order="C", copy=True)
+    hi = np.array(hi, np.float64, order="C", copy=True)
+    n = lo.shape[axis] + hi.shape[axis]
+    inner = 1 if axis == -1 else lo.shape[-1]
+    shape = list(lo.shape)
+    shape[axis] = n
+    out = np.empty(shape, np.float64)
+    _fast.lift(out, lo, hi, out.size // (n * inner), n, inner, True, _consts())
+    return out
+
+
+def _mergeable(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray) -> bool:
+    """The shapes of one level that the compiled inverse takes (every sane pyramid of >= 2 x 2)."""
+    if not FAST or min(a.ndim for a in (ll, hl, lh, hh)) < 2:
+        return False
+    lead = ll.shape[:-2]
+    return (hl.shape[:-2] == lead and lh.shape[:-2] == lead and hh.shape[:-2] == lead
+            and min(lh.shape[-2], hh.shape[-2], hl.shape[-1], hh.shape[-1]) >= 1
+            and ll.shape[-2] - lh.shape[-2] in (0, 1) and hl.shape[-2] - hh.shape[-2] in (0, 1)
+            and ll.shape[-1] == lh.shape[-1] and hl.shape[-1] == hh.shape[-1] and ll.shape[-2] == hl.shape[-2]
+            and ll.shape[-1] - hl.shape[-1] in (0, 1))
+
+
 def forward(images: np.ndarray, levels: int) -> Pyramid:
     """Pyramid of `levels` levels of a stack of images (..., H, W)."""
     ll = np.asarray(images, np.float64)
     details = []
     for _ in range(levels):
+        if FAST and ll.ndim >= 2 and ll.shape[-1] >= 2 and ll.shape[-2] >= 2:
+            lo, hi = _fast_split(ll, -1)  # along x
+            ll, lh = _fast_split(lo, -2)  # along y
+            hl, hh = _fast_split(hi, -2)
+            details.append((hl, lh, hh))
+            continue
         lo, hi = _forward_1d(ll)  # along x
         ll_, lh = _forward_1d(np.swapaxes(lo, -1, -2))  # along y
         hl, hh = _forward_1d(np.swapaxes(hi, -1, -2))
@@ -106,8 +166,12 @@ def forward(images: np.ndarray, levels: int) -> Pyramid:
 def inverse(pyramid: Pyramid) -> np.ndarray:
     """Images back from a pyramid made by forward."""
     ll, details = pyramid
-    for hl, hh_lh in ((d[0], d) for d in reversed(details)):
-        _, lh, hh = hh_lh
+    for hl, lh, hh in reversed(details):
+        if _mergeable(ll, hl, lh, hh):
+            lo = _fast_merge(ll, lh, -2)
+            hi = _fast_merge(hl, hh, -2)
+            ll = _fast_merge(lo, hi, -1)
+            continue
         lo = np.swapaxes(_inverse_1d(np.swapaxes(ll, -1, -2), np.swapaxes(lh, -1, -2)), -1, -2)
         hi = np.swapaxes(_inverse_1d(np.swapaxes(hl, -1, -2), np.swapaxes(hh, -1, -2)), -1, -2)
         ll = _inverse_1d(lo, hi)

@@ -1,0 +1,179 @@
+"""The compiled hot paths of the transform codec (codecs/transform/_fast.c) against the numpy
+reference code they replace: identical histograms, groups, size estimates and packed bytes, for
+any thread count, on real scenes and on awkward shapes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hinercodec.codecs.transform import bitstream, wavelet
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+pytestmark = pytest.mark.skipif(bitstream._fast is None, reason="the compiled extension is not built")
+
+
+def _pyramid(images: np.ndarray, step: float, rounding: float = 0.35):
+    levels = wavelet.levels_for(*images.shape[1:])
+    pyr = wavelet.forward(images, levels)
+
+    def q(b):
+        return (np.sign(b) * np.floor(np.abs(b) / step + rounding)).astype(np.int64)
+
+    return q(pyr[0]), [tuple(q(b) for b in d) for d in pyr[1]]
+
+
+def _real_images(k: int = 5, side: int = 40) -> np.ndarray:
+    path = DATA / "houston2018_crop.mat"
+    if not path.is_file():
+        pytest.skip("shared scenes not found")
+    from scipy.io import loadmat  # the raw file (no dependence on the readers' own tests)
+
+    x = loadmat(path)["houston"][:side, : side + 3, :k].astype(np.float64)
+    x = (x - x.mean(axis=(0, 1))) / x.std()
+    return np.moveaxis(x, -1, 0)
+
+
+def _case(name: str) -> tuple[np.ndarray, float]:
+    rng = np.random.default_rng(1)
+    return {"real": lambda: (_real_images(), 0.02), "real-coarse": lambda: (_real_images(3, 24), 0.3),
+            "odd": lambda: (rng.laplace(size=(3, 71, 37)) * 50, 1.0), "tiny": lambda: (rng.laplace(size=(2, 1, 5)) * 4, 1.0),
+            "escapes": lambda: (rng.laplace(size=(2, 33, 20)) * 1e5, 1.0)}[name]()
+
+
+@pytest.mark.parametrize("name", ["real", "real-coarse", "odd", "tiny", "escapes"])
+@pytest.mark.parametrize("signs", [False, True])
+def test_fast_matches_numpy(monkeypatch, name, signs):
+    images, step = _case(name)
+    pyr = _pyramid(images, step)
+    monkeypatch.setattr(bitstream, "FAST", False)
+    coded, hist, sign_counts = bitstream._histograms(pyr, signs)
+    ref_stats = bitstream._stats(pyr, signs)
+    ref_bits = bitstream.estimate_bits(pyr, signs)
+    ref_pack = bitstream.pack(pyr, signs)
+    monkeypatch.setattr(bitstream, "FAST", True)
+    for threads in (1, 2, 3, 7):
+        monkeypatch.setattr(bitstream, "THREADS", threads)
+        h, s, total, esc = bitstream._stats(pyr, signs)
+        assert np.array_equal(h, ref_stats[0]) and np.array_equal(s, ref_stats[1])
+        assert (total, esc) == ref_stats[2:]
+        assert bitstream.estimate_bits(pyr, signs) == ref_bits
+    (groups, low, nbits), h2, s2 = bitstream._coded(pyr, signs)
+    assert np.array_equal(h2, hist) and np.array_equal(s2, sign_counts)
+    assert len(groups) == len(coded)
+    for (v, c, g), ref in zip(groups, coded):
+        sym = ref[0] if ref[4] else ref[0]
+        assert g == ref[4] and np.array_equal(c, ref[3]) and np.array_equal(v, sym)
+    assert np.array_equal(low, np.concatenate([g[1] for g in coded]))
+    assert np.array_equal(nbits, np.concatenate([g[2] for g in coded]))
+    assert bitstream.pack(pyr, signs) == ref_pack
+    back = bitstream.unpack(ref_pack, images.shape[0], *images.shape[1:], len(pyr[1]), signs)
+    assert np.array_equal(back[0], pyr[0])
+    assert all(np.array_equal(a, b) for d, e in zip(back[1], pyr[1]) for a, b in zip(d, e))
+
+
+def test_fast_refuses_huge_magnitudes():
+    pyr = _pyramid(np.full((1, 16, 16), 1.0), 1e-13)
+    with pytest.raises(ValueError):
+        bitstream.estimate_bits(pyr, True)
+
+
+def test_table_cost_matches_reference():
+    rng = np.random.default_rng(3)
+    for trial in range(400):
+        hist = np.zeros(bitstream.ALPHABET, np.int64)
+        width = int(rng.integers(1, bitstream.ALPHABET))
+        hist[:width] = rng.geometric(rng.uniform(0.05, 0.9), width) * rng.integers(0, 2, width) * rng.integers(1, 1000)
+        hist[int(rng.integers(0, width))] += 1
+        if trial % 3 == 0:
+            hist[2:bitstream.ESCAPE:2] = 0  # magnitudes only
+        for unsigned in (False, True):
+            assert bitstream._table_cost(hist, unsigned) == bitstream._table_cost_reference(hist, unsigned)
+
+
+@pytest.mark.parametrize("name", ["real", "odd", "escapes"])
+def test_fast_unpack_matches_numpy(monkeypatch, name):
+    images, step = _case(name)
+    pyr = _pyramid(images, step)
+    data = bitstream.pack(pyr, True)
+    args = (images.shape[0], *images.shape[1:], len(pyr[1]), True)
+    monkeypatch.setattr(bitstream, "FAST", False)
+    ref = bitstream.unpack(data, *args)
+    vec = bitstream.pack_vectors([np.arange(-40, 40) ** 3, np.arange(5)])
+    ref_vec = bitstream.unpack_vectors(vec, 0, [80, 5])
+    monkeypatch.setattr(bitstream, "FAST", True)
+    got = bitstream.unpack(data, *args)
+    assert np.array_equal(got[0], ref[0])
+    assert all(np.array_equal(a, b) for d, e in zip(got[1], ref[1]) for a, b in zip(d, e))
+    got_vec = bitstream.unpack_vectors(vec, 0, [80, 5])
+    assert got_vec[1] == ref_vec[1] and all(np.array_equal(a, b) for a, b in zip(got_vec[0], ref_vec[0]))
+    # damaged payloads fail the same way on both paths (CorruptFileError, never a crash)
+    rng = np.random.default_rng(5)
+    for trial in range(12):
+        bad = bytearray(data)
+        if trial % 3 == 0:
+            bad = bad[: int(rng.integers(1, len(bad)))]
+        else:
+            for _ in range(3):
+                bad[int(rng.integers(0, len(bad)))] ^= 1 << int(rng.integers(0, 8))
+        outcome = []
+        for fast in (False, True):
+            monkeypatch.setattr(bitstream, "FAST", fast)
+            try:
+                r = bitstream.unpack(bytes(bad), *args)
+                outcome.append(("ok", r[0].tobytes() + b"".join(b.tobytes() for d in r[1] for b in d)))
+            except Exception as exc:  # noqa: BLE001
+                outcome.append((type(exc).__name__, b""))
+        assert outcome[0] == outcome[1]
+
+
+@pytest.mark.parametrize("name", ["real", "real-coarse", "odd", "escapes"])
+def test_approximate_estimate_is_close(name):
+    """The compiled estimate decides "fits" only more than encoder.FIT_MARGIN (1e-6) from the
+    budget: it must stay orders of magnitude closer than that to the exact estimate."""
+    images, _ = _case(name)
+    for step in (0.003, 0.02, 0.1, 0.5, 2.0, 30.0):
+        pyr = _pyramid(images, step)
+        for signs in (False, True):
+            exact = bitstream.estimate_bits(pyr, signs)
+            bits, ties, _ = bitstream.estimate_bits_approx(pyr, signs)
+            assert abs(bits - exact) <= 1e-10 * abs(exact) + 1e-6, (step, signs, bits, exact)
+
+
+def test_param_freqs_compiled_path_matches():
+    """The compiled param_freqs is exercised through the estimate: a histogram whose best table is
+    parametric gives the same cost in both."""
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        hist = np.zeros((1 + 8 * 3 * 12, bitstream.ALPHABET), np.int64)
+        row = int(rng.integers(1, hist.shape[0]))
+        theta = rng.uniform(0.1, 0.95)
+        mags = np.minimum(rng.geometric(1 - theta, 5000), 60000)
+        sym, _, _ = bitstream.to_symbols(mags * rng.integers(0, 2, mags.size))
+        hist[row] = np.bincount(sym, minlength=bitstream.ALPHABET)
+        exact = bitstream.plan_tables(hist, True)[3]
+        est, _ = bitstream._fast.estimate(hist, np.zeros((bitstream.N_SIGN_CONTEXTS, 2), np.int64), 10, 0, True)
+        rest = est - (8.0 + 24.0 + 32.0 + 24.0 + 2.0)  # the fixed terms estimate adds (signs, lanes, ...)
+        assert abs(rest - exact) <= 1e-9 * exact
+
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 48), (2, 37, 53), (1, 9, 8), (40, 31), (2, 2, 5), (1, 3, 2), (2, 100, 1)])
+def test_compiled_wavelet_matches_numpy(monkeypatch, shape):
+    x = np.random.default_rng(sum(shape)).normal(size=shape) * 100
+    levels = max(1, wavelet.levels_for(*shape[-2:], smallest=2))
+    got = wavelet.forward(x, levels)
+    back = wavelet.inverse(got)
+    monkeypatch.setattr(wavelet, "FAST", False)
+    ref = wavelet.forward(x, levels)
+    ref_back = wavelet.inverse(ref)
+    def same(a, b):  # bit for bit, signed zeros included
+        return a.shape == b.shape and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+
+    assert same(got[0], ref[0])
+    assert all(same(a, b) for d, e in zip(got[1], ref[1]) for a, b in zip(d, e))
+    assert same(back, ref_back)
+    monkeypatch.setattr(wavelet, "FAST", True)
+    assert same(wavelet.inverse(ref), ref_back)
