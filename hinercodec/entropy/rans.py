@@ -29,7 +29,7 @@ while rounding the other frequencies to levels costs a fraction of a percent of 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -300,10 +300,13 @@ def _encode_entries(e: np.ndarray, freqs: np.ndarray, starts: np.ndarray, precis
     return out
 
 
-def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]], tables: Sequence[Table]) -> bytes:
+def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]], tables: Sequence[Table],
+                    kernel: Optional[Callable] = None) -> bytes:
     """ONE stream of several segments (symbols, table index per symbol) that a SegmentDecoder
     reads segment by segment, so that a segment's tables may depend on the symbols before it.
-    Each segment is padded to whole steps with the no-op entry (frequency M: costs no bits)."""
+    Each segment is padded to whole steps with the no-op entry (frequency M: costs no bits).
+    `kernel(entries, freqs, starts, precision, lanes, STATE_LOW, WORD_BITS) -> bytes`, when given,
+    is a compiled coding loop that must write exactly what the numpy loop writes."""
     tables = _as_tables(tables, ValueError)
     starts, freqs, _, first = _entries(tables)
     sizes = np.array([t.freqs.size for t in tables])
@@ -327,7 +330,13 @@ def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]], tables: S
     e = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     if e.size == 0:
         return b""
-    return _encode_entries(e, freqs, starts, tables[0].precision, lanes, total)
+    if kernel is None:
+        return _encode_entries(e, freqs, starts, tables[0].precision, lanes, total)
+    out = kernel(np.ascontiguousarray(e, np.int64), np.ascontiguousarray(freqs, np.int64),
+                 np.ascontiguousarray(starts, np.int64), tables[0].precision, lanes, STATE_LOW, WORD_BITS)
+    if total > MAX_SYMBOLS_PER_BYTE * len(out):
+        raise ValueError(f"{total} symbols exceed {MAX_SYMBOLS_PER_BYTE} per byte of a {len(out)}-byte stream")
+    return out
 
 
 class SegmentDecoder:
@@ -335,7 +344,10 @@ class SegmentDecoder:
     order, then finish(); `total` is the symbols of all segments (checked against the data's
     length before anything is allocated). decode() is one segment."""
 
-    def __init__(self, data: bytes, tables: Sequence[Table], total: int):
+    def __init__(self, data: bytes, tables: Sequence[Table], total: int, kernel: Optional[Callable] = None):
+        """`kernel(x, words, n_words, ptr, starts, freqs, symbols, which, out, precision, STATE_LOW,
+        WORD_BITS) -> ptr`, when given, is a compiled step loop that reads exactly what read() does."""
+        self.kernel = kernel
         self.tables = _as_tables(tables, CorruptFileError)
         data = bytes(data)
         self.total = total
@@ -360,11 +372,21 @@ class SegmentDecoder:
         self.ptr = 0
         self.precision = self.tables[0].precision
         self.starts, self.freqs, self.symbols, _ = _entries(self.tables)
+        if kernel is not None:
+            self.x, self.words, self.starts, self.freqs, self.symbols = (
+                np.ascontiguousarray(v, np.int64) for v in (self.x, self.words, self.starts, self.freqs, self.symbols))
 
     def read(self, count: int, which: np.ndarray | None = None) -> np.ndarray:
         if count == 0:
             return np.zeros(0, np.int64)
         which = _which(which, count, len(self.tables))
+        if self.kernel is not None:
+            out = np.empty(count, np.int64)
+            self.ptr = self.kernel(self.x, self.words, self.n_words, self.ptr, self.starts, self.freqs, self.symbols,
+                                   np.ascontiguousarray(which, np.int64), out, self.precision, STATE_LOW, WORD_BITS)
+            if self.ptr > self.n_words:
+                raise CorruptFileError("rANS stream is truncated")
+            return out
         lanes, precision = self.lanes, self.precision
         mask = (1 << precision) - 1
         steps = -(-count // lanes)

@@ -126,66 +126,14 @@ class _BitReader:
             raise CorruptFileError("transform payload: trailing or nonzero padding bits in the raw bit section")
 
 
-class _SegmentDecoder(rans.SegmentDecoder):
-    """rans.SegmentDecoder with its step loop in _fast.rans_read (the same symbols and checks)."""
-
-    def __init__(self, data: bytes, tables, total: int):
-        super().__init__(data, tables, total)
-        if total:
-            self.x = np.ascontiguousarray(self.x, np.int64)
-            self.words = np.ascontiguousarray(self.words, np.int64)
-            self.starts, self.freqs, self.symbols = (np.ascontiguousarray(v, np.int64)
-                                                     for v in (self.starts, self.freqs, self.symbols))
-
-    def read(self, count: int, which: Optional[np.ndarray] = None) -> np.ndarray:
-        if count == 0:
-            return np.zeros(0, np.int64)
-        which = np.ascontiguousarray(rans._which(which, count, len(self.tables)), np.int64)
-        out = np.empty(count, np.int64)
-        self.ptr = _fast.rans_read(self.x, self.words, self.n_words, self.ptr, self.starts, self.freqs, self.symbols,
-                                   which, out, self.precision, rans.STATE_LOW, rans.WORD_BITS)
-        if self.ptr > self.n_words:
-            raise CorruptFileError("rANS stream is truncated")
-        return out
-
-
 def _encode_segments(segments, tables) -> bytes:
-    """rans.encode_segments with the coding loop in _fast.rans_encode (the same bytes)."""
-    if not FAST:
-        return rans.encode_segments(segments, tables)
-    tables = rans._as_tables(tables, ValueError)
-    starts, freqs, _, first = rans._entries(tables)
-    sizes = np.array([t.freqs.size for t in tables])
-    offsets = np.cumsum(sizes) - sizes
-    index = np.full(int(sizes.sum()), -1, np.int64)
-    for t, table in enumerate(tables):
-        used = np.flatnonzero(table.freqs)
-        index[offsets[t] + used] = first[t] + np.arange(used.size)
-    total = sum(int(np.asarray(s).size) for s, _ in segments)
-    lanes = rans.choose_lanes(total)
-    parts = []
-    for symbols, which in segments:
-        sym = np.asarray(symbols, np.int64).ravel()
-        which = rans._which(which, sym.size, len(tables))
-        if sym.size and (sym.min() < 0 or (sym >= sizes[which]).any()):
-            raise ValueError("symbol outside its table's alphabet")
-        e = index[offsets[which] + sym]
-        if (e < 0).any():
-            raise ValueError("symbol with frequency 0 in its table")
-        parts += [e, np.full(-sym.size % lanes, starts.size - 1)]
-    e = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    if e.size == 0:
-        return b""
-    out = _fast.rans_encode(np.ascontiguousarray(e, np.int64), np.ascontiguousarray(freqs, np.int64),
-                            np.ascontiguousarray(starts, np.int64), tables[0].precision, lanes, rans.STATE_LOW,
-                            rans.WORD_BITS)
-    if total > rans.MAX_SYMBOLS_PER_BYTE * len(out):
-        raise ValueError(f"{total} symbols exceed {rans.MAX_SYMBOLS_PER_BYTE} per byte of a {len(out)}-byte stream")
-    return out
+    """rans.encode_segments, its coding loop compiled when _fast is built (the same bytes)."""
+    return rans.encode_segments(segments, tables, kernel=_fast.rans_encode if FAST else None)
 
 
 def _segment_decoder(data: bytes, tables, total: int) -> rans.SegmentDecoder:
-    return (_SegmentDecoder if FAST else rans.SegmentDecoder)(data, tables, total)
+    """rans.SegmentDecoder, its step loop compiled when _fast is built (the same symbols and checks)."""
+    return rans.SegmentDecoder(data, tables, total, kernel=_fast.rans_read if FAST else None)
 
 
 def _rans_decode(data: bytes, tables, count: int, which: Optional[np.ndarray] = None) -> np.ndarray:
