@@ -31,6 +31,12 @@ def cam_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.arccos(cos.clamp(-1 + 1e-6, 1 - 1e-6)).mean()
 
 
+def band_loss(pred: torch.Tensor, ref: torch.Tensor, gamma: float) -> torch.Tensor:
+    """HINER's loss: L1 plus gamma times the mean spectral angle between decoded and original bands."""
+    loss = (pred - ref).abs().mean()
+    return loss + gamma * cam_loss(pred, ref) if gamma > 0 else loss
+
+
 def lr_factor(step: int, total: int, warmup: float, start: float = 0.0) -> float:
     """Linear warm-up over the first `warmup` fraction (from `start`), then cosine decay to zero."""
     n_warm = max(1, int(total * warmup))
@@ -65,9 +71,7 @@ def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: FitSe
             idx = order[i * batch:(i + 1) * batch]
             pred = model(t[idx])
             ref = target[idx]
-            loss = (pred - ref).abs().mean()
-            if settings.gamma > 0:
-                loss = loss + settings.gamma * cam_loss(pred, ref)
+            loss = band_loss(pred, ref, settings.gamma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -209,9 +213,7 @@ def fit_quantised(model: nn.Module, target: torch.Tensor, t: torch.Tensor, setti
                     p.copy_(dequantised(p))
             pred = model(t[idx])
             ref = target[idx]
-            loss = (pred - ref).abs().mean()
-            if settings.gamma > 0:
-                loss = loss + settings.gamma * cam_loss(pred, ref)
+            loss = band_loss(pred, ref, settings.gamma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             with torch.no_grad():
