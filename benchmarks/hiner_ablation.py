@@ -40,6 +40,8 @@ VARIANTS: dict[str, dict] = {
     "base": {},  # hinerc 0.4's choices (HinerStyle()'s defaults)
     "lib": {k: v for k, v in dataclasses.asdict(hiner.STYLE).items()
             if v != getattr(hiner.HinerStyle(), k)},  # the library's current choices
+    "fidelity": {k: v for k, v in dataclasses.asdict(hiner.FIDELITY_STYLE).items()
+                 if v != getattr(hiner.HinerStyle(), k)},  # batch 1 + constant width (not the default)
     "pe": {"pe_freqs": 80, "pe_base": 1.25},
     "lr3": {"lr": 1e-3},
     "lr3w": {"lr": 1e-3, "warmup": 0.1, "warmup_start": 0.1},
