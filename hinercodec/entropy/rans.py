@@ -418,13 +418,15 @@ class SegmentDecoder:
             raise CorruptFileError("rANS stream is damaged (a lane does not end in its initial state)")
 
 
-def decode(data: bytes, tables: Table | Sequence[Table], count: int, which: np.ndarray | None = None) -> np.ndarray:
+def decode(data: bytes, tables: Table | Sequence[Table], count: int, which: np.ndarray | None = None,
+           kernel: Optional[Callable] = None) -> np.ndarray:
     """Inverse of encode: exactly `count` symbols (int64) filling all of `data`. CorruptFileError
     when the data is truncated, has trailing bytes, does not end in the initial states, or is
-    too short for `count` (MAX_SYMBOLS_PER_BYTE, checked before allocating anything)."""
+    too short for `count` (MAX_SYMBOLS_PER_BYTE, checked before allocating anything). `kernel`:
+    a compiled step loop, as for SegmentDecoder."""
     if count < 0:
         raise ValueError("count must be >= 0")
-    reader = SegmentDecoder(data, tables, count)
+    reader = SegmentDecoder(data, tables, count, kernel)
     out = reader.read(count, which)
     reader.finish()
     return out

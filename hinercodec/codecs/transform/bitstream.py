@@ -137,13 +137,8 @@ def _segment_decoder(data: bytes, tables, total: int) -> rans.SegmentDecoder:
 
 
 def _rans_decode(data: bytes, tables, count: int, which: Optional[np.ndarray] = None) -> np.ndarray:
-    """rans.decode through _segment_decoder."""
-    if count < 0:
-        raise ValueError("count must be >= 0")
-    reader = _segment_decoder(data, tables, count)
-    out = reader.read(count, which)
-    reader.finish()
-    return out
+    """rans.decode, its step loop compiled when _fast is built."""
+    return rans.decode(data, tables, count, which, kernel=_fast.rans_read if FAST else None)
 
 
 # ---------------------------------------------------------------- contexts
