@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py [CUBE...] [--rates 0.2] [--large] [--baselines pca-jpeg2000,pca-x265]
                                [--k 16] [--json OUT] [--workdir DIR]
+    python benchmarks/speed.py --plot OUT.png RESULTS.json [RESULTS.json ...]
 
 For every cube and rate target, each codec runs as its own process, timed whole (wall clock from the
 process start to its exit: interpreter start-up, imports, reading the cube, rate search, writing the
@@ -218,6 +219,42 @@ def print_row(row: dict, baselines: list[str]) -> None:
         print(f"{'':28s} {'':7s} {'':5s}   (bpppb/PSNR_band: {' | '.join(q.split(' | ')[1:])})", flush=True)
 
 
+def plot(jsons: list[str], out: str) -> None:
+    """Log-log plot of wall time against input MB, encode and decode, one series per codec and rate,
+    from the JSON files of earlier runs (the slope shows how cost grows with the cube's size)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict = {}
+    for path in jsons:
+        for row in json.loads(Path(path).read_text())["rows"]:
+            for codec, res in row.items():
+                if not isinstance(res, dict) or "encode" not in res:
+                    continue
+                for what in ("encode", "decode"):
+                    r = res.get(what)
+                    if r and "error" not in r:
+                        series.setdefault((what, codec, row["rate"]), []).append((row["mb"], r["s"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, what in zip(axes, ("encode", "decode")):
+        for (w, codec, rate), pts in sorted(series.items()):
+            if w != what:
+                continue
+            pts.sort()
+            x, y = [p[0] for p in pts], [p[1] for p in pts]
+            ax.loglog(x, y, "o-" if codec == "hinerc" else "s--", label=f"{codec} {rate:g}", alpha=0.8)
+        ax.set_xlabel("cube size (MB, stored dtype)")
+        ax.set_ylabel(f"{what} wall time (s, whole process)")
+        ax.set_title(what)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--_encode"]:
@@ -236,7 +273,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--k", type=int, default=16, help="the baselines' one k (capped at the band count)")
     ap.add_argument("--json", metavar="OUT", help="save the results as JSON")
     ap.add_argument("--workdir", metavar="DIR", help="where files go (default: a temporary directory)")
+    ap.add_argument("--plot", nargs="+", metavar=("PNG", "JSON"), help="only plot: PNG from the JSON files of "
+                    "earlier runs (log-log wall time against cube size)")
     args = ap.parse_args(argv)
+    if args.plot:
+        if len(args.plot) < 2:
+            ap.error("--plot needs PNG and at least one JSON")
+        plot(args.plot[1:], args.plot[0])
+        return 0
     sys.path.insert(0, str(ROOT))
     from benchmarks.machine import describe as _describe, machine_info
 

@@ -34,8 +34,6 @@ from typing import BinaryIO, Callable, Iterator, Sequence, Union
 
 import h5py
 import numpy as np
-import scipy.io
-from scipy.io.matlab import MatReadError
 
 from hinercodec.errors import HinercError, InputError, OutputError, OutputExistsError, UsageError
 
@@ -66,7 +64,17 @@ _MATLAB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}\Z")
 # Everything numpy, h5py, scipy and zipfile raise on a missing, damaged or foreign file.
 # (SyntaxError and TokenError: numpy parses a garbled .npy header as a Python literal.)
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, RuntimeError, MemoryError,
-                SyntaxError, tokenize.TokenError, zipfile.BadZipFile, MatReadError, struct.error, zlib.error)
+                SyntaxError, tokenize.TokenError, zipfile.BadZipFile, struct.error, zlib.error)
+
+
+def _read_errors() -> tuple:
+    """_READ_ERRORS, plus scipy's MatReadError once scipy.io is loaded (it is imported only where a
+    MATLAB or NetCDF3 file is read or written, which keeps `hinerc decode` quick to start; before
+    that import it cannot have been raised)."""
+    matlab = sys.modules.get("scipy.io.matlab")
+    return _READ_ERRORS + ((matlab.MatReadError,) if matlab is not None else ())
+
+
 _LIST_MAX = 8  # variables named in a message before "... and N more"
 
 _Source = Union[str, bytes]  # a path, or the bytes read from stdin
@@ -157,7 +165,7 @@ class CubeReader:
             arr = self._window(y0, y1, x0, x1)
         except HinercError:
             raise
-        except _READ_ERRORS as exc:
+        except _read_errors() as exc:
             raise InputError(f"cannot read {label}: {_reason(exc)}") from exc
         return _checked_data(arr, label, self.key)
 
@@ -195,7 +203,7 @@ def open_cube(path: str | os.PathLike, key: str | None = None,
                                 _window=window, metadata=var.metadata or None, layout=var.layout)
         except HinercError:
             raise
-        except _READ_ERRORS as exc:
+        except _read_errors() as exc:
             raise InputError(f"cannot read {label}: {_reason(exc)}") from exc
         yield reader
 
@@ -324,12 +332,16 @@ def _npz_variables(zf: zipfile.ZipFile) -> dict:
 
 
 def _mat5_variables(src: _Source) -> dict:
+    import scipy.io
+
     with _binary(src) as f:
         entries = scipy.io.whosmat(f)
     out = {}
     for name, shape, mclass in entries:
 
         def load(name: str = name) -> np.ndarray:
+            import scipy.io
+
             with _binary(src) as f:
                 return scipy.io.loadmat(f, variable_names=[name])[name]
 
@@ -429,6 +441,8 @@ def _attribute_metadata(attrs: dict, source_format: str = "netcdf") -> dict | No
 
 @contextlib.contextmanager
 def _netcdf3(src: _Source) -> Iterator[object]:
+    import scipy.io
+
     nc = scipy.io.netcdf_file(io.BytesIO(src) if isinstance(src, bytes) else src, "r", mmap=False)
     try:
         yield nc
@@ -1237,6 +1251,8 @@ def _write_mat(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> 
     if data.nbytes > _MAT5_MAX_BYTES:
         _write_mat73(tmp, data, wl, key)
         return
+    import scipy.io
+
     arrays = {key: data} if wl is None else {key: data, "wavelength_nm": wl.reshape(1, -1)}
     with open(tmp, "wb") as f:
         scipy.io.savemat(f, arrays, format="5", oned_as="row")

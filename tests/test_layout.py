@@ -104,6 +104,21 @@ print("ok")
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
 
+def test_cli_decode_to_npy_imports_neither_torch_nor_scipy(tmp_path: Path) -> None:
+    """`hinerc decode x.hnr -o x.npy` starts quickly (issue 16: a decode within 3x a bare numpy
+    import + 0.5 s): torch and scipy (only MATLAB / NetCDF3 files need it) stay unimported."""
+    from hinercodec import api, demo
+
+    src = tmp_path / "s.hnr"
+    src.write_bytes(api.encode(demo.sample().data[:32, :32, :16], None, bpppb=0.5, effort=1).data)
+    script = ("import sys; sys.argv = ['hinerc', 'decode', sys.argv[1], '-o', sys.argv[2]]\n"
+              "from hinercodec.cli.main import main\n"
+              "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'scipy'}))")
+    run = subprocess.run([sys.executable, "-c", script, str(src), str(tmp_path / "d.npy")], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip().splitlines()[-1] == "[]", (run.stdout, run.stderr)
+
+
 def test_network_file_without_torch_is_one_clear_error(tmp_path: Path) -> None:
     """A network (hiner) file with torch missing: exit 5 and one line naming what to install."""
     pytest.importorskip("torch")
