@@ -382,7 +382,8 @@ def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Opt
 @click.option("--nm", type=FloatList(), multiple=True, metavar="X",
               help="Wavelength in nm (the file must have wavelengths); repeatable.")
 @click.option("-o", "--output", metavar="OUT", show_default="IN stem + _interp.npy",
-              help="Output .npy, .npz, .mat, .h5 or .hdf5; '-' writes .npy to stdout.")
+              help="Output .npy, .npz, .mat, .h5, .hdf5, ENVI (.hdr/.img), GeoTIFF (.tif) or NetCDF (.nc); "
+                   "'-' writes .npy to stdout.")
 @click.option("--window", type=WINDOW, default=None, show_default="the whole image",
               help="Rows Y0..Y1-1 and columns X0..X1-1 only (0-based, end exclusive).")
 @click.option("--device", type=DEVICE, default=DEFAULT_DEVICE, metavar="DEVICE", help=DEVICE_HELP)
@@ -395,6 +396,8 @@ def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], window:
 
     The output is H x W for one wavelength (.npy) and H x W x K for K wavelengths (in the order
     asked), in the dtype of the original cube. Both options also take comma lists (--nm 410,430).
+    ENVI, GeoTIFF and NetCDF outputs (one band too) carry the scene's metadata as `decode` writes
+    it, with the wavelengths asked for (and fwhm interpolated between the coded bands).
 
     \b
     Examples:
@@ -406,11 +409,13 @@ def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], window:
         raise click.UsageError("give the wavelengths with either --lambda or --nm (one of them)")
     out = output or _default_output(input, "{stem}_interp.npy")
     _check_extension(out)
+    sensor_format = out != "-" and Path(out).suffix.lower() in (".hdr", ".img", ".tif", ".tiff", ".nc")
     if (len(t_list or nm_list) == 1 and out != "-" and Path(out).suffix.lower() != ".npy"
-            and not cubeio.is_stream_path(out)):
+            and not cubeio.is_stream_path(out) and not sensor_format):
         # cubeio.write_cube writes 3-D cubes only; say so before any work
         raise click.BadParameter(f"{out}: a single band (H x W) is written as .npy only; "
-                                 "use -o NAME.npy or ask for two or more wavelengths", param_hint="'-o/--output'")
+                                 "use -o NAME.npy (or .hdr, .tif, .nc) or ask for two or more wavelengths",
+                                 param_hint="'-o/--output'")
     check_device(device)
     with _claim(out, force) as target, _open_hnr(input, window) as source:  # OUT first: a bad one fails at once
         decoder = _api().Decoder(source, device)
@@ -422,9 +427,12 @@ def interp(input: str, lambdas: tuple, nm: tuple, output: Optional[str], window:
             wavelengths = file_nm[0] + np.asarray(t_list, dtype=np.float64) * (file_nm[-1] - file_nm[0])
         else:
             wavelengths = None
-        if stack.shape[-1] == 1:
+        if stack.shape[-1] == 1 and not sensor_format:
             stack = stack[..., 0]
-        _write_array(out, stack, wavelengths, force, target)
+        from hinercodec.formats.metadata import for_interp
+
+        _write_array(out, stack, wavelengths, force, target,
+                     for_interp(decoder.metadata, wavelengths, file_nm, window))
 
 
 @main.command(short_help="Describe a .hnr file without decoding it.")

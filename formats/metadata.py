@@ -156,6 +156,9 @@ def for_output(meta: Optional[dict], bands: Optional[list] = None, window: Optio
     out = {k: v for k, v in meta.items() if k != "version"}
     if bands is not None and "bands" in out:
         out["bands"] = {k: [v[i] for i in bands] for k, v in out["bands"].items()}
+    if bands is not None and isinstance(out.get("tags"), dict) and isinstance(out["tags"].get("bands"), list):
+        per_band = out["tags"]["bands"]
+        out["tags"] = {**out["tags"], "bands": [per_band[i] for i in bands if 0 <= i < len(per_band)]}
     if window is not None:
         y0, _, x0, _ = window
         if out.get("transform"):
@@ -166,3 +169,46 @@ def for_output(meta: Optional[dict], bands: Optional[list] = None, window: Optio
 
             out["map_info"] = window_map_info(out["map_info"], y0, x0)
     return out
+
+
+def for_interp(meta: Optional[dict], nm: Optional[np.ndarray], file_nm: Optional[np.ndarray],
+               window: Optional[tuple] = None) -> Optional[dict]:
+    """The metadata of bands interpolated at wavelengths `nm` (nm, K) of a file whose coded bands
+    are at `file_nm` (nm, C): the scene's own (units, nodata, georeferencing of the window, the
+    other header fields) with per-band lists of K entries: wavelengths (in the file's wavelength
+    units), fwhm, gain and offset interpolated linearly between the neighbouring coded bands, a band
+    good (bbl 1) only when both neighbours are, names saying they were interpolated. Per-band GeoTIFF
+    tags, which belong to coded bands, are left out."""
+    out = for_output(meta, None, window)
+    if not out:
+        return out
+    per_band = out.pop("bands", None) or {}
+    if isinstance(out.get("tags"), dict):
+        out["tags"] = {k: v for k, v in out["tags"].items() if k != "bands"}
+    if nm is None:
+        return out
+    nm = np.asarray(nm, np.float64).reshape(-1)
+    bands: dict = {"band_names": [f"{v:g} nm (interpolated)" for v in nm]}
+    if file_nm is not None and len(file_nm) == _band_count(per_band, len(file_nm)):
+        order = np.argsort(np.asarray(file_nm, np.float64))
+        xp = np.asarray(file_nm, np.float64)[order]
+        for key in ("wavelength", "fwhm", "gain", "offset", "bbl"):
+            values = per_band.get(key)
+            if values is None or len(values) != xp.size:
+                continue
+            try:
+                fp = np.asarray(values, np.float64)[order]
+            except (TypeError, ValueError):
+                continue
+            got = np.interp(nm, xp, fp)
+            bands[key] = [int(v) for v in np.floor(got + 1e-9)] if key == "bbl" else [float(v) for v in got]
+    if "wavelength" not in bands:
+        bands["wavelength"] = [float(v) for v in nm]
+        out["wavelength_units"] = "Nanometers"
+    out["bands"] = bands
+    return out
+
+
+def _band_count(per_band: dict, default: int) -> int:
+    lengths = {len(v) for v in per_band.values() if isinstance(v, list)}
+    return lengths.pop() if len(lengths) == 1 else default

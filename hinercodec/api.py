@@ -80,32 +80,35 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
 
     `metadata` (formats/metadata.py keys: fwhm, map info, CRS, ...) is stored in the file's `smta`
     chunk. Nodata: pixels whose bands all hold `nodata` (else metadata["nodata"]; NaN pixels of a
-    float cube always) are filled with a smooth continuation of the valid pixels before coding (so
-    they cost little and stay out of the band ranges; see _filled), their mask is stored losslessly
-    (`mask` chunk), and they decode as exactly the nodata value; PSNR_band counts valid pixels only.
-    The rate target counts these chunks: the codec gets the budget less their size.
+    float cube always) are left to the codec as a mask (the transform codec codes the data pixels
+    alone; others code them filled with a smooth continuation of the valid pixels), their mask is
+    stored losslessly (`mask` chunk), and they decode as exactly the nodata value; PSNR_band counts
+    valid pixels only. The rate target counts these chunks: the codec gets the budget less their
+    size. Tiled cubes too (each tile gets its part of the mask).
     """
     opts = _options(options, keywords)
     original = np.asarray(cube)
     meta, valid = nodata_pixels.plan(original, metadata, nodata)
-    extra = nodata_pixels.extra_chunks(meta, valid)
-    filled = original if valid is None else nodata_pixels.filled(original, valid)
-    cube = check_cube(filled)
-    if _tiles_needed(opts, cube.shape):
-        if valid is not None:
-            raise InputError(nodata_pixels.TILED_NODATA)
+    if original.ndim != 3 or original.dtype.kind not in "uif":
+        check_cube(original)  # says what is wrong
+    if _tiles_needed(opts, original.shape):
+        check_size(original.shape)
+        dtype_code(original.dtype)
+
         def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-            return cube[y0:y1, x0:x1]
-        return _encode_tiled(tuple(cube.shape), cube.dtype, wavelengths, read,
-                             lambda r: tiling.ArrayWindow(cube[r[0]:r[1], r[2]:r[3]]), opts, progress, map_fn,
-                             extra)
+            return original[y0:y1, x0:x1]
+        return _encode_tiled(tuple(original.shape), original.dtype, wavelengths, read,
+                             lambda r: tiling.ArrayWindow(original[r[0]:r[1], r[2]:r[3]]), opts, progress, map_fn,
+                             meta, sensor.nodata_value(meta))
+    extra = nodata_pixels.extra_chunks(meta, valid)
+    cube = check_cube(original if valid is None else nodata_pixels.filled(original, valid))
     start = time.perf_counter()
     shape = tuple(int(s) for s in cube.shape)
     positions_of(wavelengths, shape[2])  # InputError before any work
     target, offset, scale = normalise(cube)
     run_opts = nodata_pixels.less_extra(opts, extra, shape)
     data, stats = run_encoder(target, cube.dtype, offset, scale, wavelengths, Budget.from_bpppb(run_opts.bpppb, shape),
-                              run_opts, progress, cube=cube)
+                              run_opts, progress, cube=cube, valid=valid)
     data = sensor.add_chunks(data, extra)
     decoded = Decoder(data, opts.device).bands()
     if valid is not None:
@@ -140,9 +143,6 @@ def encode_reader(reader: "cubeio.CubeReader", options: Optional[EncodeOptions] 
     check_size(reader.shape)
     dtype_code(reader.dtype)
     value = nodata if nodata is not None else sensor.nodata_value(reader.metadata)
-    meta = dict(reader.metadata or {})
-    if value is not None:
-        meta["nodata"] = float(value)
     if reader.source == "-":  # stdin is in memory already: hand out array windows
         def window_of(r: tuple) -> Callable[[], np.ndarray]:
             return tiling.ArrayWindow(reader.read(*r))
@@ -153,31 +153,34 @@ def encode_reader(reader: "cubeio.CubeReader", options: Optional[EncodeOptions] 
         def window_of(r: tuple) -> Callable[[], np.ndarray]:
             return tiling.FileWindow(reader.source, reader.key, tuple(r))
 
-    def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """A window, refused when it has nodata pixels (the survey reads every pixel before any coding)."""
-        block = reader.read(y0, y1, x0, x1)
-        if block.dtype.kind == "f" and np.isnan(block).any():
-            raise InputError(nodata_pixels.TILED_NODATA)
-        if value is not None and value == value and (block == value).all(axis=2).any():
-            raise InputError(nodata_pixels.TILED_NODATA)
-        return block
-
-    return _encode_tiled(reader.shape, reader.dtype, reader.wavelengths, read, window_of, opts, progress,
-                         map_fn, nodata_pixels.extra_chunks(meta or None, None))
+    return _encode_tiled(reader.shape, reader.dtype, reader.wavelengths, reader.read, window_of, opts, progress,
+                         map_fn, reader.metadata, value)
 
 
 def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarray],
                   read: Callable[[int, int, int, int], np.ndarray], window_of: Callable, opts: EncodeOptions,
-                  progress: Optional[ProgressFn], map_fn: MapFn, extra: Optional[list] = None) -> EncodeResult:
+                  progress: Optional[ProgressFn], map_fn: MapFn, metadata: Optional[dict] = None,
+                  nodata: Optional[float] = None) -> EncodeResult:
+    """Tile by tile. Nodata pixels (`nodata`, and NaN pixels of a float cube) are found by the
+    survey, which reads every pixel before any coding: their mask goes into the file's `mask` chunk
+    (whole image) and each tile's codec gets its part."""
     start = time.perf_counter()
-    extra = extra or []
-    opts = nodata_pixels.less_extra(opts, extra, shape)
     if wavelengths is not None:
         positions_of(wavelengths, shape[2])
     if progress is not None:
         progress(Progress("survey", 0, 1, note="reading the cube once for its band ranges"))
-    head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, tile_for(opts, shape), opts.split,
-                                      {"encoder": f"hinerc {__version__}"})
+    tile = tile_for(opts, shape)
+    look = float("nan") if nodata is None and np.dtype(dtype).kind == "f" else nodata
+    survey = tiling.survey(read, tiling.grid_of(shape, tile), int(shape[2]), look)
+    meta = dict(metadata or {})
+    if nodata is not None:
+        meta["nodata"] = float(nodata)
+    elif survey.valid is not None:
+        meta["nodata"] = float("nan")
+    extra = nodata_pixels.extra_chunks(meta or None, survey.valid)
+    opts = nodata_pixels.less_extra(opts, extra, shape)
+    head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, tile, opts.split,
+                                      {"encoder": f"hinerc {__version__}"}, survey, look)
     if map_fn is map:
         for task in tasks:
             task.progress = progress
@@ -190,8 +193,8 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         if progress is not None:
             progress(Progress("size", 0, 1, note="a tile's share is below its smallest file: sharing equally"))
         opts = dataclasses.replace(opts, split="equal")
-        head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, tile_for(opts, shape), opts.split,
-                                          {"encoder": f"hinerc {__version__}"})
+        head, tasks, survey = tiling.plan(shape, dtype, wavelengths, read, window_of, opts, tile, opts.split,
+                                          {"encoder": f"hinerc {__version__}"}, survey, look)
         if map_fn is map:
             for task in tasks:
                 task.progress = progress
@@ -201,6 +204,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))
     dist = tiling.measure(data, read, survey, opts.device)
     stats = {"tiles": len(tasks), "grid": list(head.grid.shape), "split": opts.split,
+             **({} if survey.valid is None else {"nodata_pixels": int(survey.valid.size - np.count_nonzero(survey.valid))}),
              "tile_bytes": [r[2]["bytes"] for r in sorted(results, key=lambda r: r[0])],
              "tile_seconds": [round(r[2]["seconds"], 2) for r in sorted(results, key=lambda r: r[0])],
              "psnr_global": dist["psnr_global"], "sam_deg": dist["sam_deg"]}

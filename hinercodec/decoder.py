@@ -22,15 +22,19 @@ Window = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows y0..y1-1, columns x
 
 def open_model(config: dict, tensors: list, height: int, width: int, positions: np.ndarray,
                units: tuple[np.ndarray, np.ndarray], device: str = "cpu", where: str = "",
-               payload: Optional[bytes] = None, dtype: Optional[np.dtype] = None):
+               payload: Optional[bytes] = None, dtype: Optional[np.dtype] = None,
+               valid: Optional[np.ndarray] = None):
     """The decoder of one model (a whole file's or a tile's): `.render(t, rect)` -> (K, h, w) in [0, 1].
     CorruptFileError when its configuration and data do not fit together; UnsupportedFileError
-    for a model this hinerc does not know."""
+    for a model this hinerc does not know. `valid`: the model's part of the file's nodata mask,
+    given to a model whose config says its section depends on it ("nodata")."""
     codec = registry.for_file(config.get("model"))
     cls = registry.decoder_class(codec)
     try:
         if codec.payload:
-            model = cls(config, payload if payload is not None else payload_of(tensors), positions, units, dtype)
+            extra = {"valid": valid} if config.get("nodata") else {}
+            model = cls(config, payload if payload is not None else payload_of(tensors), positions, units, dtype,
+                        **extra)
         else:
             if payload is not None:
                 raise ValueError(f"a {codec.name} model stores weights, not a payload")
@@ -77,7 +81,8 @@ class Decoder:
         self.grid = f.grid if self._tile is not None else tiled.TileGrid((0, f.height), (0, f.width))
         if self._tile is None:
             self._models[0] = open_model(f.model_config, f.tensors, f.height, f.width, f.band_positions(),
-                                         (f.band_offset, f.band_scale), device, payload=f.payload, dtype=f.dtype)
+                                         (f.band_offset, f.band_scale), device, payload=f.payload, dtype=f.dtype,
+                                         valid=self.valid)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -104,7 +109,8 @@ class Decoder:
                 self._models.pop(next(iter(self._models)))
             self._models[i] = open_model(tile.model_config, tile.tensors, y1 - y0, x1 - x0,
                                          self.file.band_positions(), (self.file.band_offset, self.file.band_scale),
-                                         self.device, f"tile {i}: ", dtype=self.file.dtype)
+                                         self.device, f"tile {i}: ", dtype=self.file.dtype,
+                                         valid=None if self.valid is None else self.valid[y0:y1, x0:x1])
         return self._models[i]
 
     def _window(self, window: Optional[Window]) -> Window:

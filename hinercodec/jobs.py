@@ -15,9 +15,10 @@ from .options import EncodeOptions, Progress, ProgressFn
 def run_encoder(target: np.ndarray, dtype: np.dtype, offset: np.ndarray, scale: np.ndarray,
                 wavelengths: Optional[np.ndarray], budget: Budget, options: EncodeOptions,
                 progress: Optional[ProgressFn] = None, seed: Optional[int] = None, note: str = "",
-                cube: Optional[np.ndarray] = None) -> tuple[bytes, dict]:
+                cube: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> tuple[bytes, dict]:
     """(stand-alone .hnr bytes, stats) of a normalised cube `target` (C, H, W) float32 (and of its
-    original values `cube`, H x W x C, when the whole cube is at hand)."""
+    original values `cube`, H x W x C, when the whole cube is at hand); `valid` (H x W bool): its
+    data pixels when some are nodata."""
     c, h, w = target.shape
 
     def report(stage: str, step: int, total: int, loss: float, psnr: float, text: str) -> None:
@@ -26,6 +27,7 @@ def run_encoder(target: np.ndarray, dtype: np.dtype, offset: np.ndarray, scale: 
 
     job = Job(shape=(h, w, c), dtype=np.dtype(dtype), offset=offset, scale=scale, wavelengths=wavelengths,
               target=target, t=positions_of(wavelengths, c).astype(np.float32), budget=budget, options=options,
-              report=report, seed=options.seed if seed is None else seed, encoder=f"hinerc {__version__}", cube=cube)
+              report=report, seed=options.seed if seed is None else seed, encoder=f"hinerc {__version__}", cube=cube,
+              valid=valid)
     encode: Callable = registry.encoder(options.model)
     return encode(job)

@@ -1,6 +1,9 @@
-"""Nodata pixels around the codecs: found from the metadata or a value, filled before coding so
-that they cost little, their mask stored losslessly (a `mask` chunk), and restored exactly on
-decode (formats/metadata.py holds the chunks). api.encode runs these; the codecs never see nodata.
+"""Nodata pixels around the codecs: found from the metadata or a value, their mask stored
+losslessly (a `mask` chunk) and restored exactly on decode (formats/metadata.py holds the chunks).
+The codecs get the mask (codecs/base.py Job.valid): the transform codec codes the data pixels alone
+(a shape-adaptive wavelet, HNR.md "Nodata"); the nodata pixels are also filled with a smooth
+continuation of the valid ones, for the codecs that code a whole frame. api.encode runs these,
+tiling.py does the same tile by tile.
 """
 from __future__ import annotations
 
@@ -12,10 +15,6 @@ import numpy as np
 from .errors import InputError
 from .formats import metadata as sensor
 from .options import EncodeOptions
-
-
-TILED_NODATA = ("nodata pixels in a cube coded in tiles (over 2**26 values, or --tile) are not supported yet; "
-                 "encode a smaller window or a cube without nodata")
 
 
 def plan(cube: np.ndarray, metadata: Optional[dict], nodata: Optional[float]
@@ -30,23 +29,35 @@ def plan(cube: np.ndarray, metadata: Optional[dict], nodata: Optional[float]
     if value is None:
         return meta or None, None
     meta["nodata"] = value
-    if value != value:
-        if cube.dtype.kind != "f":
-            return meta, None
-        invalid = np.isnan(cube).all(axis=2)
-    else:
-        if cube.dtype.kind in "ui":
-            info_ = np.iinfo(cube.dtype)
-            if not (float(value).is_integer() and info_.min <= value <= info_.max):
-                return meta, None  # no pixel of this integer type can hold it
-            invalid = (cube == cube.dtype.type(int(value))).all(axis=2)
-        else:
-            invalid = (cube == value).all(axis=2)
-    if not invalid.any():
+    invalid = invalid_pixels(cube, value)
+    if invalid is None or not invalid.any():
         return meta, None
     if invalid.all():
         raise InputError(f"every pixel of the cube is nodata ({value:g}); there is nothing to code")
     return meta, ~invalid
+
+
+def invalid_pixels(block: np.ndarray, value: Optional[float]) -> Optional[np.ndarray]:
+    """(H, W) bool: the pixels of `block` (H x W x C) whose every band is the nodata `value` (NaN:
+    NaN in every band); None when no pixel of its type can hold the value."""
+    if value is None:
+        return None
+    if value != value:
+        return np.isnan(block).all(axis=2) if block.dtype.kind == "f" else None
+    if block.dtype.kind in "ui":
+        info_ = np.iinfo(block.dtype)
+        if not (float(value).is_integer() and info_.min <= value <= info_.max):
+            return None  # no pixel of this integer type can hold it
+        return (block == block.dtype.type(int(value))).all(axis=2)
+    return (block == value).all(axis=2)
+
+
+def tile_value(block: np.ndarray, value: Optional[float]) -> Optional[float]:
+    """The nodata value a tiled encode looks for in a window: the given one, else NaN in a float
+    cube (NaN pixels are always nodata, as in plan)."""
+    if value is None and block.dtype.kind == "f":
+        return float("nan")
+    return value
 
 
 def filled(cube: np.ndarray, valid: np.ndarray) -> np.ndarray:

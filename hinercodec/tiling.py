@@ -16,11 +16,12 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from . import nodata as nodata_pixels
 from . import registry
 from .codecs.base import LOW, Budget, stored_tensor
 from .cube import normalised
 from .decoder import Decoder
-from .errors import RequestError
+from .errors import InputError, RequestError
 from .formats import cubeio
 from .formats.hnrfile import HnrFile, band_normalisation, pack, unpack
 from .formats.tiled import Tile, TiledHead, TileGrid, pack_tiled, tile_data
@@ -79,22 +80,49 @@ class Survey:
     lo: np.ndarray  # float64 [C]
     hi: np.ndarray  # float64 [C]
     rough: np.ndarray  # [tiles, C] sum of squared Laplacian residuals (raw units)
-    pixels: np.ndarray  # [tiles]
+    pixels: np.ndarray  # [tiles] (with nodata: the data pixels, at least NODATA_SHARE of the tile's)
+    valid: Optional[np.ndarray] = None  # (H, W) bool, the data pixels, when some are nodata
 
 
-def survey(read: Callable[[int, int, int, int], np.ndarray], grid: TileGrid, bands: int) -> Survey:
-    """One pass, tile by tile (bounded memory): band minima/maxima and each tile's high-pass energy."""
+NODATA_SHARE = 0.05  # the least share of a tile's pixels its budget counts (its file has a smallest size)
+
+
+def survey(read: Callable[[int, int, int, int], np.ndarray], grid: TileGrid, bands: int,
+           nodata: Optional[float] = None) -> Survey:
+    """One pass, tile by tile (bounded memory): band minima/maxima and each tile's high-pass energy,
+    over the data pixels; with `nodata` (a value, NaN too), the mask of the data pixels."""
     lo, hi = np.full(bands, np.inf), np.full(bands, -np.inf)
     rough, pixels = np.zeros((len(grid), bands)), np.zeros(len(grid))
+    valid: Optional[np.ndarray] = None
     for i in range(len(grid)):
-        x = read(*grid.fit_rect(i)).astype(np.float64)
-        lo, hi = np.minimum(lo, x.min(axis=(0, 1))), np.maximum(hi, x.max(axis=(0, 1)))
+        y0, y1, x0, x1 = grid.fit_rect(i)
+        x = read(y0, y1, x0, x1)
+        invalid = nodata_pixels.invalid_pixels(x, nodata)
+        if invalid is not None and invalid.any():
+            if valid is None:
+                valid = np.ones((grid.y_edges[-1], grid.x_edges[-1]), bool)
+            valid[y0:y1, x0:x1] &= ~invalid
+            pixels[i] = max(float(np.count_nonzero(~invalid)), NODATA_SHARE * invalid.size)
+            if invalid.all():
+                continue
+            x = nodata_pixels.filled(x, ~invalid)
+        else:
+            pixels[i] = x.shape[0] * x.shape[1]
+        data = x if invalid is None else x[~invalid]
+        if x.dtype.kind == "f" and not np.isfinite(data).all():
+            raise InputError(f"cube holds {int((~np.isfinite(data)).sum())} NaN/Inf values in rows {y0}:{y1}, "
+                             f"columns {x0}:{x1} outside its nodata pixels (a nodata pixel is NaN, or the "
+                             "nodata value, in every band)")
+        x = x.astype(np.float64)
+        data = x.reshape(-1, bands) if invalid is None else x[~invalid]
+        lo, hi = np.minimum(lo, data.min(axis=0)), np.maximum(hi, data.max(axis=0))
         if x.shape[0] >= 3 and x.shape[1] >= 3:
             centre = x[1:-1, 1:-1]
             lap = 4 * centre - x[:-2, 1:-1] - x[2:, 1:-1] - x[1:-1, :-2] - x[1:-1, 2:]
-            rough[i] = (lap ** 2).sum(axis=(0, 1)) / max(1, lap.shape[0] * lap.shape[1]) * x.shape[0] * x.shape[1]
-        pixels[i] = x.shape[0] * x.shape[1]
-    return Survey(lo, hi, rough, pixels)
+            rough[i] = (lap ** 2).sum(axis=(0, 1)) / max(1, lap.shape[0] * lap.shape[1]) * pixels[i]
+    if valid is not None and not valid.any():
+        raise InputError(f"every pixel of the cube is nodata ({nodata:g}); there is nothing to code")
+    return Survey(lo, hi, rough, pixels, valid)
 
 
 def tile_shares(s: Survey, scale: np.ndarray, split: str) -> np.ndarray:
@@ -136,16 +164,28 @@ class TileTask:
     budget: Budget  # for the tile's stand-alone 1.0 file
     options: EncodeOptions
     progress: Optional[Callable] = None  # local runs only: tasks sent to other processes carry None
+    nodata: Optional[float] = None  # the value of nodata pixels (NaN too) when the cube has some
 
 
 def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
-    """Fit one tile: (index, its stand-alone 1.x file, stats). Runs in whichever process gets it."""
+    """Fit one tile: (index, its stand-alone 1.x file, stats). Runs in whichever process gets it.
+    Its nodata pixels (task.nodata) go to the codec as its mask (Job.valid), filled as in api.encode;
+    a tile of nodata alone is coded as a constant (the decoder writes nodata over it)."""
     started = time.perf_counter()
     opts = task.options
-    target = normalised(task.window(), task.offset, task.scale)
+    block = task.window()
+    invalid = nodata_pixels.invalid_pixels(block, task.nodata)
+    valid = None
+    if invalid is not None and invalid.all():
+        block = np.broadcast_to(task.offset.astype(np.float64), block.shape)
+    elif invalid is not None and invalid.any():
+        valid = ~invalid
+        block = nodata_pixels.filled(block, valid)
+    target = normalised(block, task.offset, task.scale)
     try:
         data, stats = run_encoder(target, task.dtype, task.offset, task.scale, task.wavelengths, task.budget, opts,
-                                  task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ")
+                                  task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ",
+                                  valid=valid)
     except RequestError as exc:
         y0, y1, x0, x1 = task.rect
         raise RequestError(f"tile {task.index + 1} (rows {y0}:{y1}, columns {x0}:{x1}): {exc} "
@@ -169,11 +209,13 @@ def _standalone_extra(head: TiledHead, payload: bool) -> int:
 
 def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.ndarray],
          read: Callable[[int, int, int, int], np.ndarray], window_of: Callable[[tuple], Callable[[], np.ndarray]],
-         options, tile: int, split: str, meta: dict) -> tuple[TiledHead, list[TileTask], Survey]:
-    """The head of the file and one task per tile, budgets shared out before any fit."""
+         options, tile: int, split: str, meta: dict, s: Optional[Survey] = None,
+         nodata: Optional[float] = None) -> tuple[TiledHead, list[TileTask], Survey]:
+    """The head of the file and one task per tile, budgets shared out before any fit. `s`: the
+    survey when it was made already (grid_of(shape, tile)); `nodata`: the value of nodata pixels."""
     h, w, c = shape
-    grid = TileGrid.split(h, w, tile, OVERLAP)
-    s = survey(read, grid, c)
+    grid = grid_of(shape, tile)
+    s = survey(read, grid, c, nodata) if s is None else s
     offset, scale = band_normalisation(s.lo, s.hi)
     head = TiledHead(height=h, width=w, bands=c, dtype=np.dtype(dtype), band_offset=offset, band_scale=scale,
                      wavelengths=None if wavelengths is None else np.asarray(wavelengths, np.float64), grid=grid,
@@ -188,8 +230,14 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
         budget = Budget(bytes=int(math.floor(share)) + extra, floor=int(math.ceil(LOW * share)) + extra)
         tasks.append(TileTask(index=i, rect=grid.fit_rect(i), window=window_of(grid.fit_rect(i)), offset=offset,
                               scale=scale,
-                              wavelengths=head.wavelengths, dtype=np.dtype(dtype), budget=budget, options=options))
+                              wavelengths=head.wavelengths, dtype=np.dtype(dtype), budget=budget, options=options,
+                              nodata=None if s.valid is None else nodata))
     return head, tasks, s
+
+
+def grid_of(shape: tuple, tile: int) -> TileGrid:
+    """The tile grid of a cube coded in tiles of side `tile`."""
+    return TileGrid.split(int(shape[0]), int(shape[1]), tile, OVERLAP)
 
 
 def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> bytes:
@@ -205,11 +253,16 @@ def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> byt
 
 
 def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Survey, device: str) -> dict:
-    """PROTOCOL.md distortion of the tiled file against the source, tile by tile (bounded memory)."""
+    """PROTOCOL.md distortion of the tiled file against the source, tile by tile (bounded memory),
+    over the data pixels (PROTOCOL.md "Nodata")."""
     dec = Decoder(data, device)
     acc = StreamingDistortion(s.lo, s.hi)
     grid = dec.grid
     for i in range(len(grid)):  # core by core: bounded memory (each network runs for up to 9 cores)
         y0, y1, x0, x1 = grid.rect(i)
-        acc.add(read(y0, y1, x0, x1), dec.bands(window=(y0, y1, x0, x1)))
+        original, decoded = read(y0, y1, x0, x1), dec.bands(window=(y0, y1, x0, x1))
+        if s.valid is not None:
+            keep = s.valid[y0:y1, x0:x1]
+            original, decoded = original[keep][:, None], decoded[keep][:, None]
+        acc.add(original, decoded)
     return acc.result().as_dict()

@@ -139,6 +139,26 @@ class Header:
         if self.model.get("model") not in ("transform", "transform2"):
             raise Unsupported(f"model {self.model.get('model')!r} (this reader: transform, transform2)")
         self.payload = body["CODE"] if payload_chunk == "CODE" else stored_tens_payload(body["TENS"])
+        # Nodata (hinerc 0.5): the `mask` chunk (which pixels are data) and `smta`'s nodata value.
+        masks = [b for kind, b in chunks if kind == "mask"]
+        need(len(masks) <= 1, "more than one mask chunk")
+        self.valid = read_mask(masks[0], self.height, self.width) if masks else None
+        smta = [b for kind, b in chunks if kind == "smta"]
+        self.nodata = 0.0
+        if smta:
+            value = json.loads(zstd_frame(smta[0]).decode("utf-8")).get("nodata", 0.0)
+            self.nodata = float(value)  # a number, or "nan" / "inf" / "-inf"
+
+
+def read_mask(body: bytes, h: int, w: int) -> np.ndarray:
+    """HNR.md "mask": H x W bool, True where a pixel is data (run lengths: nodata, data, nodata, ...)."""
+    need(len(body) >= 1, "empty mask chunk")
+    if body[0] != 1:
+        raise Unsupported(f"mask version {body[0]}")
+    runs = np.frombuffer(zstd_frame(body[1:]), "<u4")
+    need(int(runs.sum(dtype=np.int64)) == h * w, "mask runs do not add up to H W")
+    flat = np.repeat(np.arange(runs.size) % 2 == 1, runs)
+    return flat.reshape(h, w)
 
 
 def wave_positions(wave: bytes, c: int) -> np.ndarray:
@@ -410,8 +430,19 @@ def sign(v: int) -> int:
     return (v > 0) - (v < 0)
 
 
-def read_coefficients(data: bytes, k: int, h: int, w: int, levels: int, signs: bool):
-    """The integer pyramid: LL (k, lh, lw) and per level finest first [HL, LH, HH] (k, rows, cols)."""
+def band_masks(valid: np.ndarray, levels: int):
+    """HNR.md "Nodata": where the shape-adaptive pyramid has coefficients: LL, [[HL, LH, HH] per level]."""
+    m, out = valid, []
+    for _ in range(levels):
+        lo, hi = m[:, 0::2], m[:, 1::2]
+        out.append([hi[0::2], lo[1::2], hi[1::2]])
+        m = lo[0::2]
+    return m, out
+
+
+def read_coefficients(data: bytes, k: int, h: int, w: int, levels: int, signs: bool, present=None):
+    """The integer pyramid: LL (k, lh, lw) and per level finest first [HL, LH, HH] (k, rows, cols).
+    `present` (band_masks of a nodata mask): only those positions are coded, the others are 0."""
     need(0 <= levels <= 8, "too many levels")
     used, pos = varint(data, 0, 4096)
     ids, prev = [], -1
@@ -438,7 +469,10 @@ def read_coefficients(data: bytes, k: int, h: int, w: int, levels: int, signs: b
                 table, pos = read_rans_table(data, pos)
                 tables.append(table)
         table_of[cid] = tables[-1]
-    total = k * h * w
+    if present is None:
+        total = k * h * w
+    else:
+        total = k * (int(present[0].sum()) + sum(int(m.sum()) for ms in present[1] for m in ms))
     n_signs, sign_table = 0, {}
     half = Table([M // 2, M // 2])
     if signs:
@@ -466,11 +500,14 @@ def read_coefficients(data: bytes, k: int, h: int, w: int, levels: int, signs: b
 
     # 1. LL residuals of all images, context 0, then the LOCO-I median predictor undone.
     (lh, lw), det_shapes = band_shapes(h, w, levels)
-    res = [value_of(s, raw) for s in stream.group([context_table(0)] * (k * lh * lw))]
+    ll_present = np.ones((lh, lw), bool) if present is None else present[0]
+    res = iter([value_of(s, raw) for s in stream.group([context_table(0)] * (k * int(ll_present.sum())))])
     ll = np.zeros((k, lh, lw), np.int64)
     for img in range(k):
         for i in range(lh):
             for j in range(lw):
+                if not ll_present[i, j]:
+                    continue  # not coded: 0
                 b = int(ll[img, i - 1, j]) if i else 0
                 if j == 0:
                     a = c = b
@@ -483,7 +520,7 @@ def read_coefficients(data: bytes, k: int, h: int, w: int, levels: int, signs: b
                     pred = max(a, b)
                 else:
                     pred = a + b - c
-                ll[img, i, j] = res[(img * lh + i) * lw + j] + pred
+                ll[img, i, j] = next(res) + pred
 
     # 2. Detail bands, coarsest level first; passes A, D, B; image by image.
     details: list = [None] * levels
@@ -515,6 +552,8 @@ def read_coefficients(data: bytes, k: int, h: int, w: int, levels: int, signs: b
                         continue
                     for i in range(band.shape[1]):
                         for j in range(band.shape[2]):
+                            if present is not None and not present[1][lev][o][i, j]:
+                                continue
                             if (phase == 0 and i % 2 == 0 and j % 2 == 0) or (phase == 1 and i % 2 and j % 2) \
                                     or (phase == 2 and (i + j) % 2):
                                 act = parent_activity(parents, o, img, i, j)
@@ -607,11 +646,49 @@ def inverse_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
     return out
 
 
-def images_of(model: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(A (K, H, W), B (C, K), mean (C)) in binary64, HNR.md "Reconstruction" steps 1-5."""
+def inverse_runs(x: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """HNR.md "Nodata": the inverse lifting along the last axis of x (..., n), run by run of the
+    samples `present` (n bools); a run of one sample is kept, absent samples are 0."""
+    x = np.where(present, x, 0.0)
+    n = present.size
+    p = 0
+    while p < n:
+        if not present[p]:
+            p += 1
+            continue
+        a = p
+        while p + 1 < n and present[p + 1]:
+            p += 1
+        b = p
+        p += 1
+        if a == b:
+            continue
+
+        def near(q: int) -> np.ndarray:  # x_{q-1} + x_{q+1}, mirrored inside the run
+            left = q - 1 if q - 1 >= a else q + 1
+            right = q + 1 if q + 1 <= b else q - 1
+            return x[..., left] + x[..., right]
+
+        for q in range(a, b + 1):
+            x[..., q] = x[..., q] * ((K97 / SQRT2) if q % 2 == 0 else (SQRT2 / K97))
+        for parity, c in ((0, DELTA), (1, GAMMA), (0, BETA), (1, ALPHA)):
+            for q in range(a, b + 1):
+                if q % 2 == parity:
+                    x[..., q] = x[..., q] - c * near(q)
+    return x
+
+
+def images_of(model: dict, payload: bytes, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A (K, H, W), B (C, K), mean (C)) in binary64, HNR.md "Reconstruction" steps 1-5 (and
+    "Nodata" for a model with "nodata": 1, given the file's mask `valid`)."""
     keys = {"model", "height", "width", "bands", "components", "levels", "step_code", "basis_exps", "mean_exp",
             "offsets"}
-    need(set(model) == keys, "MODL keys")
+    shape_adaptive = "nodata" in model
+    need(set(model) - {"nodata"} == keys, "MODL keys")
+    need(not shape_adaptive or (model["nodata"] == 1 and type(model["nodata"]) is int
+                                and model["model"] == "transform2"), "MODL nodata is 1 in transform2")
+    need(not shape_adaptive or (valid is not None and valid.shape == (model["height"], model["width"])),
+         "a shape-adaptive model without a mask of its size")
     h, w, c, k, levels = (model[n] for n in ("height", "width", "bands", "components", "levels"))
     code, exps, mean_exp, offsets = model["step_code"], model["basis_exps"], model["mean_exp"], model["offsets"]
     need(all(type(v) is int for v in (h, w, c, k, levels, code, mean_exp, *exps, *offsets)), "MODL values")
@@ -619,7 +696,8 @@ def images_of(model: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.n
          and len(offsets) == levels + 1 and all(-64 <= e <= 255 for e in exps + [mean_exp])
          and all(-32 <= o <= 32 for o in offsets) and h >= 1 and w >= 1, "MODL values out of range")
     weights, mean_int, basis_int, pos = read_side(payload, c, k)
-    ll, details = read_coefficients(payload[pos:], k, h, w, levels, model["model"] == "transform2")
+    present = band_masks(valid, levels) if shape_adaptive else None
+    ll, details = read_coefficients(payload[pos:], k, h, w, levels, model["model"] == "transform2", present)
 
     step = 2.0 ** (-code / 64)  # the correctly rounded binary64 value (see HNR.md, Appendix)
     root = np.sqrt(2.0 ** (np.array(weights) / 8))
@@ -629,6 +707,8 @@ def images_of(model: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.n
     mean = np.array(mean_int, np.float64) * (step * 2.0 ** (-mean_exp / 4)) / root
 
     image = dequantise(ll, offsets[0], step / LL_GAINS[levels])
+    if shape_adaptive:
+        return inverse_shape_adaptive(image, details, offsets, step, valid), basis, mean
     for lev in range(levels - 1, -1, -1):
         hl, lh, hh = (dequantise(b, offsets[1 + lev], step / DETAIL_GAINS[lev]) for b in details[lev])
         # along y (rows are the second-to-last axis): LL with LH, HL with HH; then along x.
@@ -636,6 +716,32 @@ def images_of(model: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.n
         hi = np.swapaxes(inverse_1d(np.swapaxes(hl, 1, 2), np.swapaxes(hh, 1, 2)), 1, 2)
         image = inverse_1d(lo, hi)
     return image, basis, mean
+
+
+def inverse_shape_adaptive(image: np.ndarray, details: list, offsets: list, step: float,
+                           valid: np.ndarray) -> np.ndarray:
+    """HNR.md "Nodata" step 4: level by level, columns then rows, run by run of the level's mask."""
+    levels = len(details)
+    ms = [valid]
+    for _ in range(levels):
+        ms.append(ms[-1][0::2, 0::2])
+    for lev in range(levels - 1, -1, -1):
+        hl, lh, hh = (dequantise(b, offsets[1 + lev], step / DETAIL_GAINS[lev]) for b in details[lev])
+        m = ms[lev]
+        n_rows, n_cols = m.shape
+        k = image.shape[0]
+        lo = np.zeros((k, n_rows, (n_cols + 1) // 2))
+        hi = np.zeros((k, n_rows, n_cols // 2))
+        lo[:, 0::2], lo[:, 1::2], hi[:, 0::2], hi[:, 1::2] = image, lh, hl, hh
+        for j in range(lo.shape[2]):  # along y, each column of the low half with its samples' mask
+            lo[:, :, j] = inverse_runs(lo[:, :, j], m[:, 2 * j])
+        for j in range(hi.shape[2]):
+            hi[:, :, j] = inverse_runs(hi[:, :, j], m[:, 2 * j + 1])
+        image = np.zeros((k, n_rows, n_cols))
+        image[:, :, 0::2], image[:, :, 1::2] = lo, hi
+        for i in range(n_rows):  # along x, each row
+            image[:, i, :] = inverse_runs(image[:, i, :], m[i])
+    return image
 
 
 def to_units(y: np.ndarray, scale: float, offset: float, dtype: np.dtype) -> np.ndarray:
@@ -659,12 +765,22 @@ def mix(row: np.ndarray, images: np.ndarray) -> np.ndarray:
 def decode_file(data: bytes) -> np.ndarray:
     """The cube, H x W x C in the file's sample type."""
     head = Header(data)
-    images, basis, mean = images_of(head.model, head.payload)
+    images, basis, mean = images_of(head.model, head.payload, head.valid)
     need(images.shape[1:] == (head.height, head.width) and basis.shape[0] == head.bands, "MODL does not fit HHDR")
     out = np.empty((head.height, head.width, head.bands), head.dtype.newbyteorder("="))
     for c in range(head.bands):
         row = np.append(basis[c], mean[c])
         out[:, :, c] = to_units(mix(row, images), head.scale[c], head.offset[c], out.dtype)
+    return with_nodata(out, head)
+
+
+def with_nodata(out: np.ndarray, head: Header) -> np.ndarray:
+    """HNR.md "mask": every band of a nodata pixel is the nodata value in the sample type."""
+    if head.valid is not None:
+        if out.dtype.kind == "f":
+            out[~head.valid] = head.nodata
+        else:
+            out[~head.valid] = int(head.nodata) if head.nodata == head.nodata else 0
     return out
 
 
@@ -693,7 +809,7 @@ def akima_tangents(p: np.ndarray, u: np.ndarray) -> np.ndarray:
 def decode_at(data: bytes, t: float) -> np.ndarray:
     """The band at normalised wavelength t (binary64, in [0, 1]): H x W in the file's sample type."""
     head = Header(data)
-    images, basis, mean = images_of(head.model, head.payload)
+    images, basis, mean = images_of(head.model, head.payload, head.valid)
     t = float(t)
     need(0.0 <= t <= 1.0, "t outside [0, 1]")
     order = sorted(range(head.bands), key=lambda c: head.positions[c])
@@ -704,7 +820,7 @@ def decode_at(data: bytes, t: float) -> np.ndarray:
     exact = [i for i in range(p.size) if p[i] == t]
     if exact or p.size == 1:
         i = exact[0] if exact else 0
-        return to_units(mix(table[i], images), s[i], o[i], dtype)
+        return with_nodata(to_units(mix(table[i], images), s[i], o[i], dtype)[:, :, None], head)[:, :, 0]
     i0 = max(i for i in range(p.size) if p[i] < t)
     i1 = i0 + 1
     units = table * s[:, None]
@@ -723,4 +839,4 @@ def decode_at(data: bytes, t: float) -> np.ndarray:
     else:
         row = row / st
         row[-1] = row[-1] - ot / st
-    return to_units(mix(row, images), st, ot, dtype)
+    return with_nodata(to_units(mix(row, images), st, ot, dtype)[:, :, None], head)[:, :, 0]

@@ -165,18 +165,54 @@ def test_envi_encode_decode_cli(houston, tmp_path):
 
 
 def test_tiled_envi(houston, tmp_path):
-    """A cube coded in tiles keeps its metadata; nodata pixels there are refused (not supported yet)."""
+    """A cube coded in tiles keeps its metadata and its nodata: the whole image's mask, each tile's
+    part of it coded shape-adaptively, nodata exact in a full decode, in a window and in an archive run."""
     hdr = write_envi_by_hand(tmp_path, houston["cube"], houston["nm"], "bil")
     assert run("encode", hdr, "-o", tmp_path / "t.hnr", "--tile", "32", *FAST).exit_code == 0
     info = json.loads(run("info", tmp_path / "t.hnr", "--json").stdout)
     assert info["format_version"] == "2.0" and info["metadata"]["map_info"] == MAP_INFO
     assert run("decode", tmp_path / "t.hnr", "-o", tmp_path / "w.hdr", "--window", "0:40,0:40").exit_code == 0
     assert cubeio.read_cube(tmp_path / "w.hdr").metadata["bands"] == cubeio.read_cube(hdr).metadata["bands"]
-    cube = houston["cube"].copy()
-    cube[:3] = 0
-    hdr = write_envi_by_hand(tmp_path, cube, houston["nm"], "bil", name="holes")
-    line = one_line(run("encode", hdr, "-o", tmp_path / "h.hnr", "--tile", "32", *FAST), 3)
-    assert "not supported yet" in line and not (tmp_path / "h.hnr").exists()
+    cube, valid = _rotated_frame(houston["cube"][:48, :48], 0)  # 72 x 72, a rotated border of 0
+    cube[:, :, 5][~valid] = 0
+    hdr = write_envi_by_hand(tmp_path, cube, houston["nm"], "bil", name="holes")  # data ignore value = 0
+    r = json.loads(run("encode", hdr, "-o", tmp_path / "h.hnr", "--tile", "32", *FAST, "--json").stdout)
+    assert r["stats"]["tiles"] == 9 and r["stats"]["nodata_pixels"] == int((~valid).sum()) and r["bpppb"] <= 0.5
+    info = json.loads(run("info", tmp_path / "h.hnr", "--json").stdout)
+    assert info["format_version"] == "2.0" and "mask" in info["chunks"]
+    assert info["nodata"] == {"value": 0.0, "pixels": int((~valid).sum())}
+    dec = api.decode((tmp_path / "h.hnr").read_bytes())
+    assert (dec[~valid] == 0).all() and not (dec[valid] == 0).all(axis=1).any()
+    psnr = distortion(cube[valid][:, None], dec[valid][:, None]).psnr_band
+    assert abs(psnr - r["psnr_band"]) < 1e-9 and psnr > 30
+    # A window across tiles, read tile by tile from the file: nodata exact there too.
+    assert run("decode", tmp_path / "h.hnr", "-o", tmp_path / "hw.hdr", "--window", "5:50,20:70").exit_code == 0
+    win = cubeio.read_cube(tmp_path / "hw.hdr")
+    assert np.array_equal(win.data, dec[5:50, 20:70]) and win.metadata["nodata"] == 0
+    # An archive run (-O DIR) of two such scenes.
+    hdr2 = write_envi_by_hand(tmp_path, cube[::-1].copy(), houston["nm"], "bsq", name="holes2")
+    assert run("encode", hdr, hdr2, "-O", tmp_path / "out", "--tile", "32", *FAST).exit_code == 0
+    for name, original in (("holes", cube), ("holes2", cube[::-1])):
+        got = api.decode((tmp_path / "out" / f"{name}.hnr").read_bytes())
+        invalid = (original == 0).all(axis=2)
+        assert (got[invalid] == 0).all() and not (got[~invalid] == 0).all(axis=1).any()
+
+
+def test_tiled_nan_border_window(tmp_path):
+    """Float NaN nodata in tiles (api, a window through the Decoder): NaN exactly there."""
+    if not DATA.is_dir():
+        pytest.skip("../shared/data not found")
+    samson = loadmat(DATA / "samson.mat")["samson"].astype(np.float32)[:40, :40, :24]
+    framed, valid = _rotated_frame(samson, np.nan)
+    result = api.encode(framed, None, bpppb=0.5, effort=1, tile=24)
+    assert result.stats["tiles"] == 9 and result.stats["nodata_pixels"] == int((~valid).sum())
+    dec = api.Decoder(result.data)
+    full = dec.bands()
+    assert np.isnan(full[~valid]).all() and np.isfinite(full[valid]).all()
+    part = dec.bands([3, 1], window=(7, 43, 2, 30))
+    assert np.array_equal(part, full[7:43, 2:30][:, :, [3, 1]], equal_nan=True)
+    ev = api.evaluate(framed, result.data)
+    assert ev["nodata_exact"] and abs(ev["psnr_band"] - result.psnr_band) < 1e-9
 
 
 def test_inputs_without_metadata_unchanged(houston, tmp_path):
@@ -402,3 +438,69 @@ def test_missing_rasterio_is_one_line(houston, tmp_path, monkeypatch):
     assert "rasterio" in line and "pip install" in line
     with pytest.raises(InputError, match="rasterio"):
         cubeio.write_cube(tmp_path / "o.tif", houston["cube"])
+
+
+def test_nodata_files_decode_bit_for_bit_from_the_spec(houston):
+    """tests/educational_decoder.py (HNR.md alone) and the library agree bit for bit on
+    shape-adaptive files (MODL "nodata": 1): NaN border (float) and a nodata value (uint16)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import educational_decoder as ed
+
+    if not DATA.is_dir():
+        pytest.skip("../shared/data not found")
+    samson = loadmat(DATA / "samson.mat")["samson"].astype(np.float32)[10:34, 20:50, ::6]
+    framed, valid = _rotated_frame(samson, np.nan)
+    data = api.encode(framed, None, bpppb=0.5, effort=1).data
+    assert api.Decoder(data).file.model_config["nodata"] == 1
+    assert np.array_equal(ed.decode_file(data), api.decode(data), equal_nan=True)
+    assert np.array_equal(ed.decode_at(data, 0.37), api.interp(data, lambdas=[0.37])[:, :, 0], equal_nan=True)
+    cube, valid = _rotated_frame(houston["cube"][:30, :26, ::5], 3)
+    data = api.encode(cube, None, bpppb=0.6, effort=1, nodata=3).data
+    got = ed.decode_file(data)
+    assert np.array_equal(got, api.decode(data)) and (got[~valid] == 3).all()
+
+
+def test_shape_adaptive_file_needs_its_mask(houston):
+    cube, valid = _rotated_frame(houston["cube"][:32, :32, :8], 0)
+    data = api.encode(cube, None, bpppb=0.5, effort=1, nodata=0).data
+    chunks = read_chunks(data)
+    without = write_chunks([c for c in chunks if c.type != "mask"])
+    with pytest.raises(CorruptFileError, match="mask"):
+        api.decode(without)
+
+
+def test_interp_to_sensor_formats_carries_metadata(houston, tmp_path):
+    """hinerc interp to ENVI (one band too) and NetCDF: the nm asked for (in the file's wavelength
+    units), fwhm between the coded bands', the window's map info, nodata, the other header fields."""
+    cube = houston["cube"].copy()
+    cube[:4] = 0
+    hdr = write_envi_by_hand(tmp_path, cube, houston["nm"], "bsq")
+    assert run("encode", hdr, "-o", tmp_path / "s.hnr", *FAST).exit_code == 0
+    src = cubeio.read_cube(hdr)
+    nm = houston["nm"]
+    want = [float(nm[3]), 0.5 * float(nm[10] + nm[11])]
+    assert run("interp", tmp_path / "s.hnr", "--nm", f"{want[0]!r},{want[1]!r}", "-o", tmp_path / "i.hdr",
+               "--window", "2:40,5:30").exit_code == 0
+    got = cubeio.read_cube(tmp_path / "i.hdr")
+    assert got.data.shape == (38, 25, 2) and (got.data[:2] == 0).all()
+    assert np.allclose(got.wavelengths, want)
+    wl = src.metadata["bands"]["wavelength"]  # micrometres in the header
+    assert np.allclose(got.metadata["bands"]["wavelength"], [wl[3], 0.5 * (wl[10] + wl[11])])
+    assert got.metadata["wavelength_units"] == src.metadata["wavelength_units"]
+    fwhm = src.metadata["bands"]["fwhm"]
+    assert np.allclose(got.metadata["bands"]["fwhm"], [fwhm[3], 0.5 * (fwhm[10] + fwhm[11])])
+    assert got.metadata["nodata"] == 0 and got.metadata["coordinate_system_string"] == CS
+    parts = envi.split_list(got.metadata["map_info"])
+    assert float(parts[3]) == 271860.0 + 5 and float(parts[4]) == 3290190.0 - 2
+    assert {k: v for k, v in got.metadata.get("envi", {}).items()} == src.metadata.get("envi", {})
+    assert run("interp", tmp_path / "s.hnr", "--nm", "600", "-o", tmp_path / "one.hdr").exit_code == 0
+    one = cubeio.read_cube(tmp_path / "one.hdr")
+    assert one.data.shape == (64, 64, 1) and np.allclose(one.wavelengths, [600.0])
+    h5netcdf = pytest.importorskip("h5netcdf")
+    assert run("interp", tmp_path / "s.hnr", "--nm", "500,600", "-o", tmp_path / "i.nc").exit_code == 0
+    with h5netcdf.File(tmp_path / "i.nc", "r") as nc:  # the wavelength coordinate in the file's own units
+        assert nc.variables["cube"].shape == (2, 64, 64)
+        assert np.allclose(nc.variables["wavelength"][...], [0.5, 0.6])
+        assert nc.variables["wavelength"].attrs["units"] == src.metadata["wavelength_units"]

@@ -47,6 +47,8 @@ class Job:
     seed: int = 0  # tiles: the options' seed plus the tile index
     encoder: str = "hinerc"  # the `meta` encoder string
     cube: Optional[np.ndarray] = None  # H x W x C original values (whole cubes; the lossless codec needs them)
+    valid: Optional[np.ndarray] = None  # H x W bool: the pixels that are data (None: all); a codec may
+    # leave the others out of its basis and distortion and spend no bits on them (they decode as nodata)
 
     def pack(self, config: dict, tensors: list[QuantTensor], payload: Optional[bytes] = None) -> bytes:
         """The stand-alone file: network weights in TENS (format 1.0), or a codec's own bitstream

@@ -165,19 +165,32 @@ def _med(up: np.ndarray, left: np.ndarray, ul: np.ndarray) -> np.ndarray:
     return np.where(ul >= hi, lo, np.where(ul <= lo, hi, up + left - ul))
 
 
-def _med_restore(res: np.ndarray) -> np.ndarray:
-    """Inverse of _med_residual (row by row, vectorised over the stack and columns' dependence)."""
+def _med_restore(res: np.ndarray, skipped: Optional[np.ndarray] = None) -> np.ndarray:
+    """Inverse of _med_residual (row by row, vectorised over the stack and columns' dependence).
+    `skipped` (h, w) bool: positions not coded, whose values are 0 (the residuals there unused)."""
     k, h, w = res.shape
     x = np.zeros((k, h, w), np.int64)
     for i in range(h):
         up = x[:, i - 1] if i else np.zeros((k, w), np.int64)
         for j in range(w):
+            if skipped is not None and skipped[i, j]:
+                continue
             if j == 0:
                 x[:, i, 0] = res[:, i, 0] + up[:, 0]
             else:
                 ul = up[:, j - 1]
                 x[:, i, j] = res[:, i, j] + _med(up[:, j], x[:, i, j - 1], ul)
     return x
+
+
+# ---------------------------------------------------------------- nodata: the coefficients not coded
+
+Maps = tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]  # wavelet.masks: where coefficients are
+
+
+def coded_count(images: int, coded: Maps) -> int:
+    """How many coefficients a section with these maps codes."""
+    return images * (int(coded[0].sum()) + sum(int(m.sum()) for ms in coded[1] for m in ms))
 
 
 def _parent_activity(parent: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -261,7 +274,7 @@ def sign_context(band: np.ndarray, orientation: int, k: int, level: int, phase: 
 
 
 def _walk(images: int, height: int, width: int, levels: int, take: Take,
-          take_signs: Optional[Take] = None) -> Pyramid:
+          take_signs: Optional[Take] = None, coded: Optional[Maps] = None) -> Pyramid:
     """Visit every coefficient in coding order and build the pyramid from what `take` returns.
 
     take(contexts, picks) gives the values of the next group: the encoder returns the known
@@ -270,15 +283,23 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take,
     each depends only on values taken before: the parent (one level coarser), for pass B the four
     pass-A neighbours, and the same place in the image before (the component images share edges).
     With `take_signs` (the `transform2` section), a detail group's values are magnitudes, and
-    take_signs(sign contexts, picks) then gives the signs (+-1) of its nonzero ones, in order."""
+    take_signs(sign contexts, picks) then gives the signs (+-1) of its nonzero ones, in order.
+    With `coded` (wavelet.masks of a nodata mask), only the positions it marks are visited; the others are 0."""
     (lh, lw), det_shapes = shapes(height, width, levels)
-    ll = _med_restore(take(np.full(images * lh * lw, LL_CONTEXT), None).reshape(images, lh, lw))
+    if coded is None:
+        ll = _med_restore(take(np.full(images * lh * lw, LL_CONTEXT), None).reshape(images, lh, lw))
+    else:
+        res = np.zeros((images, lh, lw), np.int64)
+        res[:, coded[0]] = take(np.full(images * int(coded[0].sum()), LL_CONTEXT), None).reshape(images, -1)
+        ll = _med_restore(res, ~coded[0])
     details: list = [None] * levels
     for l in range(levels - 1, -1, -1):
         parents = details[l + 1] if l + 1 < levels else (None, None, None)
         bands = [np.zeros((images,) + shp, np.int64) for shp in det_shapes[l]]
         acts = [_parent_activity(parents[o], band.shape) for o, band in enumerate(bands)]
         masks = [_pass_masks(band.shape) for band in bands]
+        if coded is not None:
+            masks = [[m & coded[1][l][o] for m in ms] for o, ms in enumerate(masks)]
         for phase in range(PASSES):
             spatial = (None, _diagonal_sum, _neighbour_sum)[phase]
             near = acts if spatial is None else [spatial(band) + act // 2 for band, act in zip(bands, acts)]
@@ -288,6 +309,8 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take,
                     if band.size == 0:
                         continue
                     mask = masks[o][phase]
+                    if coded is not None and not mask.any():
+                        continue
                     act = near[o][k][mask] + (CROSS * np.abs(band[k - 1][mask]) if k else 0)
                     ctx.append(context_id(l, phase, _bucket(act)))
                     picks.append((l, o, k, mask))
@@ -311,7 +334,7 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take,
     return ll, details
 
 
-def _groups(pyramid: Pyramid, signs: bool = False) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+def _groups(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """(values, context ids, is a sign group) of every coded group in stream order. With `signs`,
     a detail group holds magnitudes and is followed by the group of its nonzero values' signs
     (1 for negative, 0 for positive; sign context ids)."""
@@ -321,7 +344,7 @@ def _groups(pyramid: Pyramid, signs: bool = False) -> list[tuple[np.ndarray, np.
 
     def take(ctx: np.ndarray, picks: Optional[list]) -> np.ndarray:
         if picks is None:
-            values = _med_residual(ll).ravel()
+            values = _med_residual(ll).ravel() if coded is None else _med_residual(ll)[:, coded[0]].ravel()
         else:
             values = np.concatenate([details[l][o][k][mask] for l, o, k, mask in picks])
             last[0] = values
@@ -335,7 +358,7 @@ def _groups(pyramid: Pyramid, signs: bool = False) -> list[tuple[np.ndarray, np.
         out.append(((v < 0).astype(np.int64), ctx, True))
         return np.sign(v)
 
-    _walk(ll.shape[0], *_image_shape(pyramid), len(details), take, take_signs if signs else None)
+    _walk(ll.shape[0], *_image_shape(pyramid), len(details), take, take_signs if signs else None, coded)
     return out
 
 
@@ -471,23 +494,23 @@ def _table_cost(hist: np.ndarray, unsigned: bool = False) -> float:
     return min(explicit, PARAM_BITS + PRECISION * n - float(np.dot(counts, np.log2(fu))))
 
 
-def _histograms(pyramid: Pyramid, signs: bool = False) -> tuple[list, np.ndarray, np.ndarray]:
+def _histograms(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) -> tuple[list, np.ndarray, np.ndarray]:
     """Per group in stream order (symbols, escape low bits, escape bit counts, context ids, is a sign
     group), the histogram of every magnitude/value context id (rows) over the alphabet, and the
     (positive, negative) counts of every sign context (zeros without `signs`)."""
-    coded = []
+    out = []
     sign_counts = np.zeros((N_SIGN_CONTEXTS, 2), np.int64)
-    for v, c, is_sign in _groups(pyramid, signs):
+    for v, c, is_sign in _groups(pyramid, signs, coded):
         if is_sign:
-            coded.append((v, np.zeros(0, np.int64), np.zeros(0, np.int64), c, True))
+            out.append((v, np.zeros(0, np.int64), np.zeros(0, np.int64), c, True))
             np.add.at(sign_counts, (c, v), 1)
         else:
-            coded.append(to_symbols(v) + (c, False))
+            out.append(to_symbols(v) + (c, False))
     n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1))
-    flat = [c * ALPHABET + s for s, _, _, c, is_sign in coded if not is_sign]
+    flat = [c * ALPHABET + s for s, _, _, c, is_sign in out if not is_sign]
     flat = np.concatenate(flat) if flat else np.zeros(0, np.int64)
     hist = np.bincount(flat, minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)
-    return coded, hist, sign_counts
+    return out, hist, sign_counts
 
 
 def plan_tables(hist: np.ndarray, signs: bool = False) -> tuple[np.ndarray, list[np.ndarray], float]:
@@ -557,22 +580,24 @@ def _fast_args(pyramid: Pyramid, signs: bool) -> tuple:
     return ll.shape[0], h, w, len(details), bool(signs), bands
 
 
-def _stats(pyramid: Pyramid, signs: bool = False) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(histogram of context x symbol, sign context counts, coded symbols, escape bits) of a pyramid."""
-    if FAST and pyramid[0].size:
+def _stats(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(histogram of context x symbol, sign context counts, coded symbols, escape bits) of a pyramid
+    (with `coded`: of its coded positions; the compiled statistics do not take maps)."""
+    if FAST and pyramid[0].size and coded is None:
         hist = np.zeros((1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1)), ALPHABET), np.int64)
         sign_counts = np.zeros((N_SIGN_CONTEXTS, 2), np.int64)
         total, escape_bits = _fast.stats(*_fast_args(pyramid, signs), hist, sign_counts, THREADS)
         return hist, sign_counts, total, escape_bits
-    coded, hist, sign_counts = _histograms(pyramid, signs)
-    return hist, sign_counts, sum(g[0].size for g in coded), sum(int(g[2].sum()) for g in coded)
+    groups, hist, sign_counts = _histograms(pyramid, signs, coded)
+    return hist, sign_counts, sum(g[0].size for g in groups), sum(int(g[2].sum()) for g in groups)
 
 
-def estimate_bits(pyramid: Pyramid, signs: bool = False, stats: Optional[tuple] = None) -> float:
+def estimate_bits(pyramid: Pyramid, signs: bool = False, stats: Optional[tuple] = None,
+                  coded: Optional[Maps] = None) -> float:
     """Bits of pack(pyramid, signs) within a few percent, without building tables or streams:
     empirical conditional entropy of the planned tables + their cost (_table_cost) + escape bits +
     the signs (plan_signs) + the stream's lane states. `stats`: _stats(pyramid, signs) if known."""
-    hist, sign_counts, total, escape_bits = _stats(pyramid, signs) if stats is None else stats
+    hist, sign_counts, total, escape_bits = _stats(pyramid, signs, coded) if stats is None else stats
     _, _, _, bits = plan_tables(hist, signs)
     if signs:
         bits += plan_signs(sign_counts)[1] + 24.0
@@ -590,10 +615,10 @@ def estimate_bits_approx(pyramid: Pyramid, signs: bool = False) -> Optional[tupl
     return bits, ties, stats
 
 
-def _coded(pyramid: Pyramid, signs: bool) -> tuple[list, np.ndarray, np.ndarray]:
+def _coded(pyramid: Pyramid, signs: bool, coded: Optional[Maps] = None) -> tuple[list, np.ndarray, np.ndarray]:
     """What pack codes: ([(symbols, context ids, is a sign group)] in stream order, escape low bits,
     their bit counts), the histogram of context x symbol, the sign context counts."""
-    if FAST and pyramid[0].size:
+    if FAST and pyramid[0].size and coded is None:
         args = _fast_args(pyramid, signs)
         k, h, w, levels = args[:4]
         n = k * h * w
@@ -611,17 +636,18 @@ def _coded(pyramid: Pyramid, signs: bool) -> tuple[list, np.ndarray, np.ndarray]
         sign_counts = np.bincount(ctx[:n_sym][is_sign] * 2 + sym[:n_sym][is_sign],
                                   minlength=N_SIGN_CONTEXTS * 2).reshape(N_SIGN_CONTEXTS, 2)
         return (coded, low[:n_esc], nbits[:n_esc]), hist, sign_counts
-    coded, hist, sign_counts = _histograms(pyramid, signs)
-    return ([(g[0], g[3], g[4]) for g in coded], np.concatenate([g[1] for g in coded]),
-            np.concatenate([g[2] for g in coded])), hist, sign_counts
+    groups, hist, sign_counts = _histograms(pyramid, signs, coded)
+    return ([(g[0], g[3], g[4]) for g in groups], np.concatenate([g[1] for g in groups]),
+            np.concatenate([g[2] for g in groups])), hist, sign_counts
 
 
-def pack(pyramid: Pyramid, signs: bool = False) -> bytes:
+def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) -> bytes:
     """The coefficient section (formats/HNR.md, model `transform`; with `signs`, model
-    `transform2`) of an integer pyramid (LL (K, h, w), details finest first)."""
+    `transform2`) of an integer pyramid (LL (K, h, w), details finest first); with `coded`
+    (wavelet.masks), of its coded positions only (the pyramid must be 0 elsewhere)."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
-    (coded, low, nbits), hist, sign_counts = _coded(pyramid, signs)
+    (groups, low, nbits), hist, sign_counts = _coded(pyramid, signs, coded)
     used, slots, merged, _ = plan_tables(hist, signs)
     tables, bodies, kinds = [], [], []
     for cid, h in zip([used[i] for i in range(used.size) if i == 0 or slots[i] != slots[i - 1]], merged):
@@ -661,16 +687,17 @@ def pack(pyramid: Pyramid, signs: bool = False) -> bytes:
                 sign_slot[cid] = len(tables)
                 tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, _sign_freqs(q)))
             out += np.packbits(bitmap).tobytes() + bytes(q for _, q in listed)
-    segments = [(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, ctx, is_sign in coded]
+    segments = [(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, ctx, is_sign in groups]
     stream = _encode_segments(segments, tables)
     raw = _write_bits(low, nbits)
     out += huffman.write_varint(len(stream)) + stream + raw
     return bytes(out)
 
 
-def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs: bool = False) -> Pyramid:
-    """Inverse of pack(pyramid, signs) for a pyramid of `levels` levels of `images` images of H x W.
-    CorruptFileError on anything that does not decode to exactly that."""
+def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs: bool = False,
+           coded: Optional[Maps] = None) -> Pyramid:
+    """Inverse of pack(pyramid, signs, coded) for a pyramid of `levels` levels of `images` images of
+    H x W. CorruptFileError on anything that does not decode to exactly that."""
     if not 0 <= levels <= MAX_LEVELS:
         raise CorruptFileError(f"transform payload: {levels} levels (at most {MAX_LEVELS})")
     data = bytes(data)
@@ -711,7 +738,8 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
                 tables.append(table)
         if not tables or any(t.precision != PRECISION for t in tables):
             raise CorruptFileError(f"transform payload: tables missing or of a precision other than {PRECISION}")
-        total = images * (height * width)  # every coefficient is one symbol
+        # every coded coefficient is one symbol
+        total = images * (height * width) if coded is None else coded_count(images, coded)
         n_signs = 0
         if signs:
             n_signs, pos = huffman.read_varint(data, pos, total)
@@ -760,7 +788,7 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
             return 1 - 2 * decoder.read(ctx.size, sign_slot[ctx])
 
         ll, details = _walk(images, height, width, levels, lambda ctx, picks: values(ctx.size, ctx),
-                            take_signs if signs else None)
+                            take_signs if signs else None, coded)
         if decoded_signs[0] != n_signs:
             raise CorruptFileError("transform payload: fewer nonzero coefficients than signs")
         decoder.finish()

@@ -68,8 +68,11 @@ def band_steps(step: float, levels: int) -> tuple[float, list[float]]:
 
 def check_config(config: dict) -> None:
     """ValueError unless `config` is a valid transform MODL object (HNR.md lists the ranges)."""
-    if set(config) != CONFIG_KEYS:
+    if set(config) - {"nodata"} != CONFIG_KEYS:
         raise ValueError(f"transform config keys {sorted(config)} != {sorted(CONFIG_KEYS)}")
+    if "nodata" in config and (config["nodata"] != 1 or isinstance(config["nodata"], bool)
+                               or config["model"] != "transform2"):
+        raise ValueError("transform config: \"nodata\" is 1 (a shape-adaptive transform2 section) or absent")
     if config["model"] not in MODELS:
         raise ValueError(f"model {config['model']!r} is not a transform model")
     try:
@@ -91,10 +94,12 @@ def _int(v) -> int:
     return v
 
 
-def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images A (K, H, W) float64, basis (C, K), mean (C,)) in normalised units: band c =
     mean_c + B_c A. ValueError (or CorruptFileError from the entropy decoder) on a config or
-    payload that does not fit together."""
+    payload that does not fit together. `valid` (H, W) bool: the file's data pixels (its `mask`
+    chunk), needed by a config with "nodata": 1 (the shape-adaptive wavelet of the data pixels)."""
     check_config(config)
     h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
     code = int(config["step_code"])
@@ -108,8 +113,15 @@ def decode_payload(config: dict, payload: bytes) -> tuple[np.ndarray, np.ndarray
     root = np.sqrt(2.0 ** (weights_e / WEIGHT_RESOLUTION))
     basis = np.stack([restore_predicted(r) * sub_step(step, e) for r, e in zip(b_res, b_exps)], axis=1) / root[:, None]
     mean = restore_predicted(m_res) * sub_step(step, int(config["mean_exp"])) / root
-    ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2")
-    images = wavelet.inverse(dequantise_pyramid(ints, band_steps(step, levels), offsets))
+    coded = None
+    if config.get("nodata"):
+        if valid is None or np.shape(valid) != (h, w):
+            raise ValueError("the transform section leaves out nodata coefficients but the file has no "
+                             f"{h} x {w} nodata mask")
+        coded = wavelet.masks(valid, levels)
+    ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
+    pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets)
+    images = wavelet.inverse(pyramid) if coded is None else wavelet.inverse_masked(pyramid, valid)
     return images, basis, mean
 
 
@@ -120,8 +132,8 @@ class TransformDecoder:
     so that spectra between coded bands are interpolated in the cube's own units."""
 
     def __init__(self, config: dict, payload: bytes, positions: np.ndarray, units: tuple[np.ndarray, np.ndarray],
-                 dtype: Optional[np.dtype] = None):
-        images, basis, mean = decode_payload(config, payload)
+                 dtype: Optional[np.dtype] = None, valid: Optional[np.ndarray] = None):
+        images, basis, mean = decode_payload(config, payload, valid)
         self._setup(images, basis, mean, positions, units)
 
     @classmethod

@@ -53,15 +53,18 @@ class Analysis:
     constant: np.ndarray  # (C,) bool: bands with no range (decoded exactly from BNDS)
     weights: np.ndarray  # (C,) band weights: x holds sqrt(w_c) * the normalised band c
     cache: dict = field(default_factory=dict)
+    valid: Optional[np.ndarray] = None  # (H, W) bool: the data pixels when some are nodata (else None)
 
 
-def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None) -> Analysis:
-    """cube (C, H, W) in normalised units; `weights` (C,) weight each band's squared error."""
+def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> Analysis:
+    """cube (C, H, W) in normalised units; `weights` (C,) weight each band's squared error;
+    `valid` (H, W) bool: the data pixels, the only ones the mean and the basis are learnt from."""
     c, h, w = cube.shape
     weights = np.ones(c) if weights is None else np.asarray(weights, np.float64)
     x = np.asarray(cube, np.float64).reshape(c, h * w) * np.sqrt(weights)[:, None]
-    mean = x.mean(axis=1)
-    x0 = x - mean[:, None]
+    data = x if valid is None else x[:, valid.reshape(-1)]
+    mean = data.mean(axis=1)
+    x0 = data - mean[:, None]
     cov = (x0 @ x0.T) / x0.shape[1]
     var, vec = np.linalg.eigh(cov)
     order = np.argsort(var)[::-1]
@@ -69,7 +72,7 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None) -> Analysis:
     # Sign convention (deterministic files): the largest entry of each direction is positive.
     vec *= np.where(vec[np.argmax(np.abs(vec), axis=0), np.arange(c)] < 0, -1.0, 1.0)
     return Analysis(x=x, height=h, width=w, mean=mean, basis=vec, variance=np.maximum(var[order], 0.0),
-                    constant=np.ptp(x, axis=1) <= 0, weights=weights)
+                    constant=np.ptp(data, axis=1) <= 0, weights=weights, valid=valid)
 
 
 # ---------------------------------------------------------------- integer side information
@@ -89,7 +92,7 @@ def _quantise_side(a: Analysis, k: int, step: float) -> tuple[np.ndarray, list[i
     RD: an error e in basis entry (c, k) costs e^2 * variance_k * N in band c, one in a coefficient
     costs e^2 once, so the basis step that spends bits at the same slope as the images is
     step / sqrt(variance_k * N); likewise step / sqrt(N) for the mean."""
-    n = a.x.shape[1]
+    n = a.x.shape[1] if a.valid is None else int(np.count_nonzero(a.valid))  # the pixels that count
     exps = [_exponent(step, step / math.sqrt(max(a.variance[j], 1e-30) * n)) for j in range(k)]
     steps = np.array([sub_step(step, e) for e in exps])
     b_int = np.rint(a.basis[:, :k] / steps[None, :]).astype(np.int64)
@@ -173,9 +176,15 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     coeff = np.linalg.solve(gram + 1e-12 * np.eye(k), rhs)
     images = coeff.reshape(k, a.height, a.width)
     steps = band_steps(step, levels)
-    pyr = wavelet.forward(images, levels)
-    ints, offsets = quantise_pyramid(pyr, steps, rounding)
-    rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
+    maps = _maps(a)
+    if maps is None:
+        pyr = wavelet.forward(images, levels)
+        ints, offsets = quantise_pyramid(pyr, steps, rounding)
+        rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
+    else:  # nodata: the shape-adaptive wavelet of the data pixels (0 elsewhere, not coded)
+        pyr = wavelet.forward_masked(images, a.valid, levels)
+        ints, offsets = quantise_pyramid(pyr, steps, rounding)
+        rec = wavelet.inverse_masked(dequantise_pyramid(ints, steps, offsets), a.valid).reshape(k, -1)
     # m_hat + B rec, clipped, minus x, squared: in place (the same operations and roundings as
     # ((np.clip(m_hat + B rec, 0, root) - x) ** 2), without four (C, N) temporaries)
     xh = b_hat @ rec
@@ -184,9 +193,9 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     np.clip(xh, 0.0, root, out=xh)
     np.subtract(xh, a.x, out=xh)
     np.square(xh, out=xh)
-    mse = xh.mean(axis=1) / a.weights
+    mse = (xh.mean(axis=1) if a.valid is None else xh[:, a.valid.reshape(-1)].mean(axis=1)) / a.weights
     side = _side_vectors(b_int, m_int)
-    found = None if budget_bits is None else subbands.estimate_bits_approx(ints, SIGNS)
+    found = None if budget_bits is None or maps is not None else subbands.estimate_bits_approx(ints, SIGNS)
     if found is not None:
         approx, ties, stats = found
         approx += subbands.estimate_vector_bits(side)
@@ -194,7 +203,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
             return Candidate(k, code, approx, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels), exact=False)
         bits = subbands.estimate_bits(ints, SIGNS, stats) + subbands.estimate_vector_bits(side)
     else:
-        bits = subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(side)
+        bits = subbands.estimate_bits(ints, SIGNS, coded=maps) + subbands.estimate_vector_bits(side)
     return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
 
 
@@ -231,7 +240,10 @@ def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
     key = ("pyramid", k)
     if key not in a.cache:
         coeff = a.basis[:, :k].T @ (a.x - a.mean[:, None])
-        a.cache[key] = wavelet.forward(coeff.reshape(k, a.height, a.width), wavelet.levels_for(a.height, a.width))
+        levels = wavelet.levels_for(a.height, a.width)
+        images = coeff.reshape(k, a.height, a.width)
+        a.cache[key] = (wavelet.forward(images, levels) if a.valid is None
+                        else wavelet.forward_masked(images, a.valid, levels))
     return a.cache[key]
 
 
@@ -284,7 +296,16 @@ def _evaluated(a: Analysis, k: int, code: int, rounding: float, budget_bits: Opt
 
 def _estimate_bits_of(a: Analysis, k: int, code: int, rounding: float) -> float:
     ints, side = _quantised(a, k, code, rounding)
-    return subbands.estimate_bits(ints, SIGNS) + side
+    return subbands.estimate_bits(ints, SIGNS, coded=_maps(a)) + side
+
+
+def _maps(a: Analysis) -> Optional[subbands.Maps]:
+    """Where coefficients are coded (wavelet.masks of the data pixels), None without nodata."""
+    if a.valid is None:
+        return None
+    if "maps" not in a.cache:
+        a.cache["maps"] = wavelet.masks(a.valid, wavelet.levels_for(a.height, a.width))
+    return a.cache["maps"]
 
 
 def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subbands.Pyramid, float]:
@@ -310,9 +331,9 @@ def _fits(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -
     key = ("approx", k, code, rounding)
     if key not in a.cache:
         ints, side = _quantised(a, k, code, rounding)
-        found = subbands.estimate_bits_approx(ints, SIGNS)
+        found = None if a.valid is not None else subbands.estimate_bits_approx(ints, SIGNS)
         if found is None:
-            a.cache[exact] = subbands.estimate_bits(ints, SIGNS) + side
+            a.cache[exact] = subbands.estimate_bits(ints, SIGNS, coded=_maps(a)) + side
             return a.cache[exact] <= budget_bits
         bits, ties, stats = found
         a.cache[key] = (bits + side, ties)
@@ -419,7 +440,8 @@ def weight_codes(mse: np.ndarray, constant: np.ndarray) -> np.ndarray:
 def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 report: Optional[Callable[[str, int, int, float], None]] = None,
                 weights: Optional[np.ndarray] = None,
-                metric: str = "psnr_band", memo: Optional[dict] = None) -> Optional[tuple[dict, bytes, float, np.ndarray]]:
+                metric: str = "psnr_band", memo: Optional[dict] = None,
+                valid: Optional[np.ndarray] = None) -> Optional[tuple[dict, bytes, float, np.ndarray]]:
     """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
     whose payload fits `budget_bits` by the estimate; None when not even one component fits.
     Given the weight codes of an earlier call, only the final pass runs (re-aiming the rate).
@@ -437,7 +459,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         if memo is not None and memo.get("codes") == key and memo.get("analysis") is not None:
             a = memo["analysis"]
         else:
-            a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION))
+            a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
         for rounding in roundings:
             cand = search(a, budget_bits - _weight_bits(codes), rounding, start=None if best is None else best[1].k,
                           metric=metric)
@@ -451,30 +473,43 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 analyses = {key: a}  # only the best one's analysis is kept (memory)
         if best is None:
             return None
-        codes = weight_codes(best[1].mse, np.ptp(cube.reshape(c, -1), axis=1) <= 0)
+        codes = weight_codes(best[1].mse, constant_bands(cube, valid))
         a = None
     value, cand, codes, _ = best
     if memo is not None:
         memo["codes"], memo["analysis"] = codes.tobytes(), analyses.get(codes.tobytes())
-    return (*package(cand, codes, h, w), value, codes)
+    maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
+    return (*package(cand, codes, h, w, maps), value, codes)
 
 
-def smallest_bits(cube: np.ndarray) -> float:
+def constant_bands(cube: np.ndarray, valid: Optional[np.ndarray]) -> np.ndarray:
+    """(C,) bool: the bands with no range over the data pixels."""
+    c = cube.shape[0]
+    return np.ptp(cube.reshape(c, -1) if valid is None else cube[:, valid], axis=1) <= 0
+
+
+def smallest_bits(cube: np.ndarray, valid: Optional[np.ndarray] = None) -> float:
     """Estimated bits of the smallest payload: one component at the coarsest step."""
-    return evaluate(analyse(cube), 1, 0, 0.35).bits
+    return evaluate(analyse(cube, valid=valid), 1, 0, 0.35).bits
 
 
 def _weight_bits(codes: np.ndarray) -> float:
     return 0.0 if not codes.any() else subbands.estimate_vector_bits([codes]) - 40
 
 
-def package(cand: Candidate, codes: np.ndarray, height: int, width: int) -> tuple[dict, bytes]:
+def package(cand: Candidate, codes: np.ndarray, height: int, width: int,
+            coded: Optional[subbands.Maps] = None) -> tuple[dict, bytes]:
+    """(MODL config, payload). With `coded` (wavelet.masks of a nodata mask: the pyramid is
+    shape-adaptive) the coefficient section holds only those positions, and the config says so
+    ("nodata": 1)."""
     ints, offsets, b_int, b_exps, m_int, m_exp, levels = cand.parts
     side = [codes, _predict_residual(m_int)] + [_predict_residual(b_int[:, j]) for j in range(cand.k)]
     config = {"model": MODEL, "height": height, "width": width, "bands": int(codes.size),
               "components": cand.k, "levels": levels, "step_code": cand.code, "basis_exps": list(map(int, b_exps)),
               "mean_exp": int(m_exp), "offsets": list(map(int, offsets))}
-    return config, subbands.pack_vectors(side) + subbands.pack(ints, SIGNS)
+    if coded is not None:
+        config["nodata"] = 1
+    return config, subbands.pack_vectors(side) + subbands.pack(ints, SIGNS, coded)
 
 
 def probe_config(height: int, width: int, bands: int) -> dict:
@@ -541,6 +576,7 @@ def _encode(job: Job) -> tuple[bytes, dict]:
     h, w, c = job.shape
     cube = np.asarray(job.target, np.float64)
     effort, metric = job.options.effort, job.options.optimise
+    valid = None if job.valid is None or job.valid.all() else np.asarray(job.valid, bool)
 
     noise = np.random.default_rng(0).bytes(1000)  # incompressible, like a real payload: stored as it is
     overhead = len(job.pack_payload(probe_config(h, w, c), noise)) - 1000  # all but the payload
@@ -552,9 +588,9 @@ def _encode(job: Job) -> tuple[bytes, dict]:
         found = encode_cube(
             cube, 8.0 * room, effort,
             lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
-            weights, metric, memo)
+            weights, metric, memo, valid)
         if found is None:
-            raise job.too_low("transform", overhead + int(smallest_bits(cube) / 8) + 1)
+            raise job.too_low("transform", overhead + int(smallest_bits(cube, valid) / 8) + 1)
         config, payload, score, weights = found
         data = job.pack_payload(config, payload)
         if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):

@@ -219,3 +219,105 @@ def measured_gains(levels: int) -> tuple[float, list[float]]:
 
     ll_gain = energy(-1, levels - 1) ** 0.5 if levels else 1.0
     return ll_gain, [float(np.mean([energy(o, l) for o in range(3)]) ** 0.5) for l in range(levels)]
+
+
+# ---------------------------------------------------------------- shape-adaptive (nodata masks)
+#
+# With a nodata mask the transform runs on the data pixels alone: along each row (then each column
+# of the two halves) every run of consecutive data samples is lifted on its own, with whole-sample
+# symmetric extension at the run's two ends, samples at even positions of the row becoming low
+# coefficients and odd ones high (the place they hold in the pyramid is the same as without a
+# mask); a run of one sample is copied unchanged. The pyramid then has exactly one coefficient per
+# data pixel, at the positions masks() gives; the others are 0 and are not coded. (HNR.md,
+# "Nodata: the shape-adaptive wavelet".)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of `mask` (R, N): for the samples in runs of >= 2 data samples, their flat index,
+    the flat index of their left and right neighbours (reflected inside the run at its ends)."""
+    r, n = mask.shape
+    idx = np.broadcast_to(np.arange(n), (r, n))
+    prev = np.zeros_like(mask)
+    prev[:, 1:] = mask[:, :-1]
+    nxt = np.zeros_like(mask)
+    nxt[:, :-1] = mask[:, 1:]
+    start = np.maximum.accumulate(np.where(mask & ~prev, idx, -1), axis=1)
+    end = np.minimum.accumulate(np.where(mask & ~nxt, idx, n)[:, ::-1], axis=1)[:, ::-1]
+    live = mask & (end > start)
+    left = np.where(idx - 1 >= start, idx - 1, idx + 1)
+    right = np.where(idx + 1 <= end, idx + 1, idx - 1)
+    base = (np.arange(r) * n)[:, None]
+    rows, cols = np.nonzero(live)
+    flat = rows * n + cols
+    return flat, (base + left)[live], (base + right)[live]
+
+
+def _lift_masked(x: np.ndarray, mask: np.ndarray, inverse: bool) -> np.ndarray:
+    """The 1-D lifting (forward or inverse) along the last axis of x (..., R, N), run by run of `mask` (R, N)."""
+    lead = x.shape[:-2]
+    v = np.array(x, np.float64).reshape(lead + (-1,))
+    flat, left, right = _runs(mask)
+    odd = (flat % mask.shape[1]) % 2 == 1
+    steps = [(odd, _ALPHA), (~odd, _BETA), (odd, _GAMMA), (~odd, _DELTA)]
+    lo_scale, hi_scale = _SQRT2 / _K, _K / _SQRT2
+    if inverse:
+        v[..., flat[~odd]] *= hi_scale
+        v[..., flat[odd]] *= lo_scale
+        for which, c in reversed(steps):
+            v[..., flat[which]] -= c * (v[..., left[which]] + v[..., right[which]])
+    else:
+        for which, c in steps:
+            v[..., flat[which]] += c * (v[..., left[which]] + v[..., right[which]])
+        v[..., flat[~odd]] *= lo_scale
+        v[..., flat[odd]] *= hi_scale
+    return v.reshape(x.shape)
+
+
+def masks(valid: np.ndarray, levels: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Where the shape-adaptive pyramid of a mask has coefficients: (LL, [(HL, LH, HH) finest first]) bool."""
+    m = np.asarray(valid, bool)
+    out = []
+    for _ in range(levels):
+        lo, hi = m[:, 0::2], m[:, 1::2]
+        out.append((hi[0::2], lo[1::2], hi[1::2]))
+        m = lo[0::2]
+    return m, out
+
+
+def forward_masked(images: np.ndarray, valid: np.ndarray, levels: int) -> Pyramid:
+    """The shape-adaptive pyramid of a stack of images (..., H, W) over the data pixels `valid` (H, W)."""
+    ll = np.where(valid, np.asarray(images, np.float64), 0.0)
+    m = np.asarray(valid, bool)
+    details = []
+    for _ in range(levels):
+        x = _lift_masked(ll, m, False)
+        lo, hi, lo_m, hi_m = x[..., 0::2], x[..., 1::2], m[:, 0::2], m[:, 1::2]
+        lo = np.swapaxes(_lift_masked(np.swapaxes(lo, -1, -2), lo_m.T, False), -1, -2)
+        hi = np.swapaxes(_lift_masked(np.swapaxes(hi, -1, -2), hi_m.T, False), -1, -2)
+        details.append((hi[..., 0::2, :], lo[..., 1::2, :], hi[..., 1::2, :]))
+        ll, m = lo[..., 0::2, :], lo_m[0::2]
+    return np.ascontiguousarray(ll), [tuple(np.ascontiguousarray(b) for b in d) for d in details]
+
+
+def inverse_masked(pyramid: Pyramid, valid: np.ndarray) -> np.ndarray:
+    """Images back from a pyramid made by forward_masked (0 at the nodata pixels)."""
+    ll, details = pyramid
+    levels = len(details)
+    ms = [np.asarray(valid, bool)]
+    for _ in range(levels):
+        ms.append(ms[-1][0::2, 0::2])
+    for level in range(levels - 1, -1, -1):
+        hl, lh, hh = details[level]
+        m = ms[level]
+        h, w = m.shape
+        lead = ll.shape[:-2]
+        lo = np.empty(lead + (h, (w + 1) // 2), np.float64)
+        hi = np.empty(lead + (h, w // 2), np.float64)
+        lo[..., 0::2, :], lo[..., 1::2, :] = ll, lh
+        hi[..., 0::2, :], hi[..., 1::2, :] = hl, hh
+        lo = np.swapaxes(_lift_masked(np.swapaxes(lo, -1, -2), m[:, 0::2].T, True), -1, -2)
+        hi = np.swapaxes(_lift_masked(np.swapaxes(hi, -1, -2), m[:, 1::2].T, True), -1, -2)
+        x = np.empty(lead + (h, w), np.float64)
+        x[..., 0::2], x[..., 1::2] = lo, hi
+        ll = np.where(m, _lift_masked(x, m, True), 0.0)
+    return ll
