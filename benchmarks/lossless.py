@@ -3,7 +3,7 @@
 scientific codecs of issue 19, in one run.
 
 usage: python benchmarks/lossless.py [CUBE ...] [--data DIR] [--codecs a,b,...] [--json OUT] [--plot]
-                                     [--repeat N]
+                                     [--repeat N] [--bounds 0,1,...] [--float-bounds 0,1e-4,...]
 
 For every cube (default: every scene in ../shared/data), every bound (integer cubes: max error 0, 1, 4, 16
 in the cube's units; float cubes: 0 (bit-exact) and 1e-4, 1e-3, 1e-2 of each band's range) and every codec
@@ -103,13 +103,13 @@ def point(codec, path, cube, bounds, b, repeat):
     return row
 
 
-def bench(path, codecs, repeat):
+def bench(path, codecs, repeat, int_bounds=INT_BOUNDS, float_bounds=FLOAT_BOUNDS):
     cube = read_cube(path).data
     integer = cube.dtype.kind in "iu"
-    f = cube.reshape(-1, cube.shape[2]).astype(np.float64)
-    rng = f.max(0) - f.min(0)
+    f = cube.reshape(-1, cube.shape[2])
+    rng = f.max(0).astype(np.float64) - f.min(0).astype(np.float64)
     rows = []
-    for b in (INT_BOUNDS if integer else FLOAT_BOUNDS):
+    for b in (int_bounds if integer else float_bounds):
         bounds = np.full(cube.shape[2], b, np.int64) if integer else b * rng
         for codec in codecs:
             row = point(codec, path, cube, bounds, b, repeat)
@@ -167,7 +167,11 @@ def main(argv=None):
     p.add_argument("--json", dest="json_out")
     p.add_argument("--plot", action="store_true", help="write benchmarks/results/lossless_<scene>.png")
     p.add_argument("--repeat", type=int, default=3, help="hinerc's timed runs (best of)")
+    p.add_argument("--bounds", help="integer cubes' bounds, comma-separated (default 0,1,4,16)")
+    p.add_argument("--float-bounds", help="float cubes' bounds as fractions of each band's range (default 0,1e-4,1e-3,1e-2)")
     a = p.parse_args(argv)
+    ib = [int(v) for v in a.bounds.split(",")] if a.bounds else INT_BOUNDS
+    fb = [float(v) for v in a.float_bounds.split(",")] if a.float_bounds else FLOAT_BOUNDS
     paths = a.cubes or sorted(glob.glob(os.path.join(a.data, "*.mat")) + glob.glob(os.path.join(a.data, "*.h5")))
     if not paths:
         raise SystemExit(f"no cubes found in {a.data}")
@@ -178,7 +182,7 @@ def main(argv=None):
     rows = []
     t0 = time.time()
     for path in paths:
-        rows += bench(path, codecs, a.repeat)
+        rows += bench(path, codecs, a.repeat, ib, fb)
     print()
     print(summary(rows))
     print(f"\n({time.time() - t0:.0f} s)")

@@ -122,9 +122,12 @@ def sgn(v: int) -> int:
 
 def decode_core(stream: bytes, c: int, h: int, w: int, vmin: list, vmax: list, trace=None) -> list:
     """The C x H x W integer samples of one core stream (lists of lists of rows)."""
-    need(len(stream) >= 9 and stream[0] == 3 and stream[1] <= 15 and stream[2] >= 1 and stream[3] == 0,
-         "core stream header")
+    version = stream[0] if len(stream) >= 9 else 0
+    need(version in (3, 4) and stream[1] <= 15 and stream[2] >= 1
+         and (stream[3] == 0 if version == 3 else 1 <= stream[3] <= 16), "core stream header")
     P, mu = stream[1], stream[2]
+    Q = stream[3] if version == 4 else 1  # column period of the second stage's weights
+    nc2, mu2 = (14, 3) if version == 4 else (6, 2)
     rc = RangeDecoder(stream[4:])
     nf = 6 + P
     # predictor state
@@ -133,7 +136,7 @@ def decode_core(stream: bytes, c: int, h: int, w: int, vmin: list, vmax: list, t
     for j in range(P):
         wgt[6 + j] = v0
         v0 >>= 3
-    w2 = [0] * 6  # second stage
+    w2 = [[0] * nc2 for _ in range(Q)]  # second stage: one weight set per column phase x mod Q
     R = {}  # band -> H x W first-stage errors (quarter samples)
     D = {}  # band -> H x W central local differences
     # entropy state
@@ -232,6 +235,7 @@ def decode_core(stream: bytes, c: int, h: int, w: int, vmin: list, vmax: list, t
         Dz = [[0] * w for _ in range(h)]
         Rz = [[0] * w for _ in range(h)]
         Rp = R.get(z - 1)
+        Rp2 = R.get(z - 2)
 
         def t(v):
             return (v - vmn) >> sh
@@ -269,7 +273,13 @@ def decode_core(stream: bytes, c: int, h: int, w: int, vmin: list, vmax: list, t
                 v2 = [Rz[y][x - 1] if x > 0 else 0, Rz[y - 1][x] if y > 0 else 0,
                       Rz[y - 1][x - 1] if x > 0 and y > 0 else 0, Rz[y - 1][x + 1] if y > 0 and x < w - 1 else 0,
                       Rp[y][x] if Rp else 0, Rp[y][x + 1] if Rp and x < w - 1 else 0]
-                p4c = min(max(p4 + sum(a * b for a, b in zip(w2, v2)), 0), p4max)
+                if version == 4:
+                    v2 += [Rp[y + 1][x] if Rp and y < h - 1 else 0, Rp[y - 1][x] if Rp and y > 0 else 0,
+                           Rp[y][x - 1] if Rp and x > 0 else 0, Rp2[y][x] if Rp2 else 0,
+                           Rz[y][x - 2] if x > 1 else 0, Rz[y - 2][x] if y > 1 else 0,
+                           Rz[y][x - 3] if x > 2 else 0, Rz[y - 1][x + 2] if y > 0 and x < w - 2 else 0]
+                ww = w2[x % Q]
+                p4c = min(max(p4 + sum(a * b for a, b in zip(ww, v2)), 0), p4max)
                 pv = min(vmn + ((((p4c >> 2) << sh) + half) >> 15), vmx)
                 v = pv + Ez[y][x]
                 need(vmn <= v <= vmx, "sample out of its band's range")
@@ -283,8 +293,8 @@ def decode_core(stream: bytes, c: int, h: int, w: int, vmin: list, vmax: list, t
                 err2 = ((4 * tv) << 15) - p4c
                 n2 = 1 + sum(v * v for v in v2)
                 g2 = abs(err2 << 20) // n2 * sgn(err2)
-                for f in range(6):
-                    w2[f] = min(max(w2[f] + ((g2 * v2[f] * 2) >> 28), -wl), wl)
+                for f in range(nc2):
+                    ww[f] = min(max(ww[f] + ((g2 * v2[f] * mu2) >> 28), -wl), wl)
                 norm = 1 + sum(uf * uf for uf in u)
                 g = abs(err << 20) // norm * sgn(err)  # C division: truncation toward zero
                 for f in range(nf):
@@ -293,7 +303,7 @@ def decode_core(stream: bytes, c: int, h: int, w: int, vmin: list, vmax: list, t
         X.append(Xz)
         D[z] = Dz
         R[z] = Rz
-        R.pop(z - 2, None)
+        R.pop(z - 3, None)
         D.pop(z - P - 1, None)
     need(rc.over <= 8, "core stream overrun")
     return X

@@ -103,7 +103,7 @@ def annotate_payload(d: Dump, base: int, p: bytes) -> None:
     span = field("span = {} (varint): every band's samples in [vmin, vmin + span]", r.uv)
     n = field("core stream length = {} (varint)", r.uv)
     s = r.p
-    d.field(base + s, p[s:s + 4], f"core stream: version {p[s]}, P = {p[s + 1]}, mu = {p[s + 2]}, reserved")
+    d.field(base + s, p[s:s + 4], f"core stream: version {p[s]}, P = {p[s + 1]}, mu = {p[s + 2]}, Q = {p[s + 3]}")
     d.field(base + s + 4, p[s + 4:s + n], f"core stream: range-coded bits ({n - 4} bytes)")
     d.field(base + s + n, p[s + n:], "payload CRC-32 (of everything before it)")
     assert s + n + 4 == len(p) and lo is not None and span is not None

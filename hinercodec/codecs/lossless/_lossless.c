@@ -13,8 +13,8 @@
  *               prediction stage (by one band: see NRING).
  * The stages exchange residual planes through a ring of NRING band planes.
  *
- * Stream (version 3): u8 version, u8 P (previous bands in the predictor), u8 mu (NLMS step mu / 256), u8 0 (reserved),
- * range-coded data.
+ * Stream (version 4): u8 version, u8 P (previous bands in the predictor), u8 mu (NLMS step mu / 256), u8 Q (column
+ * period of the second stage's weights, 1..MAXQ), range-coded data.  Version 3 (u8 0 in place of Q) still decodes.
  * Only the stable C API and the buffer protocol are used.
  */
 #define PY_SSIZE_T_CLEAN
@@ -25,10 +25,12 @@
 #include <string.h>
 #include <pthread.h>
 
-#define VERSION 3       /* 3 (hinerc 0.5): second NLMS stage, level contexts, wider activity; 2: without */
+#define VERSION 4       /* 4: 14 inputs of the second stage, one weight set per column phase (x mod Q); 3 (hinerc 0.5):
+                           second NLMS stage (6 inputs), level contexts, wider activity; 2: without */
 #define MAXP 15         /* previous bands used by the predictor */
-#define NC2 6           /* inputs of the second NLMS stage: stage-1 errors around the sample */
-#define MU2 2           /* its step, MU2 / 256 */
+#define NC2 14          /* inputs of the second NLMS stage: stage-1 errors around the sample (version 3: the first 6) */
+#define MU2 3           /* its step, MU2 / 256 (version 3: 2) */
+#define MAXQ 16         /* column periods of the second stage's weights */
 #define NSP 3           /* spatial features: directional differences N, W, NW of the current band */
 #define NPD 3           /* directional differences of the previous band */
 #define MAXF (NSP + NPD + MAXP)
@@ -271,6 +273,7 @@ static inline __attribute__((always_inline)) void context_at(const int64_t *er, 
 
 typedef struct {
     int C, H, W, P, mu, decode;
+    int version, Q;           /* core stream version (3 or 4), column period of the second stage (version 3: 1) */
     int64_t *X;               /* samples, C x H x W */
     const int64_t *vmin, *vmax;
     int *shift;
@@ -315,9 +318,9 @@ static void fail(Job *J) {
 
 typedef struct {
     int64_t w[MAXF];
-    int64_t w2[NC2];          /* second stage */
+    int64_t w2[MAXQ][NC2];    /* second stage, one set per column phase x mod Q */
     int32_t *dc;              /* (P + 1) planes of central local differences, a ring over bands */
-    int64_t *r1;              /* 2 planes of stage-1 errors (this band, the previous one) */
+    int64_t *r1;              /* 3 planes of stage-1 errors (this band, the two before) */
 } PState;
 
 static int pred_init(Job *J, PState *S) {
@@ -330,12 +333,13 @@ static int pred_init(Job *J, PState *S) {
     }
     memset(S->w2, 0, sizeof(S->w2));
     S->dc = (int32_t *)malloc(sizeof(int32_t) * (size_t)(J->P + 1) * plane);
-    S->r1 = (int64_t *)calloc(2 * plane, sizeof(int64_t));
+    S->r1 = (int64_t *)calloc(3 * plane, sizeof(int64_t));
     return S->dc != NULL && S->r1 != NULL;
 }
 
-/* one band of the prediction stage; returns 0 on a damaged stream (decoder) */
-static int pred_band(Job *J, PState *S, int z) {
+/* one band of the prediction stage; returns 0 on a damaged stream (decoder).  nc2, mu2: the second stage's inputs
+ * and step (constants of the stream version, inlined per version) */
+static inline __attribute__((always_inline)) int pred_band_v(Job *J, PState *S, int z, const int nc2, const int mu2) {
     const int H = J->H, W = J->W, P = J->P, MU = J->mu, dec = J->decode;
     const size_t plane = (size_t)H * W;
     const int nf = NSP + NPD + P;
@@ -358,9 +362,11 @@ static int pred_band(Job *J, PState *S, int z) {
     const int32_t *Dp[MAXP];
     for (int j = 1; j <= P; j++) Dp[j - 1] = z - j >= 0 ? S->dc + (size_t)((z - j) % (P + 1)) * plane : NULL;
     int64_t u[MAXF], v2[NC2];
-    int64_t *w = S->w, *w2 = S->w2;
-    int64_t *R = S->r1 + (size_t)(z & 1) * plane;
-    const int64_t *Rp = z > 0 ? S->r1 + (size_t)((z - 1) & 1) * plane : NULL;
+    int64_t *w = S->w;
+    const int Q = J->Q;
+    int64_t *R = S->r1 + (size_t)(z % 3) * plane;
+    const int64_t *Rp = z > 0 ? S->r1 + (size_t)((z - 1) % 3) * plane : NULL;
+    const int64_t *Rp2 = z > 1 ? S->r1 + (size_t)((z - 2) % 3) * plane : NULL;
 
     for (int y = 0; y < H; y++) {
         int64_t *row = Xz + (size_t)y * W;
@@ -369,6 +375,7 @@ static int pred_band(Job *J, PState *S, int z) {
         const int64_t *pup = (Xp && y > 0) ? prow - W : NULL;
         for (int x = 0; x < W; x++) {
             const size_t i = (size_t)y * W + x;
+            int64_t *w2 = S->w2[Q > 1 ? x % Q : 0];
             int64_t tW, tN, tNW, tNE;
             if (up) {
                 tN = (up[x] - vmn) >> sh;
@@ -409,16 +416,27 @@ static int pred_band(Job *J, PState *S, int z) {
             int64_t p4 = (sigma << WQ) + acc;
             if (p4 < 0) p4 = 0;
             if (p4 > p4max) p4 = p4max;
-            /* second stage: NLMS on the first stage's errors around the sample (W, N, NW, NE of this band;
-               same place and east in the previous band) corrects p4 */
+            /* second stage: NLMS on the first stage's errors around the sample corrects p4: W, N, NW, NE of this
+               band; same place and east in the previous band (version 3: these 6); version 4 adds south, north
+               and west in the previous band, same place two bands back, WW, NN, WWW and NE + 1 of this band */
             v2[0] = x > 0 ? R[i - 1] : 0;
             v2[1] = y > 0 ? R[i - W] : 0;
             v2[2] = (x > 0 && y > 0) ? R[i - W - 1] : 0;
             v2[3] = (y > 0 && x < W - 1) ? R[i - W + 1] : 0;
             v2[4] = Rp ? Rp[i] : 0;
             v2[5] = (Rp && x < W - 1) ? Rp[i + 1] : 0;
+            if (nc2 > 6) {
+                v2[6] = (Rp && y < H - 1) ? Rp[i + W] : 0;
+                v2[7] = (Rp && y > 0) ? Rp[i - W] : 0;
+                v2[8] = (Rp && x > 0) ? Rp[i - 1] : 0;
+                v2[9] = Rp2 ? Rp2[i] : 0;
+                v2[10] = x > 1 ? R[i - 2] : 0;
+                v2[11] = y > 1 ? R[i - 2 * W] : 0;
+                v2[12] = x > 2 ? R[i - 3] : 0;
+                v2[13] = (y > 0 && x < W - 2) ? R[i - W + 2] : 0;
+            }
             int64_t acc2 = 0;
-            for (int f = 0; f < NC2; f++) acc2 += w2[f] * v2[f];
+            for (int f = 0; f < nc2; f++) acc2 += w2[f] * v2[f];
             int64_t p4c = p4 + acc2;
             if (p4c < 0) p4c = 0;
             if (p4c > p4max) p4c = p4max;
@@ -450,10 +468,10 @@ static int pred_band(Job *J, PState *S, int z) {
             {
                 const int64_t err2 = ((4 * t) << WQ) - p4c;
                 int64_t n2 = 1;
-                for (int f = 0; f < NC2; f++) n2 += v2[f] * v2[f];
+                for (int f = 0; f < nc2; f++) n2 += v2[f] * v2[f];
                 const int64_t g2 = (err2 * ((int64_t)1 << GQ)) / n2;
-                for (int f = 0; f < NC2; f++) {
-                    int64_t nw = w2[f] + ((g2 * v2[f] * MU2) >> (GQ + 8));
+                for (int f = 0; f < nc2; f++) {
+                    int64_t nw = w2[f] + ((g2 * v2[f] * mu2) >> (GQ + 8));
                     w2[f] = nw > wl ? wl : (nw < -wl ? -wl : nw);
                 }
             }
@@ -467,6 +485,10 @@ static int pred_band(Job *J, PState *S, int z) {
         }
     }
     return 1;
+}
+
+static int pred_band(Job *J, PState *S, int z) {
+    return J->version == 3 ? pred_band_v(J, S, z, 6, 2) : pred_band_v(J, S, z, NC2, MU2);
 }
 
 /* ------------------------------------------------------------------ entropy stage */
@@ -718,10 +740,12 @@ static int check_shape(int C, int H, int W) {
 
 static PyObject *py_encode(PyObject *self, PyObject *args) {
     PyObject *xo, *mno, *mxo;
-    int C, H, W, P, mu, nthreads;
+    int C, H, W, P, mu, nthreads, Q = 1, version = VERSION;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OiiiOOiii", &xo, &C, &H, &W, &mno, &mxo, &P, &mu, &nthreads)) return NULL;
-    if (P < 0 || P > MAXP || mu < 1 || mu > 255) {
+    if (!PyArg_ParseTuple(args, "OiiiOOiii|ii", &xo, &C, &H, &W, &mno, &mxo, &P, &mu, &nthreads, &Q, &version))
+        return NULL;
+    if (P < 0 || P > MAXP || mu < 1 || mu > 255 || Q < 1 || Q > MAXQ || (version != 3 && version != 4) ||
+        (version == 3 && Q != 1)) {
         PyErr_SetString(PyExc_ValueError, "bad coder parameters");
         return NULL;
     }
@@ -734,7 +758,7 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
     PyObject *res = NULL;
     Job *J = (Job *)calloc(1, sizeof(Job));
     if (!J) { PyErr_NoMemory(); goto out; }
-    J->C = C; J->H = H; J->W = W; J->P = P; J->mu = mu; J->decode = 0;
+    J->C = C; J->H = H; J->W = W; J->P = P; J->mu = mu; J->decode = 0; J->version = version; J->Q = Q;
     J->X = (int64_t *)xb.buf;
     J->vmin = (const int64_t *)mnb.buf;
     J->vmax = (const int64_t *)mxb.buf;
@@ -758,7 +782,7 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
     if (!res) goto out;
     {
         uint8_t *o = (uint8_t *)PyBytes_AsString(res);
-        o[0] = VERSION; o[1] = (uint8_t)P; o[2] = (uint8_t)mu; o[3] = 0;
+        o[0] = (uint8_t)version; o[1] = (uint8_t)P; o[2] = (uint8_t)mu; o[3] = (uint8_t)(version == 3 ? 0 : Q);
         memcpy(o + 4, J->enc.buf, J->enc.len);
     }
 out:
@@ -782,11 +806,12 @@ static PyObject *py_decode(PyObject *self, PyObject *args) {
     const uint8_t *in = (const uint8_t *)sb.buf;
     const size_t len = (size_t)sb.len;
     if (!J) { PyErr_NoMemory(); goto done; }
-    if (len < 9 || in[0] != VERSION || in[1] > MAXP || in[2] < 1 || in[3] != 0) {
+    if (len < 9 || in[1] > MAXP || in[2] < 1 || !((in[0] == 3 && in[3] == 0) || (in[0] == 4 && in[3] >= 1 && in[3] <= MAXQ))) {
         PyErr_SetString(PyExc_ValueError, "damaged lossless stream (header)");
         goto done;
     }
     J->C = C; J->H = H; J->W = W; J->P = in[1]; J->mu = in[2]; J->decode = 1;
+    J->version = in[0]; J->Q = in[0] == 3 ? 1 : in[3];
     J->vmin = (const int64_t *)mnb.buf;
     J->vmax = (const int64_t *)mxb.buf;
     if (dec_init(&J->dec, in + 4, len - 4)) {
@@ -815,7 +840,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"encode", py_encode, METH_VARARGS,
-     "encode(samples_int64, C, H, W, vmin_int64, vmax_int64, P, mu, nthreads) -> bytes"},
+     "encode(samples_int64, C, H, W, vmin_int64, vmax_int64, P, mu, nthreads, Q=1, version=4) -> bytes"},
     {"decode", py_decode, METH_VARARGS,
      "decode(stream, C, H, W, vmin_int64, vmax_int64, nthreads) -> bytearray of int64 samples"},
     {NULL, NULL, 0, NULL}};
