@@ -477,3 +477,20 @@ def test_coefficient_section_with_masks_round_trips():
         assert all(np.array_equal(a, b) for da, db in zip(back[1], ints[1]) for a, b in zip(da, db))
         assert abs(subbands.estimate_bits(ints, signs, coded=maps) / (8 * len(data)) - 1) < 0.05
         assert len(data) < len(subbands.pack(ints, signs))  # the nodata positions cost nothing
+
+
+@pytest.mark.skipif(not subbands.FAST, reason="the compiled statistics are not built")
+def test_masked_statistics_compiled_equal_the_walk(monkeypatch):
+    """The compiled statistics of a whole pyramid less what its absent positions add (_absent) are
+    exactly the statistics of the masked walk (the numpy reference)."""
+    rng = np.random.default_rng(3)
+    valid = _random_mask(rng, 37, 29)
+    maps = wavelet.masks(valid, 3)
+    pyr = wavelet.forward_masked(rng.laplace(scale=3, size=(5, 37, 29)), valid, 3)
+    ints = (np.rint(pyr[0]).astype(np.int64), [tuple(np.rint(b).astype(np.int64) for b in d) for d in pyr[1]])
+    for signs in (False, True):
+        fast = subbands._stats(ints, signs, maps)
+        monkeypatch.setattr(subbands, "FAST", False)
+        ref = subbands._stats(ints, signs, maps)
+        monkeypatch.setattr(subbands, "FAST", True)
+        assert all(np.array_equal(a, b) for a, b in zip(fast[:2], ref[:2])) and fast[2:] == ref[2:]

@@ -582,7 +582,12 @@ def _fast_args(pyramid: Pyramid, signs: bool) -> tuple:
 
 def _stats(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) -> tuple[np.ndarray, np.ndarray, int, int]:
     """(histogram of context x symbol, sign context counts, coded symbols, escape bits) of a pyramid
-    (with `coded`: of its coded positions; the compiled statistics do not take maps)."""
+    (with `coded`: of its coded positions; the compiled statistics count every position, then
+    _absent takes away what the positions outside the maps added)."""
+    if FAST and pyramid[0].size and coded is not None:
+        hist, sign_counts, total, escape_bits = _stats(pyramid, signs)
+        absent, count, bits = _absent(pyramid, coded)
+        return hist - absent, sign_counts, total - count, escape_bits - bits
     if FAST and pyramid[0].size and coded is None:
         hist = np.zeros((1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1)), ALPHABET), np.int64)
         sign_counts = np.zeros((N_SIGN_CONTEXTS, 2), np.int64)
@@ -604,13 +609,45 @@ def estimate_bits(pyramid: Pyramid, signs: bool = False, stats: Optional[tuple] 
     return bits + float(escape_bits) + 32.0 * rans.choose_lanes(total) + 24.0 + 2.0 * hist.any(axis=1).sum()
 
 
-def estimate_bits_approx(pyramid: Pyramid, signs: bool = False) -> Optional[tuple[float, int, tuple]]:
+def _absent(pyramid: Pyramid, coded: Maps) -> tuple[np.ndarray, int, int]:
+    """What the positions outside `coded` add to the statistics of the whole pyramid: (histogram of
+    context x symbol, symbols, escape bits). Their values are 0 (no sign) but their contexts, and
+    the LL predictor's residuals there, are what the walk would compute: the same activities, from
+    the same final values (every neighbour a context reads is decoded before it)."""
+    ll, details = pyramid
+    n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1))
+    hist = np.zeros(n_ctx * ALPHABET, np.int64)
+    count = bits = 0
+    out = ~coded[0]
+    if out.any():
+        sym, _, nbits = to_symbols(_med_residual(ll)[:, out])
+        hist += np.bincount(LL_CONTEXT * ALPHABET + sym, minlength=hist.size)
+        count, bits = count + sym.size, bits + int(nbits.sum())
+    for l, bands in enumerate(details):
+        parents = details[l + 1] if l + 1 < len(details) else (None, None, None)
+        for o, band in enumerate(bands):
+            out = ~coded[1][l][o]
+            if band.size == 0 or not out.any():
+                continue
+            act = _parent_activity(parents[o], band.shape)
+            a, d, b = _pass_masks(band.shape)
+            both = np.where(a, act, np.where(d, _diagonal_sum(band), _neighbour_sum(band)) + act // 2)
+            both[1:] += CROSS * np.abs(band[:-1])
+            phase = np.where(a, 0, np.where(d, 1, 2))
+            ctx = context_id(l, phase[None], _bucket(both))[:, out]
+            hist += np.bincount(ctx.ravel() * ALPHABET, minlength=hist.size)
+            count += ctx.size
+    return hist.reshape(n_ctx, ALPHABET), count, bits
+
+
+def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,
+                         coded: Optional[Maps] = None) -> Optional[tuple[float, int, tuple]]:
     """(estimate_bits to ~1e-12 relative, not to the last bit; how many table-merge decisions were
     too close to call; the statistics) from the compiled code, or None without it. For decisions
     far from a threshold only: the encoder falls back on estimate_bits(stats=...) near one."""
     if not (FAST and pyramid[0].size):
         return None
-    stats = _stats(pyramid, signs)
+    stats = _stats(pyramid, signs, coded)
     bits, ties = _fast.estimate(stats[0], stats[1], stats[2], stats[3], bool(signs))
     return bits, ties, stats
 

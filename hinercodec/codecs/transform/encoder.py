@@ -331,7 +331,7 @@ def _fits(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -
     key = ("approx", k, code, rounding)
     if key not in a.cache:
         ints, side = _quantised(a, k, code, rounding)
-        found = None if a.valid is not None else subbands.estimate_bits_approx(ints, SIGNS)
+        found = subbands.estimate_bits_approx(ints, SIGNS, _maps(a))
         if found is None:
             a.cache[exact] = subbands.estimate_bits(ints, SIGNS, coded=_maps(a)) + side
             return a.cache[exact] <= budget_bits
