@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -41,7 +42,7 @@ VARIANTS: dict[str, dict] = {
     "lib": {k: v for k, v in dataclasses.asdict(hiner.STYLE).items()
             if v != getattr(hiner.HinerStyle(), k)},  # the library's current choices
     "fidelity": {k: v for k, v in dataclasses.asdict(hiner.FIDELITY_STYLE).items()
-                 if v != getattr(hiner.HinerStyle(), k)},  # batch 1 + constant width (not the default)
+                 if v != getattr(hiner.HinerStyle(), k)},  # 0.5's batch 1 + constant width at lr 1e-2
     "pe": {"pe_freqs": 80, "pe_base": 1.25},
     "lr3": {"lr": 1e-3},
     "lr3w": {"lr": 1e-3, "warmup": 0.1, "warmup_start": 0.1},
@@ -55,6 +56,15 @@ VARIANTS: dict[str, dict] = {
     "cam_deg": {"gamma": 0.01 / np.pi},  # 0.01 x degrees / 180 = 0.01 / pi x radians
     "nocam": {"gamma": 0.0},
     "hidden3": {"hidden": 3.0},
+    # The paper's own ablations (its Table 4, Fig. 11, Table 2 case 1): the loss, the wavelength
+    # encoding, and `shuffle` (not a style: the bands are permuted before coding while the
+    # wavelengths stay in order, so the network must map neighbouring wavelengths to unrelated bands).
+    "l1": {"loss": "l1"},
+    "ssim": {"loss": "l1+ssim"},
+    "nope": {"pe_freqs": 0},
+    "shuffle": {},
+    "guard": {"guard": 1.5},
+    "lr5g": {"lr": 5e-3, "guard": 1.5},  # `fidelity+lr5g` is the library's default (`lib`)
     "embed": {"embed": True},
     "tune": {"tune_epochs": 0.25},
     "qbest": {"quant": "best"},
@@ -93,6 +103,10 @@ def parse_variant(spec: str) -> dict:
 def run(scene: str, bpppb: float, epochs: int, spec: str, seed: int = 0) -> dict:
     cube = read_cube(DATA / scene)
     overrides = parse_variant(spec)
+    data = cube.data
+    if "shuffle" in spec.split("+"):
+        perm = np.random.default_rng(seed).permutation(data.shape[2])
+        data = np.ascontiguousarray(data[:, :, perm])
     saved = hiner.STYLE
     hiner.STYLE = dataclasses.replace(hiner.HinerStyle(), **overrides)
     epochs_seen = []
@@ -105,7 +119,7 @@ def run(scene: str, bpppb: float, epochs: int, spec: str, seed: int = 0) -> dict
                 stamps.append(time.perf_counter())
                 epochs_seen.append(p)
 
-        res = api.encode(cube.data, cube.wavelengths, model="hiner", bpppb=bpppb, epochs=epochs, device="cpu",
+        res = api.encode(data, cube.wavelengths, model="hiner", bpppb=bpppb, epochs=epochs, device="cpu",
                          seed=seed, progress=progress)
         seconds = time.perf_counter() - start
     finally:
@@ -120,10 +134,69 @@ def run(scene: str, bpppb: float, epochs: int, spec: str, seed: int = 0) -> dict
             # psnr_global it shows what quantisation costs.
             "fit_psnr_global": round(float(epochs_seen[-1].psnr), 3) if epochs_seen else None,
             "parameters": res.stats.get("parameters"),
+            "sha256": hashlib.sha256(res.data).hexdigest(),  # against `hinerc encode` at the same settings
             "attempts": res.stats.get("attempts"), "step_scale": res.stats.get("step_scale"),
             "seconds": round(seconds, 1), "s_per_epoch": round(float(np.median(gaps)), 3),
             "load_before": os.getloadavg()[0], "style": {k: (list(v) if isinstance(v, tuple) else v)
                                                          for k, v in dataclasses.asdict(style).items()}}
+
+
+def trace(scene: str, bpppb: float, epochs: int, spec: str, seed: int, every: int, log: str) -> dict:
+    """`run`, logging every epoch of every fit (JSON lines to `log`): the learning rate, the epoch's
+    training loss and PSNR, the largest |weight|, the last step's gradient norm, and every `every`
+    epochs the whole cube's PSNR (global and per band) of the float model and of its 8-bit per-tensor
+    quantisation (step scale 1): where a long fit degrades, and whether it is the fit or the file."""
+    import copy
+    import math
+
+    from hinercodec.codecs.networks import encoder as enc
+    from hinercodec.codecs.networks.fit import lr_factor
+    from hinercodec.codecs.networks.quant import load_quantized, quantize_model
+
+    original_fit = enc.fit
+    out = open(log, "a", buffering=1)
+    fits = [0]
+
+    def evaluate(model, target, t) -> tuple[float, float]:
+        with torch.no_grad():
+            pred = torch.cat([model(t[i:i + 16]) for i in range(0, t.numel(), 16)]).clamp(0, 1)
+        se = ((pred - target) ** 2).flatten(1).mean(1).clamp_min(1e-12)
+        return 10 * math.log10(1 / float(se.mean())), float((-10 * torch.log10(se)).mean())
+
+    def traced_fit(model, target, t, settings, report=None):
+        fits[0] += 1
+        start = time.perf_counter()
+        steps = math.ceil(target.shape[0] / max(1, min(settings.batch, target.shape[0])))
+
+        def rep(e, n, loss, psnr):
+            params = list(model.parameters())
+            grads = [p.grad for p in params if p.grad is not None]
+            row = {"fit": fits[0], "epoch": e, "s": round(time.perf_counter() - start, 1),
+                   "lr": settings.lr * lr_factor(e * steps - 1, n * steps, settings.warmup, settings.warmup_start),
+                   "loss": loss, "train_psnr": round(psnr, 3),
+                   "wmax": round(max(float(p.detach().abs().max()) for p in params), 4),
+                   "gnorm": round(float(torch.sqrt(sum((g ** 2).sum() for g in grads))), 5) if grads else None}
+            if e % every == 0 or e == n or e == 1:
+                model.eval()
+                row["psnr_global"], row["psnr_band"] = (round(x, 3) for x in evaluate(model, target, t))
+                q = copy.deepcopy(model)
+                load_quantized(q, quantize_model(model, 8, False))
+                row["q8_psnr_global"], row["q8_psnr_band"] = (round(x, 3) for x in evaluate(q, target, t))
+                model.train()
+            out.write(json.dumps(row) + "\n")
+            if report is not None:
+                report(e, n, loss, psnr)
+
+        return original_fit(model, target, t, settings, rep)
+
+    enc.fit = traced_fit
+    try:
+        row = run(scene, bpppb, epochs, spec, seed)
+    finally:
+        enc.fit = original_fit
+    out.write(json.dumps({k: v for k, v in row.items() if k != "style"}) + "\n")
+    out.close()
+    return row
 
 
 def epoch_times(variants: list[str], repeats: int = 2, epochs: int = 2) -> list[dict]:
@@ -170,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--timing", action="store_true", help="epoch times of the variants beside an official replica")
+    ap.add_argument("--trace", default="", help="log every epoch of each variant's fit to this JSON-lines file")
+    ap.add_argument("--every", type=int, default=10, help="--trace: whole-cube PSNR every this many epochs")
     a = ap.parse_args(argv)
     if a.list:
         for k, v in VARIANTS.items():
@@ -182,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for spec in a.variant or ["base"]:
-        row = run(a.scene, a.bpppb, a.epochs, spec, a.seed)
+        if a.trace:
+            row = trace(a.scene, a.bpppb, a.epochs, spec, a.seed, a.every, a.trace)
+        else:
+            row = run(a.scene, a.bpppb, a.epochs, spec, a.seed)
         row["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {a.threads}"
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "style"}), flush=True)

@@ -10,7 +10,7 @@ import torch
 
 from hinercodec import api
 from hinercodec.codecs.networks import hiner
-from hinercodec.codecs.networks.fit import lr_factor
+from hinercodec.codecs.networks.fit import FitSettings, band_loss, fit, lr_factor, ssim
 from hinercodec.codecs.networks.models import build
 
 # A MODL config as hinerc 0.4 wrote it (no stem/out/embed/bands keys).
@@ -45,6 +45,7 @@ def test_old_config_builds_old_network() -> None:
     hiner.HinerStyle(),
     hiner.HinerStyle(stem=True, out="tanh", strides=(5, 3, 2, 2), embed_ch=16, taper=1 / 1.2),
     hiner.HinerStyle(embed=True, stem=True),
+    hiner.HinerStyle(pe_freqs=0),
 ])
 def test_count_matches_module(style: hiner.HinerStyle) -> None:
     for h, w, c, width in ((20, 24, 7, 6.0), (45, 37, 30, 13.5)):
@@ -100,3 +101,33 @@ def test_tiny_encode_in_window_and_decodes(style) -> None:
     # Between two coded bands the network still answers (embedding models interpolate embeddings).
     out = api.interp(res.data, nm=[(wl[3] + wl[4]) / 2])
     assert np.all(np.isfinite(np.asarray(out, dtype=np.float64)))
+
+
+def test_losses() -> None:
+    torch.manual_seed(0)
+    a = torch.rand(2, 16, 16)
+    assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-6)
+    assert float(band_loss(a, a, 0.01, "l1+ssim")) == pytest.approx(0.0, abs=1e-6)
+    b = a + 0.1 * torch.randn_like(a)
+    assert float(band_loss(b, a, 0.01, "l1")) < float(band_loss(b, a, 0.01, "l1+cam"))
+    assert float(band_loss(b, a, 0.0, "l1+cam")) == float(band_loss(b, a, 0.0, "l1"))
+    with pytest.raises(ValueError):
+        band_loss(b, a, 0.01, "l2")
+
+
+def test_guard_rolls_back_a_diverging_epoch() -> None:
+    """An epoch whose mean loss is over guard x the best epoch's returns to the best epoch's weights."""
+    torch.manual_seed(0)
+    cfg = hiner.make_config(12, 12, 6, 6.0, hiner.HinerStyle(batch=1, taper=1.0))
+    target, t = torch.rand(6, 12, 12), torch.linspace(0, 1, 6)
+    model = hiner.HinerNet(cfg)
+    seen = []
+
+    def report(e, n, loss, psnr):
+        seen.append((loss, [p.detach().clone() for p in model.parameters()]))
+
+    # lr 10: Adam jumps about; the last epoch is far worse than the best one, so it is rolled back.
+    fit(model, target, t, FitSettings(epochs=6, batch=1, lr=10.0, warmup=0.0, guard=1.5), report)
+    best = min(range(len(seen)), key=lambda i: seen[i][0])
+    assert seen[-1][0] > 1.5 * seen[best][0]
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), seen[best][1]))

@@ -51,7 +51,7 @@ def quantize_model_tensor(p: torch.Tensor, bits: int, per_channel):
 def hiner_fit_settings(epochs: int, seed: int, style: HinerStyle | None = None) -> FitSettings:
     st = hiner_net.STYLE if style is None else style
     return FitSettings(epochs=epochs, batch=st.batch, lr=st.lr, warmup=st.warmup, gamma=st.gamma, seed=seed,
-                       warmup_start=st.warmup_start)
+                       warmup_start=st.warmup_start, loss=st.loss, guard=st.guard)
 
 
 def fit_hiner(cfg, net: NetJob, job: Job, n_model: int) -> torch.nn.Module:
@@ -71,7 +71,8 @@ def fit_hiner(cfg, net: NetJob, job: Job, n_model: int) -> torch.nn.Module:
     tune = int(round(st.tune_epochs * net.epochs))
     if tune > 0:
         fit(model, net.target, net.t, FitSettings(epochs=tune, batch=settings.batch, lr=settings.lr * 0.1,
-                                                  warmup=0.0, gamma=settings.gamma, seed=job.seed + 1))
+                                                  warmup=0.0, gamma=settings.gamma, seed=job.seed + 1,
+                                                  loss=settings.loss))
     return model
 
 
@@ -109,7 +110,7 @@ def encode_hiner(job: Job) -> tuple[bytes, dict]:
 
             fit_quantised(model, net.target, net.t,
                           FitSettings(epochs=qat, batch=st.batch, lr=st.lr * st.qat_lr, gamma=st.gamma,
-                                      seed=job.seed + 2), dequantised)
+                                      seed=job.seed + 2, loss=st.loss), dequantised)
         k, size = fit_step_scale(lambda s: len(pack_model(model, s)), job.budget)
         if job.budget.floor <= size <= job.budget.bytes:
             return pack_model(model, k), {"parameters": n_model, "epochs": net.epochs, "step_scale": k,

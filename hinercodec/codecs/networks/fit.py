@@ -4,6 +4,7 @@ Model-agnostic: a model maps normalised wavelengths t (B,) to bands (B, H, W) in
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -21,6 +22,8 @@ class FitSettings:
     gamma: float = 0.01  # weight of the spectral-angle (CAM) term
     seed: int = 0
     warmup_start: float = 0.0  # lr factor at the start of the warm-up (0: ramp from 1 / n_warm)
+    loss: str = "l1+cam"  # "l1", "l1+cam" (L1 + gamma x CAM) or "l1+ssim" (0.7 L1 + 0.3 (1 - SSIM))
+    guard: float = 0.0  # > 0: an epoch whose mean loss exceeds guard x the best epoch's rolls back
 
 
 def cam_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -31,9 +34,36 @@ def cam_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.arccos(cos.clamp(-1 + 1e-6, 1 - 1e-6)).mean()
 
 
-def band_loss(pred: torch.Tensor, ref: torch.Tensor, gamma: float) -> torch.Tensor:
-    """HINER's loss: L1 plus gamma times the mean spectral angle between decoded and original bands."""
+def ssim(pred: torch.Tensor, target: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM of (B, H, W) images with values in [0, 1] (Gaussian window, valid region only; a
+    window larger than the image shrinks to it)."""
+    size = min(size, pred.shape[-1], pred.shape[-2])
+    x = torch.arange(size, dtype=pred.dtype, device=pred.device) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    win = (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+    def blur(v: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(v, win)
+
+    p, q = pred.unsqueeze(1), target.unsqueeze(1)
+    mp, mq = blur(p), blur(q)
+    vp, vq, cpq = blur(p * p) - mp**2, blur(q * q) - mq**2, blur(p * q) - mp * mq
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mp * mq + c1) * (2 * cpq + c2)) / ((mp**2 + mq**2 + c1) * (vp + vq + c2))
+    return s.mean()
+
+
+def band_loss(pred: torch.Tensor, ref: torch.Tensor, gamma: float, kind: str = "l1+cam") -> torch.Tensor:
+    """HINER's loss: L1 plus gamma times the mean spectral angle between decoded and original bands
+    ("l1+cam"); "l1" alone; "l1+ssim": 0.7 L1 + 0.3 (1 - SSIM), the official code's default mix."""
     loss = (pred - ref).abs().mean()
+    if kind == "l1+ssim":
+        return 0.7 * loss + 0.3 * (1 - ssim(pred, ref))
+    if kind == "l1":
+        return loss
+    if kind != "l1+cam":
+        raise ValueError(f"unknown loss {kind!r}")
     return loss + gamma * cam_loss(pred, ref) if gamma > 0 else loss
 
 
@@ -60,8 +90,11 @@ def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: FitSe
     steps_per_epoch = math.ceil(n_bands / batch)
     total = settings.epochs * steps_per_epoch
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, settings.warmup, settings.warmup_start))
+    damp = [1.0]  # the guard halves it at each roll-back
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: damp[0] * lr_factor(s, total, settings.warmup, settings.warmup_start))
     gen = torch.Generator().manual_seed(settings.seed)
+    best_loss, best_state = math.inf, None
     model.train()
     for epoch in range(settings.epochs):
         order = torch.randperm(n_bands, generator=gen).to(target.device)
@@ -71,7 +104,7 @@ def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: FitSe
             idx = order[i * batch:(i + 1) * batch]
             pred = model(t[idx])
             ref = target[idx]
-            loss = band_loss(pred, ref, settings.gamma)
+            loss = band_loss(pred, ref, settings.gamma, settings.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -81,6 +114,19 @@ def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, settings: FitSe
         if report is not None:
             mse = sum_se / target.numel()
             report(epoch + 1, settings.epochs, sum_loss / n_bands, 10 * math.log10(1 / max(mse, 1e-12)))
+        if settings.guard > 0:
+            # Divergence guard: one band a step at a high learning rate now and then jumps out of
+            # its basin (Samson, 156 bands: 26 -> 16 dB in one epoch, never fully recovered). Keep
+            # the weights and optimiser state of the best epoch; an epoch whose mean loss is over
+            # guard x the best returns to them and halves the learning rate for the rest of the fit.
+            epoch_loss = sum_loss / n_bands
+            if epoch_loss < best_loss:
+                best_loss = epoch_loss
+                best_state = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()))
+            elif epoch_loss > settings.guard * best_loss and best_state is not None:
+                model.load_state_dict(best_state[0])
+                opt.load_state_dict(best_state[1])
+                damp[0] *= 0.5
     model.eval()
     return model
 
@@ -213,7 +259,7 @@ def fit_quantised(model: nn.Module, target: torch.Tensor, t: torch.Tensor, setti
                     p.copy_(dequantised(p))
             pred = model(t[idx])
             ref = target[idx]
-            loss = band_loss(pred, ref, settings.gamma)
+            loss = band_loss(pred, ref, settings.gamma, settings.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             with torch.no_grad():

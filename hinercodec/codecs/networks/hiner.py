@@ -216,6 +216,8 @@ class HinerStyle:
     warmup: float = 0.05
     warmup_start: float = 0.0  # lr factor at the first step of the warm-up
     gamma: float = 0.01  # CAM weight (radians)
+    loss: str = "l1+cam"  # fit.band_loss: "l1", "l1+cam", "l1+ssim"
+    guard: float = 0.0  # fit.FitSettings.guard: roll back an epoch whose loss is over guard x the best
     embed: bool = False  # store per-band embeddings (the MLP only generates them while fitting)
     train_hidden: int = 320  # the MLP's hidden width while fitting an embedding model
     quant: str = "tensor"  # "tensor": one (offset, step) a tensor; "best": per channel where it pays
@@ -225,16 +227,19 @@ class HinerStyle:
 
 
 # The encoder's choices (benchmarks/hiner_ablation.py; benchmarks/README.md, "`--model hiner`
-# fidelity (0.5)"): one band a step (+1.4 dB on the Houston crop at equal epochs and true rate) and
-# the same width at every stage instead of narrowing by 0.8 a stage (+4.4 dB more): the
-# full-resolution stages are where a band's detail is drawn. Widening by 1.15 a stage gains another
-# 1.3 dB at equal epochs but makes an epoch 1.76x slower; constant width keeps an epoch as fast as
-# the official code's. HinerStyle()'s own defaults are hinerc 0.4's.
-# NOT the default yet: on Samson at 0.37 bpppb and 300 epochs this style gave 38.13 dB at a true
-# 0.3336 bpppb (hinerc 0.4's style: 45.72 dB at 0.3695 for a 0.4 target), so it is kept as
-# FIDELITY_STYLE for benchmarks/hiner_ablation.py until that is understood.
-FIDELITY_STYLE = HinerStyle(batch=1, taper=1.0)
-STYLE = HinerStyle()
+# fidelity"): one band a step (+1.4 dB on the Houston crop at equal epochs and true rate) and the
+# same width at every stage instead of narrowing by 0.8 a stage (+4.4 dB more): the full-resolution
+# stages are where a band's detail is drawn. HinerStyle()'s own defaults are hinerc 0.4's.
+# 0.5 fitted that network at 0.4's lr of 1e-2 (FIDELITY_STYLE): fine for 48 bands, but on Samson
+# (156 bands, so 46,800 steps of one band) the fit jumped out of its basin when the warm-up reached
+# 1e-2 (26 -> 16 dB in one epoch) and its weights then grew from 0.7 to 8 in magnitude, so that
+# 8-bit steps lost 0.8 dB more: 38.13 dB after 300 epochs. One band a step is four times the steps
+# of 0.4's four: half the learning rate (the square-root rule for Adam's batch size) keeps the
+# weights within 1.8 and gave 46.58 dB at 0.3400 on Samson, 43.16 at 0.4816 on Houston. The guard
+# (fit.FitSettings.guard) rolls back any epoch whose loss is over 1.5 x the best, halving the
+# learning rate: it never fired in those two fits, and it is there for cubes of more bands.
+FIDELITY_STYLE = HinerStyle(batch=1, taper=1.0)  # hinerc 0.5's variant (lr 1e-2, no guard)
+STYLE = HinerStyle(batch=1, taper=1.0, lr=5e-3, guard=1.5)
 
 
 def make_config(height: int, width: int, bands: int, width_scale: float,
@@ -258,8 +263,10 @@ def make_config(height: int, width: int, bands: int, width_scale: float,
     n_freqs = st.pe_freqs
     if st.pe_base > 0:
         base = st.pe_base
-    else:
+    elif n_freqs > 1:
         base = max(1.05, (max(bands, 4) / 2.0) ** (1.0 / (n_freqs - 1)))
+    else:
+        base = 1.0
     return HinerConfig(height=height, width=width, grid=grid, strides=strides, channels=channels,
                        mlp_hidden=hidden, pe_freqs=n_freqs, pe_base=float(round(base, 6)),
                        stem=w if st.stem else 0, out=st.out, embed=st.embed,
@@ -271,7 +278,8 @@ def count_parameters(cfg: HinerConfig) -> int:
     if cfg.embed:
         n = cfg.bands * cfg.channels[0] * gh * gw
     else:
-        n = (2 * cfg.pe_freqs + 1) * cfg.mlp_hidden + (cfg.mlp_hidden + 1) * cfg.channels[0] * gh * gw
+        pe_dim = 2 * cfg.pe_freqs if cfg.pe_freqs > 0 else 1
+        n = (pe_dim + 1) * cfg.mlp_hidden + (cfg.mlp_hidden + 1) * cfg.channels[0] * gh * gw
     if cfg.stem > 0:
         n += (cfg.channels[0] + 1) * cfg.stem
     for cin, cout, s in zip(stage_inputs(cfg), cfg.channels[1:], cfg.strides):

@@ -12,7 +12,8 @@ class PositionalEncoding(nn.Module):
 
     Frequencies grow geometrically (base `base`) so that the MLP sees both the smooth trend across the
     spectrum and detail at the scale of one band; the features are continuous in t, which is what lets
-    `interp` ask for wavelengths between the coded bands.
+    `interp` ask for wavelengths between the coded bands. n_freqs = 0: no encoding, t itself is the
+    one feature (the paper's Fig. 11 ablation; benchmarks/hiner_ablation.py variant `nope`).
     """
 
     def __init__(self, n_freqs: int, base: float):
@@ -22,9 +23,11 @@ class PositionalEncoding(nn.Module):
 
     @property
     def dim(self) -> int:
-        return 2 * self.freqs.numel()
+        return 2 * self.freqs.numel() if self.freqs.numel() else 1
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
+        if self.freqs.numel() == 0:
+            return t.reshape(-1, 1)
         angles = t.reshape(-1, 1) * self.freqs.reshape(1, -1)
         return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
