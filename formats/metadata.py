@@ -18,6 +18,7 @@ from typing import BinaryIO, Optional, Union
 
 import numpy as np
 
+from hinercodec.entropy.huffman import read_varint, write_varint
 from hinercodec.errors import CorruptFileError, UnsupportedFileError
 
 from .container import Chunk, read_chunks, write_chunks
@@ -26,7 +27,7 @@ from .hnrfile import unzjson, unzstd, zjson, zstd_frame
 META_TYPE = "smta"
 MASK_TYPE = "mask"
 META_VERSION = 1
-_MASK_VERSION = 1
+_MASK_VERSION = 2  # written; 1 (run lengths, hinerc 0.5.0) is still read
 # Per-band lists (subset by --bands): the keys of meta["bands"].
 PER_BAND = ("wavelength", "fwhm", "bbl", "band_names", "gain", "offset")
 
@@ -65,21 +66,57 @@ def meta_chunk(meta: dict) -> Chunk:
 
 
 def mask_chunk(valid: np.ndarray) -> Chunk:
-    """The valid-pixel mask (H x W bool): version byte, then a zstd frame of the run lengths (u32 LE)
-    of the row-major mask, alternating invalid, valid, invalid, ... (the first run may be 0)."""
-    flat = np.asarray(valid, bool).reshape(-1)
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    edges = np.concatenate([[0], change, [flat.size]])
-    runs = np.diff(edges)
-    if flat.size and flat[0]:
-        runs = np.concatenate([[0], runs])
-    return Chunk(MASK_TYPE, bytes([_MASK_VERSION]) + zstd_frame(runs.astype("<u4").tobytes()))
+    """The valid-pixel mask (H x W bool), version 2 (HNR.md "mask"): version byte, then a zstd frame
+    of varints: per row, the change in its number of edges from the row above, then each edge (the
+    columns 0..W where a run of valid pixels starts or ends) less the same edge of the row above
+    (the edge before it in this row, or 0, where the row above has none), zigzag-coded. An
+    orthorectified swath's border moves a little from row to row: about a third of version 1's size."""
+    out = bytearray()
+    prev: list[int] = []
+    for row in np.asarray(valid, bool):
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], row, [False]]).astype(np.int8))).tolist()
+        out += write_varint(_zigzag(len(edges) - len(prev)))
+        for i, e in enumerate(edges):
+            out += write_varint(_zigzag(e - (prev[i] if i < len(prev) else (edges[i - 1] if i else 0))))
+        prev = edges
+    return Chunk(MASK_TYPE, bytes([_MASK_VERSION]) + zstd_frame(bytes(out)))
+
+
+def _zigzag(v: int) -> int:
+    return 2 * v if v >= 0 else -2 * v - 1
+
+
+def _mask_v2(raw: bytes, height: int, width: int) -> np.ndarray:
+    """Inverse of mask_chunk's varints; CorruptFileError on anything that is not exactly H rows of
+    an even number of strictly increasing edges in 0..W."""
+    out = np.zeros((height, width), bool)
+    pos, prev = 0, []
+    for y in range(height):
+        d, pos = read_varint(raw, pos, 2 * (width + 2))
+        n = len(prev) + (d // 2 if d % 2 == 0 else -(d + 1) // 2)
+        if n < 0 or n % 2 or n > width + 1:
+            raise CorruptFileError(f"mask chunk: row {y} has {n} edges")
+        edges: list[int] = []
+        for i in range(n):
+            z, pos = read_varint(raw, pos, 4 * (width + 2))
+            e = (prev[i] if i < len(prev) else (edges[i - 1] if i else 0)) + (z // 2 if z % 2 == 0 else -(z + 1) // 2)
+            if not 0 <= e <= width or (edges and e <= edges[-1]):
+                raise CorruptFileError(f"mask chunk: row {y} has edges out of order or outside 0..{width}")
+            edges.append(e)
+        for a, b in zip(edges[0::2], edges[1::2]):
+            out[y, a:b] = True
+        prev = edges
+    if pos != len(raw):
+        raise CorruptFileError("mask chunk: bytes after the last row")
+    return out
 
 
 def _mask_from(data: bytes, height: int, width: int) -> np.ndarray:
     if not data:
         raise CorruptFileError("mask chunk is empty")
-    if data[0] != _MASK_VERSION:
+    if data[0] == 2:
+        return _mask_v2(unzstd(data[1:], "mask", None), height, width)
+    if data[0] != 1:
         raise UnsupportedFileError(f"needs a newer hinerc: mask chunk version {data[0]}")
     raw = unzstd(data[1:], "mask", None)
     if len(raw) % 4:

@@ -151,8 +151,11 @@ class Header:
 
 
 def read_mask(body: bytes, h: int, w: int) -> np.ndarray:
-    """HNR.md "mask": H x W bool, True where a pixel is data (run lengths: nodata, data, nodata, ...)."""
+    """HNR.md "mask": H x W bool, True where a pixel is data. Version 2: per row, edges coded against
+    the row above; version 1: run lengths (nodata, data, nodata, ...)."""
     need(len(body) >= 1, "empty mask chunk")
+    if body[0] == 2:
+        return read_mask_edges(zstd_frame(body[1:]), h, w)
     if body[0] != 1:
         raise Unsupported(f"mask version {body[0]}")
     runs = np.frombuffer(zstd_frame(body[1:]), "<u4")
@@ -428,6 +431,31 @@ def bucket(act: int) -> int:
 
 def sign(v: int) -> int:
     return (v > 0) - (v < 0)
+
+
+def read_mask_edges(raw: bytes, h: int, w: int) -> np.ndarray:
+    """Mask version 2: for each row, d (the change of its edge count), then each edge as a signed
+    difference from its reference (zigzag: u even -> u / 2, odd -> -(u + 1) / 2)."""
+    def signed(u: int) -> int:
+        return u // 2 if u % 2 == 0 else -(u + 1) // 2
+
+    out = np.zeros((h, w), bool)
+    pos, above = 0, []
+    for y in range(h):
+        d, pos = varint(raw, pos)
+        n = len(above) + signed(d)
+        need(0 <= n <= w + 1 and n % 2 == 0, "mask: bad edge count")
+        edges = []
+        for i in range(n):
+            u, pos = varint(raw, pos)
+            ref = above[i] if i < len(above) else (edges[i - 1] if i else 0)
+            edges.append(ref + signed(u))
+            need(0 <= edges[-1] <= w and (i == 0 or edges[-1] > edges[-2]), "mask: edges out of order")
+        for start, end in zip(edges[0::2], edges[1::2]):
+            out[y, start:end] = True
+        above = edges
+    need(pos == len(raw), "mask: bytes after the last row")
+    return out
 
 
 def band_masks(valid: np.ndarray, levels: int):

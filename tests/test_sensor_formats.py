@@ -504,3 +504,27 @@ def test_interp_to_sensor_formats_carries_metadata(houston, tmp_path):
         assert nc.variables["cube"].shape == (2, 64, 64)
         assert np.allclose(nc.variables["wavelength"][...], [0.5, 0.6])
         assert nc.variables["wavelength"].attrs["units"] == src.metadata["wavelength_units"]
+
+
+def test_mask_chunk_versions():
+    """`mask` version 2 (edges against the row above) round-trips any mask; version 1 (run lengths,
+    hinerc 0.5.0) still reads; damaged edge lists are corrupt, one error each."""
+    from hinercodec.formats import metadata
+    from hinercodec.formats.hnrfile import zstd_frame
+
+    rng = np.random.default_rng(2)
+    frame = _rotated_frame(np.ones((40, 30, 1), np.float32), 0)[1]
+    for valid in (rng.random((9, 13)) > 0.5, frame, np.ones((3, 4), bool), np.eye(5, dtype=bool)):
+        chunk = metadata.mask_chunk(valid)
+        assert chunk.data[0] == 2 and np.array_equal(metadata._mask_from(chunk.data, *valid.shape), valid)
+    flat = frame.reshape(-1)
+    edges = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]])
+    runs = np.concatenate([[0], np.diff(edges)]) if flat[0] else np.diff(edges)
+    old = bytes([1]) + zstd_frame(runs.astype("<u4").tobytes())
+    assert np.array_equal(metadata._mask_from(old, *frame.shape), frame)
+    assert len(metadata.mask_chunk(frame).data) < 0.7 * len(old)
+    for raw in (bytes([1, 0, 0]),  # row 0: one edge (odd)
+                bytes([4, 6, 1]),  # row 0: edges 3 then 2 (not increasing)
+                bytes([4, 2, 2, 0])):  # a byte after the last row
+        with pytest.raises(CorruptFileError):
+            metadata._mask_from(bytes([2]) + zstd_frame(raw), 1, 8)
