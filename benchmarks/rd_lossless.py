@@ -63,6 +63,7 @@ def points(path, rd_rows, auto_rates, ccsds):
         te = time.perf_counter() - t
         out = api.decode(data)
         model = api.info(data).get("model", "?")
+        model = model.get("model", "?") if isinstance(model, dict) else model
         rows.append(measured(x, out, len(data), series="hinerc --bpppb", target=rate, model=model, encode_s=te))
         print(name, rows[-1], flush=True)
     integer = x.dtype.kind in "iu"
