@@ -383,6 +383,8 @@ def _hdf5_variables(h5: h5py.File, reverse_all: bool) -> dict:
             var = dataclasses.replace(var, window=window, block=block)
             if not reverse:
                 var = dataclasses.replace(var, dims=_hdf5_dims(obj), metadata=_attribute_metadata(dict(obj.attrs)))
+        elif len(shape) == 1 and not reverse:  # a wavelength variable's units
+            var = dataclasses.replace(var, metadata=_attribute_metadata(dict(obj.attrs)))
         if mclass is not None and mclass not in _MATLAB_NUMPY and var.kind == "real":
             var = _Var(name, shape, "bool" if mclass == "logical" else str(mclass), "other", load)
         out[name] = var
@@ -753,7 +755,7 @@ def _pick_wavelengths(variables: dict, spec: str | Sequence[float] | None, bands
         if not found:
             return None
         name = found[0][1]
-        return _checked_wavelengths(variables[name].load(), bands, f"{label}: wavelengths {name!r}")
+        return _in_nm(variables[name], _checked_wavelengths(variables[name].load(), bands, f"{label}: wavelengths {name!r}"))
     if isinstance(spec, str):
         var = variables.get(spec.strip("/"))
         if var is None:
@@ -762,8 +764,17 @@ def _pick_wavelengths(variables: dict, spec: str | Sequence[float] | None, bands
         if var.kind != "real" or _vector_length(var.shape) is None:
             raise InputError(f"{label}: wavelengths {spec!r} is {_shape_text(var.shape)} {var.dtype}; "
                              "it must be a 1-D numeric array")
-        return _checked_wavelengths(var.load(), bands, f"{label}: wavelengths {spec!r}")
+        return _in_nm(var, _checked_wavelengths(var.load(), bands, f"{label}: wavelengths {spec!r}"))
     return _checked_wavelengths(spec, bands, "the wavelengths")
+
+
+def _in_nm(var: _Var, values: np.ndarray) -> np.ndarray:
+    """A wavelength variable's values in nm: converted when its `units` attribute says micrometres
+    (NetCDF/HDF5; values without units are taken as nm, as before)."""
+    units = str((var.metadata or {}).get("data_units", "")).strip()
+    if not units:
+        return values
+    return np.ascontiguousarray(envi.wavelengths_nm({"bands": {"wavelength": values}, "wavelength_units": units}))
 
 
 def _checked_wavelengths(values: object, bands: int | None, label: str) -> np.ndarray:

@@ -504,6 +504,7 @@ def test_interp_to_sensor_formats_carries_metadata(houston, tmp_path):
         assert nc.variables["cube"].shape == (2, 64, 64)
         assert np.allclose(nc.variables["wavelength"][...], [0.5, 0.6])
         assert nc.variables["wavelength"].attrs["units"] == src.metadata["wavelength_units"]
+    assert np.allclose(cubeio.read_cube(tmp_path / "i.nc").wavelengths, [500.0, 600.0])  # its units read back
 
 
 def test_mask_chunk_versions():
