@@ -64,7 +64,7 @@ VARIANTS: dict[str, dict] = {
     "nope": {"pe_freqs": 0},
     "shuffle": {},
     "guard": {"guard": 1.5},
-    "lr5g": {"lr": 5e-3, "guard": 1.5},  # `fidelity+lr5g` is the library's default (`lib`)
+    "lr5g": {"lr": 5e-3, "guard": 1.5},  # `fidelity+lr5g+qat` is the library's default (`lib`)
     "embed": {"embed": True},
     "tune": {"tune_epochs": 0.25},
     "qbest": {"quant": "best"},
