@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__, registry, tiling
 from . import nodata as nodata_pixels
 from .codecs.base import Budget
-from .cube import check_cube, check_size, normalise, positions_of
+from .cube import band_ranges, check_cube, check_size, normalised, positions_of
 from .decoder import Decoder, Window
 from .errors import InputError, RequestError, UsageError
 from .formats import cubeio, metadata as sensor, tiled
@@ -105,7 +105,8 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
     start = time.perf_counter()
     shape = tuple(int(s) for s in cube.shape)
     positions_of(wavelengths, shape[2])  # InputError before any work
-    target, offset, scale = normalise(cube)
+    offset, scale = band_ranges(cube)  # the normalised copy only for the codecs that read it
+    target = normalised(cube, offset, scale) if registry.codec(opts.model).normalised_input else None
     run_opts = nodata_pixels.less_extra(opts, extra, shape)
     data, stats = run_encoder(target, cube.dtype, offset, scale, wavelengths, Budget.from_bpppb(run_opts.bpppb, shape),
                               run_opts, progress, cube=cube, valid=valid)

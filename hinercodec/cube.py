@@ -40,12 +40,17 @@ def normalised(x: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarr
     return np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32)
 
 
+def band_ranges(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The BNDS (offset, scale) of an H x W x C cube without its normalised copy: each band's min
+    and max in the cube's own dtype (exact in float64), then formats.hnrfile.band_normalisation."""
+    return band_normalisation(cube.min(axis=(0, 1)).astype(np.float64), cube.max(axis=(0, 1)).astype(np.float64))
+
+
 def normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-band affine map to [0, 1]: (target C x H x W float32, offset, scale) with
     cube ~ offset + scale * target (BNDS values from formats.hnrfile.band_normalisation)."""
-    x = cube.astype(np.float64)
-    lo, scale = band_normalisation(x.min(axis=(0, 1)), x.max(axis=(0, 1)))
-    return normalised(x, lo, scale), lo, scale
+    lo, scale = band_ranges(cube)
+    return normalised(cube, lo, scale), lo, scale
 
 
 def positions_of(wavelengths: Optional[np.ndarray], bands: int) -> np.ndarray:

@@ -12,14 +12,15 @@ from .cube import positions_of
 from .options import EncodeOptions, Progress, ProgressFn
 
 
-def run_encoder(target: np.ndarray, dtype: np.dtype, offset: np.ndarray, scale: np.ndarray,
+def run_encoder(target: Optional[np.ndarray], dtype: np.dtype, offset: np.ndarray, scale: np.ndarray,
                 wavelengths: Optional[np.ndarray], budget: Budget, options: EncodeOptions,
                 progress: Optional[ProgressFn] = None, seed: Optional[int] = None, note: str = "",
                 cube: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> tuple[bytes, dict]:
     """(stand-alone .hnr bytes, stats) of a normalised cube `target` (C, H, W) float32 (and of its
     original values `cube`, H x W x C, when the whole cube is at hand); `valid` (H x W bool): its
-    data pixels when some are nodata."""
-    c, h, w = target.shape
+    data pixels when some are nodata. `target` may be None for a codec that reads `cube` only
+    (registry: normalised_input=False)."""
+    c, h, w = target.shape if target is not None else (cube.shape[2], cube.shape[0], cube.shape[1])
 
     def report(stage: str, step: int, total: int, loss: float, psnr: float, text: str) -> None:
         if progress is not None:

@@ -24,6 +24,7 @@ class Codec:
     needs_torch: bool
     effort: str  # what --effort 1..9 sets
     experimental: bool = False
+    normalised_input: bool = True  # its encoder reads Job.target (the normalised cube); False: Job.cube only
 
 
 CODECS = {
@@ -36,7 +37,7 @@ CODECS = {
         "lossless", "every value exact (--lossless) or within a bound (--max-error): adaptive prediction, "
         "context-modelled range coding", "hinercodec.codecs.lossless.codec:encode",
         "hinercodec.codecs.lossless.codec:LosslessDecoder", ("lossless",), payload=True, needs_torch=False,
-        effort="nothing (one setting)"),
+        effort="nothing (one setting)", normalised_input=False),
     "hiner": Codec(
         "hiner", "the paper's network: wavelength -> positional encoding -> MLP -> embedding -> NeRV blocks",
         "hinercodec.codecs.networks.encoder:encode_hiner", "hinercodec.codecs.networks.decoder:NetworkDecoder",

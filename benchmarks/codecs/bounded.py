@@ -83,11 +83,11 @@ class Hinerc(BoundedCodec):
         from formats.hnrfile import HnrFile, pack as pack_file
         from hinercodec import __version__
         from hinercodec.codecs.lossless import codec, coder
-        from hinercodec.cube import normalise
+        from hinercodec.cube import band_ranges
 
         bounds = np.asarray(bounds)
         bounds = bounds.astype(np.int64) if cube.dtype.kind in "iu" else bounds.astype(np.float64)
-        _, offset, scale = normalise(cube)
+        offset, scale = band_ranges(cube)
         h, w, c = cube.shape
         return pack_file(HnrFile(height=h, width=w, bands=c, dtype=cube.dtype, band_offset=offset, band_scale=scale,
                                  wavelengths=None, model_config=codec.config(cube.shape, bounds, cube.dtype),

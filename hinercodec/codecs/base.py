@@ -39,7 +39,7 @@ class Job:
     offset: np.ndarray  # float32 [C]
     scale: np.ndarray  # float32 [C]
     wavelengths: Optional[np.ndarray]
-    target: np.ndarray  # (C, H, W) float32, normalised
+    target: Optional[np.ndarray]  # (C, H, W) float32, normalised; None for a codec that reads `cube` only
     t: np.ndarray  # (C,) float32 band positions in [0, 1]
     budget: Budget
     options: object  # options.EncodeOptions
