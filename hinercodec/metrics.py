@@ -61,23 +61,21 @@ def sam_degrees(original: np.ndarray, decoded: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean())
 
 
+STRIP_VALUES = 1 << 20  # values per strip of rows when a whole cube is measured (stays in cache, no cube-size copies)
+
+
 def distortion(original: np.ndarray, decoded: np.ndarray) -> Distortion:
-    """All PROTOCOL.md distortion figures of `decoded` against `original` (both H x W x C)."""
+    """All PROTOCOL.md distortion figures of `decoded` against `original` (both H x W x C): the
+    streaming accumulation below, fed strip by strip of rows."""
     if original.shape != decoded.shape:
         raise ValueError(f"shape mismatch: original {original.shape} vs decoded {decoded.shape}")
-    xn, yn, constant = _normalise_pair(original, decoded)
-    mse_band = ((xn - yn) ** 2).mean(axis=(0, 1))
-    psnr_b = np.asarray(_psnr(mse_band), dtype=np.float64)
-    keep = ~constant
-    psnr_band = float(psnr_b[keep].mean()) if keep.any() else float("nan")
-    psnr_global = float(_psnr(((xn - yn) ** 2).mean()))
-    return Distortion(
-        psnr_band=psnr_band,
-        psnr_global=psnr_global,
-        sam_deg=sam_degrees(original, decoded),
-        constant_bands=[int(i) for i in np.flatnonzero(constant)],
-        max_abs_error=float(np.abs(np.asarray(decoded, np.float64) - np.asarray(original, np.float64)).max(initial=0.0)),
-    )
+    h, w, c = original.shape
+    acc = StreamingDistortion(original.min(axis=(0, 1)) if original.size else np.zeros(c),
+                              original.max(axis=(0, 1)) if original.size else np.zeros(c))
+    rows = max(1, STRIP_VALUES // max(1, w * c))
+    for y0 in range(0, h, rows):
+        acc.add(original[y0:y0 + rows], decoded[y0:y0 + rows])
+    return acc.result()
 
 
 def bpppb(n_bytes: int, shape: tuple[int, ...]) -> float:
@@ -102,12 +100,14 @@ class StreamingDistortion:
         self.pixels = 0
         self.angle_sum = 0.0
         self.angle_count = 0
+        self.max_abs = 0.0
 
     def add(self, original: np.ndarray, decoded: np.ndarray) -> None:
         x = np.asarray(original, dtype=np.float64)
         y = np.asarray(decoded, dtype=np.float64)
         self.sse += ((((x - self.lo) - (y - self.lo)) / self.scale) ** 2).sum(axis=(0, 1))
         self.pixels += x.shape[0] * x.shape[1]
+        self.max_abs = max(self.max_abs, float(np.abs(y - x).max(initial=0.0)))
         xs, ys = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
         nx, ny = np.linalg.norm(xs, axis=1), np.linalg.norm(ys, axis=1)
         keep = nx > 0
@@ -124,4 +124,5 @@ class StreamingDistortion:
             psnr_global=float(_psnr(mse_band.mean())),
             sam_deg=self.angle_sum / self.angle_count if self.angle_count else float("nan"),
             constant_bands=[int(i) for i in np.flatnonzero(self.constant)],
+            max_abs_error=self.max_abs,
         )

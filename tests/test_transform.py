@@ -286,7 +286,7 @@ def test_encoder_estimate_matches_file(houston: np.ndarray) -> None:
     y = houston.astype(np.float64).transpose(2, 0, 1)
     y = (y - y.min(axis=(1, 2), keepdims=True)) / np.ptp(y, axis=(1, 2), keepdims=True)
     a = transform.analyse(y)
-    cand = transform.fit_code(a, 6, 8 * 4000, 0.35)
+    cand = transform.finalise(a, transform.fit_code(a, 6, 8 * 4000, 0.35), 8 * 4000, 0.35)
     config, payload = transform.package(cand, np.zeros(y.shape[0], np.int64), *y.shape[1:])
     assert abs(8 * len(payload) - cand.bits) < 0.03 * 8 * len(payload) + 200
     images, basis, mean = transform_decoder.decode_payload(config, payload)

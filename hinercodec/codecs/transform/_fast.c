@@ -1063,12 +1063,61 @@ static PyObject *py_lift(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+
+/* quantise(x, q, outer, n, step, rounding, stats): dead-zone quantisation of x (outer, n) doubles into q
+   (outer, n) int64, q = sign(x) floor(|x| * (1 / step) + rounding), and per
+   row in stats (outer, 4) doubles, in units of the step (u = |x| * (1 / step)): the sum of u^2 over the zeros,
+   the count of non-zeros, the sums of f = u - |q| and of f^2 over them (what the squared error is at any
+   reconstruction offset: the encoder's distortion estimate). */
+static PyObject *py_quantise(PyObject *self, PyObject *args) {
+    PyObject *xo, *qo, *so;
+    Py_ssize_t outer, n;
+    double step, rounding;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOnndd", &xo, &qo, &so, &outer, &n, &step, &rounding)) return NULL;
+    if (outer < 0 || n < 0 || !(step > 0)) {
+        PyErr_SetString(PyExc_ValueError, "quantise: bad shape or step");
+        return NULL;
+    }
+    Py_buffer xb, qb, sb;
+    if (get_doubles(xo, &xb, outer * n, 0, "x")) return NULL;
+    if (get_doubles(qo, &qb, outer * n, 1, "q")) { PyBuffer_Release(&xb); return NULL; }
+    if (get_doubles(so, &sb, outer * 4, 1, "stats")) { PyBuffer_Release(&xb); PyBuffer_Release(&qb); return NULL; }
+    const double *x = (const double *)xb.buf;
+    int64_t *q = (int64_t *)qb.buf;
+    double *st = (double *)sb.buf;
+    const double inv = 1.0 / step;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t o = 0; o < outer; o++) {
+        const double *xr = x + o * n;
+        int64_t *qr = q + o * n;
+        double zero_sq = 0.0, nz = 0.0, sf = 0.0, sf2 = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            /* u + rounding >= 0 and below 2**40 (finest_code): truncation is floor */
+            const double v = xr[i], u = fabs(v) * inv;
+            const int64_t t = (int64_t)(u + rounding);
+            qr[i] = v < 0 ? -t : t;
+            const double z = t == 0, f = (u - (double)t) * (1.0 - z);
+            zero_sq += z * u * u;
+            nz += 1.0 - z;
+            sf += f;
+            sf2 += f * f;
+        }
+        st[4 * o] = zero_sq; st[4 * o + 1] = nz; st[4 * o + 2] = sf; st[4 * o + 3] = sf2;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&xb); PyBuffer_Release(&qb); PyBuffer_Release(&sb);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"stats", py_stats, METH_VARARGS,
      "stats(K, H, W, levels, signs, bands, hist_out, sign_out, nthreads) -> (symbols, escape bits)"},
     {"groups", py_groups, METH_VARARGS,
      "groups(K, H, W, levels, signs, bands, sym, ctx, low, nbits, groups) -> (symbols, escapes, groups)"},
     {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties)"},
+    {"quantise", py_quantise, METH_VARARGS,
+     "quantise(x, q, stats, outer, n, step, rounding): dead-zone quantisation with error statistics"},
     {"lift", py_lift, METH_VARARGS, "lift(x, lo, hi, outer, n, inner, inverse, consts): CDF 9/7 lifting along n"},
     {"rans_encode", py_rans_encode, METH_VARARGS,
      "rans_encode(e, freqs, starts, precision, lanes, state_low, word_bits) -> bytes"},

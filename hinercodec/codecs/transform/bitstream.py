@@ -640,6 +640,12 @@ def _absent(pyramid: Pyramid, coded: Maps) -> tuple[np.ndarray, int, int]:
     return hist.reshape(n_ctx, ALPHABET), count, bits
 
 
+def fast_quantise(band: np.ndarray, q: np.ndarray, stats: np.ndarray, rows: int, n: int, step: float,
+                  rounding: float) -> None:
+    """The compiled dead-zone quantiser (_fast.quantise; encoder.quantise_errors is its reference)."""
+    _fast.quantise(band, q, stats, rows, n, step, rounding)
+
+
 def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,
                          coded: Optional[Maps] = None) -> Optional[tuple[float, int, tuple]]:
     """(estimate_bits to ~1e-12 relative, not to the last bit; how many table-merge decisions were

@@ -64,8 +64,11 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optio
     x = np.asarray(cube, np.float64).reshape(c, h * w) * np.sqrt(weights)[:, None]
     data = x if valid is None else x[:, valid.reshape(-1)]
     mean = data.mean(axis=1)
-    x0 = data - mean[:, None]
-    cov = (x0 @ x0.T) / x0.shape[1]
+    cov = np.zeros((c, c))
+    for p0 in range(0, data.shape[1], ERROR_CHUNK):  # centred block by block: no (C, N) temporary
+        x0 = data[:, p0:p0 + ERROR_CHUNK] - mean[:, None]
+        cov += x0 @ x0.T
+    cov /= data.shape[1]
     var, vec = np.linalg.eigh(cov)
     order = np.argsort(var)[::-1]
     vec = vec[:, order]
@@ -158,6 +161,7 @@ class Candidate:
     mse: np.ndarray  # (C,) per band, normalised units
     parts: tuple  # what pack needs
     exact: bool = True  # bits is estimate_bits' own value (else the compiled approximation: see _fits)
+    estimated: bool = False  # mse is _estimated's (the search's), not the exact images' (finalise)
 
 
 def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None) -> Candidate:
@@ -168,12 +172,12 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
     b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * sub_step(step, m_exp)
-    x0 = a.x - m_hat[:, None]
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
     gram = b_hat.T @ b_hat
-    rhs = b_hat.T @ x0
-    del x0  # (C, N): freed before the next ones are made (peak memory)
+    rhs = b_hat.T @ a.x
+    rhs -= (b_hat.T @ m_hat)[:, None]  # b_hat.T (x - m_hat), without a (C, N) temporary
     coeff = np.linalg.solve(gram + 1e-12 * np.eye(k), rhs)
+    del rhs
     images = coeff.reshape(k, a.height, a.width)
     steps = band_steps(step, levels)
     maps = _maps(a)
@@ -185,15 +189,8 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
         pyr = wavelet.forward_masked(images, a.valid, levels)
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
         rec = wavelet.inverse_masked(dequantise_pyramid(ints, steps, offsets), a.valid).reshape(k, -1)
-    # m_hat + B rec, clipped, minus x, squared: in place (the same operations and roundings as
-    # ((np.clip(m_hat + B rec, 0, root) - x) ** 2), without four (C, N) temporaries)
-    xh = b_hat @ rec
-    np.add(m_hat[:, None], xh, out=xh)
-    root = np.sqrt(a.weights)[:, None]
-    np.clip(xh, 0.0, root, out=xh)
-    np.subtract(xh, a.x, out=xh)
-    np.square(xh, out=xh)
-    mse = (xh.mean(axis=1) if a.valid is None else xh[:, a.valid.reshape(-1)].mean(axis=1)) / a.weights
+    del pyr, images, coeff
+    mse = _band_errors(a, b_hat, m_hat, rec) / a.weights
     side = _side_vectors(b_int, m_int)
     found = None if budget_bits is None or maps is not None else subbands.estimate_bits_approx(ints, SIGNS)
     if found is not None:
@@ -205,6 +202,27 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     else:
         bits = subbands.estimate_bits(ints, SIGNS, coded=maps) + subbands.estimate_vector_bits(side)
     return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
+
+
+ERROR_CHUNK = 1 << 13  # pixels per block of the reconstruction error (a (C, block) array stays in cache)
+
+
+def _band_errors(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, rec: np.ndarray) -> np.ndarray:
+    """(C,) mean over the (data) pixels of (clip(m_hat + b_hat rec, 0, sqrt(w)) - x) ** 2, block by
+    block of pixels: no (C, N) temporaries, and each block is made and summed while in cache."""
+    c, n = a.x.shape
+    root = np.sqrt(a.weights)[:, None]
+    total = np.zeros(c)
+    flat_valid = None if a.valid is None else a.valid.reshape(-1)
+    for p0 in range(0, n, ERROR_CHUNK):
+        p1 = min(n, p0 + ERROR_CHUNK)
+        xh = b_hat @ rec[:, p0:p1]
+        xh += m_hat[:, None]
+        np.clip(xh, 0.0, root, out=xh)
+        xh -= a.x[:, p0:p1]
+        np.square(xh, out=xh)
+        total += xh.sum(axis=1) if flat_valid is None else xh[:, flat_valid[p0:p1]].sum(axis=1)
+    return total / (n if flat_valid is None else max(1, int(np.count_nonzero(flat_valid))))
 
 
 def _cand_fits(cand: Candidate, budget_bits: float) -> bool:
@@ -239,7 +257,8 @@ def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
     """The wavelet pyramid of the first k components (unquantised basis), cached per K."""
     key = ("pyramid", k)
     if key not in a.cache:
-        coeff = a.basis[:, :k].T @ (a.x - a.mean[:, None])
+        coeff = a.basis[:, :k].T @ a.x
+        coeff -= (a.basis[:, :k].T @ a.mean)[:, None]  # no (C, N) temporary
         levels = wavelet.levels_for(a.height, a.width)
         images = coeff.reshape(k, a.height, a.width)
         a.cache[key] = (wavelet.forward(images, levels) if a.valid is None
@@ -295,7 +314,7 @@ def _evaluated(a: Analysis, k: int, code: int, rounding: float, budget_bits: Opt
 
 
 def _estimate_bits_of(a: Analysis, k: int, code: int, rounding: float) -> float:
-    ints, side = _quantised(a, k, code, rounding)
+    ints, side, _ = _quantised(a, k, code, rounding)
     return subbands.estimate_bits(ints, SIGNS, coded=_maps(a)) + side
 
 
@@ -308,13 +327,65 @@ def _maps(a: Analysis) -> Optional[subbands.Maps]:
     return a.cache["maps"]
 
 
-def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subbands.Pyramid, float]:
-    """The integer pyramid of a candidate's unquantised projection and its side information's bits."""
+def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subbands.Pyramid, float, np.ndarray]:
+    """The integer pyramid of a candidate's unquantised projection, its side information's bits and
+    the squared error (K,) each component's image gets from it (an estimate: see _error_of)."""
     pyr = _pyramid(a, k)
     step = step_of(code)
-    ints, _ = quantise_pyramid(pyr, band_steps(step, len(pyr[1])), rounding, offsets=False)
+    ints, err = quantise_errors(pyr, band_steps(step, len(pyr[1])), rounding)
     b_int, _, m_int, _ = _quantise_side(a, k, step)
-    return ints, subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+    a.cache[("error", k, code, rounding)] = err * step * step
+    return ints, subbands.estimate_vector_bits(_side_vectors(b_int, m_int)), err * step * step
+
+
+def quantise_errors(pyr: wavelet.Pyramid, steps: tuple[float, list[float]],
+                    rounding: float) -> tuple[subbands.Pyramid, np.ndarray]:
+    """The search's quantiser: quantise_pyramid's integers (but |c| * (1 / s), not |c| / s: a
+    multiplication), and per component (leading axis) the squared
+    quantisation error in units of the global step, each band group at its best reconstruction
+    offset: sum over subbands of |c| / s - the reconstruction, squared, which is the image's
+    squared error for a synthesis gain of exactly 1 / s per subband (gains(): within 8 %)."""
+    groups = [[pyr[0]]] + [list(bands) for bands in pyr[1]]
+    group_steps = [steps[0]] + list(steps[1])
+    k = pyr[0].shape[0]
+    ints: list = []
+    err = np.zeros(k)
+    for bands, s in zip(groups, group_steps):
+        stats = np.zeros((k, 4))
+        out = []
+        for band in bands:
+            q, st = _quantise_band(band, s, rounding)
+            out.append(q)
+            stats += st
+        zero_sq, nz, sf, sf2 = stats.T
+        den = float(nz.sum())
+        o = 0.0 if den == 0 else float(np.clip(round(OFFSET_RESOLUTION * float(sf.sum()) / den),
+                                               -OFFSET_RESOLUTION // 2, OFFSET_RESOLUTION // 2)) / OFFSET_RESOLUTION
+        err += zero_sq + sf2 - 2.0 * o * sf + nz * o * o
+        ints.append(out)
+    return (ints[0][0], [tuple(b) for b in ints[1:]]), err
+
+
+def _quantise_band(band: np.ndarray, s: float, rounding: float) -> tuple[np.ndarray, np.ndarray]:
+    """(integers, per component (K, 4): sum of u^2 over the zeros, non-zeros, sum of f and of f^2
+    over them, u = |c| * (1 / s), f = u - |q|) of one subband (K, h, w)."""
+    k = band.shape[0]
+    band = np.ascontiguousarray(band, np.float64)
+    stats = np.zeros((k, 4))
+    if subbands.FAST and band.size:
+        q = np.empty(band.shape, np.int64)
+        subbands.fast_quantise(band, q, stats, k, band.size // k, s, rounding)
+        return q, stats
+    u = np.abs(band) * (1.0 / s)
+    t = np.floor(u + rounding)
+    q = (np.sign(band) * t).astype(np.int64)
+    zero = (t == 0).reshape(k, -1)
+    u, f = u.reshape(k, -1), (u - t).reshape(k, -1)
+    stats[:, 0] = np.where(zero, u * u, 0.0).sum(axis=1)
+    stats[:, 1] = (~zero).sum(axis=1)
+    stats[:, 2] = np.where(zero, 0.0, f).sum(axis=1)
+    stats[:, 3] = np.where(zero, 0.0, f * f).sum(axis=1)
+    return q, stats
 
 
 FIT_MARGIN = 1e-6  # relative: the approximate estimate decides "fits" only this far from the budget
@@ -330,7 +401,7 @@ def _fits(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -
         return a.cache[exact] <= budget_bits
     key = ("approx", k, code, rounding)
     if key not in a.cache:
-        ints, side = _quantised(a, k, code, rounding)
+        ints, side, _ = _quantised(a, k, code, rounding)
         found = subbands.estimate_bits_approx(ints, SIGNS, _maps(a))
         if found is None:
             a.cache[exact] = subbands.estimate_bits(ints, SIGNS, coded=_maps(a)) + side
@@ -348,53 +419,102 @@ def _fits(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -
 
 def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
              hint: Optional[int] = None) -> Optional[Candidate]:
-    """The candidate at the finest step (largest code) whose bits fit `budget_bits`: bisection on
-    the estimate from a bracket around `hint` (the code found for a neighbouring K), then exact
-    evaluations stepping down until it fits. None when even code 0 (step 1) does not fit."""
-    def fits(code: int) -> bool:
-        return _fits(a, k, code, rounding, budget_bits)
-
-    if not fits(0):
-        return None
+    """The estimated candidate (_estimated) at the finest step (largest code) whose estimated bits
+    fit `budget_bits`, found by secant steps on bits against the code (close to linear there) from
+    `hint` (the code found for a neighbouring K), inside a bracket that shrinks at every probe, with
+    a bisection step whenever the secant does not halve it: about 4 probes instead of bisection's
+    8. None when even code 0 (step 1) does not fit. finalise() makes it exact."""
     top = finest_code(a, k)
-    lo, hi = 0, top + 1  # fits(lo), not fits(hi) (hi = top + 1: "past the end")
-    span = 16
-    if hint is not None:  # bracket the hint by doubling steps outwards
-        c = min(max(hint, 0), top)
-        if fits(c):
-            lo = c
-            while lo + span <= top and fits(lo + span):
-                lo, span = lo + span, span * 2
-            hi = min(lo + span, top + 1)
+    lo, hi = -1, top + 1  # fits(lo) (-1: "before the start"), not fits(hi) (top + 1: "past the end")
+    seen: dict[int, float] = {}
+
+    def probe(code: int) -> None:
+        nonlocal lo, hi
+        ok = _fits(a, k, code, rounding, budget_bits)
+        seen[code] = _bits_seen(a, k, code, rounding)
+        if ok:
+            lo = max(lo, code)
         else:
-            hi = c
-            while hi - span > 0 and not fits(hi - span):
-                hi, span = hi - span, span * 2
-            lo = max(hi - span, 0)
+            hi = min(hi, code)
+
+    probe(min(max(top // 2 if hint is None else hint, 0), top))
+    first = next(iter(seen))
+    probe(min(first + 8, top) if first == lo else max(first - 8, 0))
     while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid
-    code = lo
+        width = hi - lo
+        # the secant through the nearest probes on each side of the budget (the bracket's ends when
+        # both were probed), its code clamped inside the bracket: a convex curve's secant stops one
+        # short of the crossing, and the clamp takes that last step
+        below = [c for c in seen if c <= lo and math.isfinite(seen[c])]
+        above = [c for c in seen if c >= hi and math.isfinite(seen[c])]
+        pts = ([max(below)] if below else []) + ([min(above)] if above else [])
+        if len(pts) < 2:
+            pts = sorted(seen, key=lambda c: abs(seen[c] - budget_bits))[:2]
+        guess = (max(lo, 0) + hi) // 2
+        if len(pts) == 2:
+            (c1, c2), (b1, b2) = pts, (seen[pts[0]], seen[pts[1]])
+            if c1 != c2 and (b2 - b1) * (c2 - c1) > 0:
+                guess = int(math.floor(c1 + (budget_bits - b1) * (c2 - c1) / (b2 - b1)))
+        probe(min(max(guess, lo + 1, 0), hi - 1))
+        if hi - lo > 1 and hi - lo > width // 2 and len(seen) >= 5:  # the secant did not halve it: bisect once
+            probe((max(lo, 0) + hi) // 2)
+    if lo < 0:
+        return None
+    return _estimated(a, k, lo, rounding)
+
+
+def _bits_seen(a: Analysis, k: int, code: int, rounding: float) -> float:
+    """The bits _fits computed for a candidate (exact where it computed them, else approximate)."""
+    exact = a.cache.get(("bits", k, code, rounding))
+    return exact if exact is not None else a.cache.get(("approx", k, code, rounding), (math.nan,))[0]
+
+
+def _estimated(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
+    """A candidate whose per-band MSE is estimated from the quantisation errors of its unquantised
+    projection's pyramid (components' errors taken as uncorrelated, the wavelet as orthogonal at
+    gains()), the discarded components' variance and the side information's quantisation: no least
+    squares, no inverse transform, no (C, N) reconstruction. Only the search's comparisons use it;
+    the chosen candidate is then evaluated exactly (finalise)."""
+    key = ("error", k, code, rounding)
+    if key not in a.cache:
+        _quantised(a, k, code, rounding)
+    err = a.cache[key]
+    step = step_of(code)
+    b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
+    b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
+    m_hat = m_int * sub_step(step, m_exp)
+    n = a.x.shape[1] if a.valid is None else int(np.count_nonzero(a.valid))
+    mse = ((b_hat ** 2) @ err / n + (a.basis[:, k:] ** 2) @ a.variance[k:]
+           + ((a.basis[:, :k] - b_hat) ** 2) @ a.variance[:k] + (a.mean - m_hat) ** 2) / a.weights
+    return Candidate(k, code, float(_bits_seen(a, k, code, rounding)), mse, (), exact=False, estimated=True)
+
+
+def finalise(a: Analysis, cand: Candidate, budget_bits: float, rounding: float) -> Optional[Candidate]:
+    """The exact candidate (least-squares images of the quantised basis, true MSE, exact bits) at
+    the estimated candidate's K, at the finest step from its code down whose bits fit the budget;
+    None when not even step code 0 fits."""
+    code = cand.code
     while True:
-        cand = _evaluated(a, k, code, rounding, budget_bits)
-        if _cand_fits(cand, budget_bits) or code == 0:
-            return cand if _cand_fits(cand, budget_bits) else None
+        exact = _evaluated(a, cand.k, code, rounding, budget_bits)
+        if _cand_fits(exact, budget_bits):
+            return exact
+        if code == 0:
+            return None
         code -= 1
 
 
 def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
-           ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None, metric: str = "psnr_band") -> Optional[Candidate]:
+           ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None, metric: str = "psnr_band",
+           code: Optional[int] = None) -> Optional[Candidate]:
     """Best `metric` over K on the ladder: hill-climbing from `start` (default K = 8), up while
-    it improves, then down; each K at the finest step that fits the budget."""
+    it improves, then down; each K at the finest step that fits the budget (estimated candidates:
+    _estimated), the first searched from `code` (a step code found before, if any)."""
     ks = [k for k in ladder if k <= a.x.shape[0]]
     if not ks:
         return None
     i0 = min(range(len(ks)), key=lambda i: abs(ks[i] - (start or 8)))
     tried: dict[int, Optional[Candidate]] = {}
-    hint: list[Optional[int]] = [None]
+    hint: list[Optional[int]] = [code]
 
     def at(i: int) -> float:
         if i not in tried:
@@ -461,8 +581,10 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         else:
             a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
         for rounding in roundings:
-            cand = search(a, budget_bits - _weight_bits(codes), rounding, start=None if best is None else best[1].k,
-                          metric=metric)
+            room = budget_bits - _weight_bits(codes)
+            cand = search(a, room, rounding, start=None if best is None else best[1].k, metric=metric,
+                          code=None if best is None else best[1].code)
+            cand = None if cand is None else finalise(a, cand, room, rounding)
             if cand is None:
                 continue
             value = score(cand.mse, a.constant, metric)
