@@ -66,15 +66,13 @@ STRIP_VALUES = 1 << 20  # values per strip of rows when a whole cube is measured
 
 def distortion(original: np.ndarray, decoded: np.ndarray) -> Distortion:
     """All PROTOCOL.md distortion figures of `decoded` against `original` (both H x W x C): the
-    streaming accumulation below, fed strip by strip of rows."""
+    streaming accumulation below, over the whole cube at once."""
     if original.shape != decoded.shape:
         raise ValueError(f"shape mismatch: original {original.shape} vs decoded {decoded.shape}")
     h, w, c = original.shape
     acc = StreamingDistortion(original.min(axis=(0, 1)) if original.size else np.zeros(c),
                               original.max(axis=(0, 1)) if original.size else np.zeros(c))
-    rows = max(1, STRIP_VALUES // max(1, w * c))
-    for y0 in range(0, h, rows):
-        acc.add(original[y0:y0 + rows], decoded[y0:y0 + rows])
+    acc.add(original, decoded)
     return acc.result()
 
 
@@ -103,6 +101,13 @@ class StreamingDistortion:
         self.max_abs = 0.0
 
     def add(self, original: np.ndarray, decoded: np.ndarray) -> None:
+        """One window of both cubes (H x W x C), strip by strip of rows (cache-sized float64 copies)."""
+        h, w = original.shape[:2]
+        rows = max(1, STRIP_VALUES // max(1, original[0].size))
+        for y0 in range(0, h, rows):
+            self._add_strip(original[y0:y0 + rows], decoded[y0:y0 + rows])
+
+    def _add_strip(self, original: np.ndarray, decoded: np.ndarray) -> None:
         x = np.asarray(original, dtype=np.float64)
         y = np.asarray(decoded, dtype=np.float64)
         self.sse += ((((x - self.lo) - (y - self.lo)) / self.scale) ** 2).sum(axis=(0, 1))

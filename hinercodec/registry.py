@@ -25,6 +25,8 @@ class Codec:
     effort: str  # what --effort 1..9 sets
     experimental: bool = False
     normalised_input: bool = True  # its encoder reads Job.target (the normalised cube); False: Job.cube only
+    planner: Optional[str] = None  # "module:function": the search's plan for every tile of a large cube, found
+    # once on a sample of it (transform.encoder.plan_reader), handed to each tile as Job.plan
 
 
 CODECS = {
@@ -32,7 +34,8 @@ CODECS = {
         "transform", "spectral basis x CDF 9/7 wavelet images, context-modelled rANS (the default)",
         "hinercodec.codecs.default:encode", "hinercodec.codecs.transform.decoder:TransformDecoder",
         ("transform", "transform2"), payload=True, needs_torch=False,
-        effort="re-weighting passes 0, 1, 2, 3, 3, 4, 4, 5, 6 and dead-zone roundings tried (1 up to 3, 2 at 4, 3 from 5)"),
+        effort="re-weighting passes 0, 1, 2, 3, 3, 4, 4, 5, 6 and dead-zone roundings tried (1 up to 3, 2 at 4, 3 from 5)",
+        planner="hinercodec.codecs.transform.encoder:plan_reader"),
     "lossless": Codec(
         "lossless", "every value exact (--lossless) or within a bound (--max-error): adaptive prediction, "
         "context-modelled range coding", "hinercodec.codecs.lossless.codec:encode",
@@ -77,6 +80,12 @@ def codec(name: str) -> Codec:
         return CODECS[name]
     except KeyError:
         raise UsageError(f"unknown model {name!r} (known: {', '.join(ENCODABLE)})") from None
+
+
+def planner(name: str) -> Optional[Callable]:
+    """The codec's tile planner (Codec.planner), or None."""
+    c = codec(name)
+    return None if c.planner is None else _load(c.planner, f"--model {name}")
 
 
 def encoder(name: str) -> Callable:

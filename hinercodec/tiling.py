@@ -165,6 +165,7 @@ class TileTask:
     options: EncodeOptions
     progress: Optional[Callable] = None  # local runs only: tasks sent to other processes carry None
     nodata: Optional[float] = None  # the value of nodata pixels (NaN too) when the cube has some
+    plan: Optional[dict] = None  # the codec's search plan for every tile (registry.planner), or None
 
 
 def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
@@ -185,7 +186,7 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
     try:
         data, stats = run_encoder(target, task.dtype, task.offset, task.scale, task.wavelengths, task.budget, opts,
                                   task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ",
-                                  valid=valid)
+                                  valid=valid, plan=task.plan)
     except RequestError as exc:
         y0, y1, x0, x1 = task.rect
         raise RequestError(f"tile {task.index + 1} (rows {y0}:{y1}, columns {x0}:{x1}): {exc} "
@@ -232,6 +233,11 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
                               scale=scale,
                               wavelengths=head.wavelengths, dtype=np.dtype(dtype), budget=budget, options=options,
                               nodata=None if s.valid is None else nodata))
+    planner = registry.planner(options.model) if len(tasks) > 1 else None
+    if planner is not None:  # one search on a sample of the whole cube; each tile then searches its step
+        found = planner(read, shape, offset, scale, s.valid, options, h * w / len(tasks))
+        for task in tasks:
+            task.plan = found
     return head, tasks, s
 
 

@@ -150,6 +150,7 @@ def test_a_bug_is_an_internal_error_not_a_corrupt_file(tmp_path: Path, monkeypat
         raise RuntimeError("planted bug")
 
     monkeypatch.setattr(decoder, "mix", broken)
+    monkeypatch.setattr(decoder.bitstream, "fast_mix", broken)
     result = CliRunner().invoke(main, ["decode", str(path), "-o", str(tmp_path / "o.npy")])
     assert result.exit_code == 1, result.output
     assert "internal error" in result.output and "corrupt" not in result.output

@@ -494,3 +494,22 @@ def test_masked_statistics_compiled_equal_the_walk(monkeypatch):
         ref = subbands._stats(ints, signs, maps)
         monkeypatch.setattr(subbands, "FAST", True)
         assert all(np.array_equal(a, b) for a, b in zip(fast[:2], ref[:2])) and fast[2:] == ref[2:]
+
+
+@pytest.mark.skipif(not subbands.FAST, reason="the compiled coder is not built")
+def test_compiled_mix_and_quantiser_match_their_numpy_references() -> None:
+    """_fast.mix against decoder.mix (bit for bit: HNR.md's operation order) and the search's
+    compiled quantiser against its numpy fallback (same integers, same error sums)."""
+    rng = np.random.default_rng(3)
+    images, rows = rng.standard_normal((7, 33, 45)), rng.standard_normal((5, 8)) * 0.3
+    out = np.empty((5, 33, 45))
+    subbands.fast_mix(rows, images, out, 5, 7, 33 * 45)
+    assert np.array_equal(out, np.stack([transform_decoder.mix(r, images) for r in rows]))
+    band = rng.standard_normal((3, 20, 30)) * 5
+    fast_q, fast_s = transform.quantise_band(band, 0.7, 0.35)
+    try:
+        subbands.FAST = False
+        ref_q, ref_s = transform.quantise_band(band, 0.7, 0.35)
+    finally:
+        subbands.FAST = True
+    assert np.array_equal(fast_q, ref_q) and np.allclose(fast_s, ref_s, rtol=1e-12, atol=1e-9)

@@ -49,6 +49,8 @@ class Job:
     cube: Optional[np.ndarray] = None  # H x W x C original values (whole cubes; the lossless codec needs them)
     valid: Optional[np.ndarray] = None  # H x W bool: the pixels that are data (None: all); a codec may
     # leave the others out of its basis and distortion and spend no bits on them (they decode as nodata)
+    plan: Optional[dict] = None  # what a codec's search found on a sample of the whole cube (tiles of a
+    # large one: registry.Codec.planner), so that each tile searches only what remains (the step)
 
     def pack(self, config: dict, tensors: list[QuantTensor], payload: Optional[bytes] = None) -> bytes:
         """The stand-alone file: network weights in TENS (format 1.0), or a codec's own bitstream

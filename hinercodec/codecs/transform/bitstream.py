@@ -646,6 +646,11 @@ def fast_quantise(band: np.ndarray, q: np.ndarray, stats: np.ndarray, rows: int,
     _fast.quantise(band, q, stats, rows, n, step, rounding)
 
 
+def fast_mix(rows: np.ndarray, images: np.ndarray, out: np.ndarray, n_rows: int, k: int, n: int) -> None:
+    """The compiled decoder.mix of n_rows rows (n_rows, k + 1) over images (k, n) into out (n_rows, n)."""
+    _fast.mix(rows, images, out, n_rows, k, n, THREADS)
+
+
 def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,
                          coded: Optional[Maps] = None) -> Optional[tuple[float, int, tuple]]:
     """(estimate_bits to ~1e-12 relative, not to the last bit; how many table-merge decisions were

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ...errors import RequestError
-from ..base import Job
+from ..base import Budget, Job
 from . import bitstream as subbands
 from . import wavelet
 from .decoder import (BASIS_RESOLUTION, EXP_MAX, EXP_MIN, OFFSET_RESOLUTION, STEP_RESOLUTION, WEIGHT_RANGE,
@@ -54,6 +54,7 @@ class Analysis:
     weights: np.ndarray  # (C,) band weights: x holds sqrt(w_c) * the normalised band c
     cache: dict = field(default_factory=dict)
     valid: Optional[np.ndarray] = None  # (H, W) bool: the data pixels when some are nodata (else None)
+    side_share: float = 1.0  # the share of the side information's bits this cube carries (plan_sample)
 
 
 def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> Analysis:
@@ -61,7 +62,8 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optio
     `valid` (H, W) bool: the data pixels, the only ones the mean and the basis are learnt from."""
     c, h, w = cube.shape
     weights = np.ones(c) if weights is None else np.asarray(weights, np.float64)
-    x = np.asarray(cube, np.float64).reshape(c, h * w) * np.sqrt(weights)[:, None]
+    # float64 (C, N) in one allocation, from a float32 or float64 cube alike (the same values)
+    x = np.multiply(np.asarray(cube).reshape(c, h * w), np.sqrt(weights)[:, None], dtype=np.float64)
     data = x if valid is None else x[:, valid.reshape(-1)]
     mean = data.mean(axis=1)
     cov = np.zeros((c, c))
@@ -164,9 +166,11 @@ class Candidate:
     estimated: bool = False  # mse is _estimated's (the search's), not the exact images' (finalise)
 
 
-def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None) -> Candidate:
+def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None,
+             exact_mse: bool = True) -> Candidate:
     """The candidate (exact images, MSE, estimated bits). With `budget_bits`, its bits may be the
-    compiled approximation when that is far from the budget (exact=False; see _fits, _cand_fits)."""
+    compiled approximation when that is far from the budget (exact=False; see _fits, _cand_fits).
+    exact_mse=False: the MSE is _estimated's (no inverse transform: nothing compares it)."""
     step = step_of(code)
     levels = wavelet.levels_for(a.height, a.width)
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
@@ -184,23 +188,28 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     if maps is None:
         pyr = wavelet.forward(images, levels)
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
-        rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
     else:  # nodata: the shape-adaptive wavelet of the data pixels (0 elsewhere, not coded)
         pyr = wavelet.forward_masked(images, a.valid, levels)
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
-        rec = wavelet.inverse_masked(dequantise_pyramid(ints, steps, offsets), a.valid).reshape(k, -1)
     del pyr, images, coeff
-    mse = _band_errors(a, b_hat, m_hat, rec) / a.weights
+    if not exact_mse:
+        mse = _estimated(a, k, code, rounding).mse
+    elif maps is None:
+        rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
+        mse = _band_errors(a, b_hat, m_hat, rec) / a.weights
+    else:
+        rec = wavelet.inverse_masked(dequantise_pyramid(ints, steps, offsets), a.valid).reshape(k, -1)
+        mse = _band_errors(a, b_hat, m_hat, rec) / a.weights
     side = _side_vectors(b_int, m_int)
     found = None if budget_bits is None or maps is not None else subbands.estimate_bits_approx(ints, SIGNS)
     if found is not None:
         approx, ties, stats = found
-        approx += subbands.estimate_vector_bits(side)
+        approx += a.side_share * subbands.estimate_vector_bits(side)
         if not ties and abs(approx - budget_bits) > FIT_MARGIN * abs(budget_bits) + 1.0:
             return Candidate(k, code, approx, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels), exact=False)
-        bits = subbands.estimate_bits(ints, SIGNS, stats) + subbands.estimate_vector_bits(side)
+        bits = subbands.estimate_bits(ints, SIGNS, stats) + a.side_share * subbands.estimate_vector_bits(side)
     else:
-        bits = subbands.estimate_bits(ints, SIGNS, coded=maps) + subbands.estimate_vector_bits(side)
+        bits = subbands.estimate_bits(ints, SIGNS, coded=maps) + a.side_share * subbands.estimate_vector_bits(side)
     return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
 
 
@@ -225,12 +234,13 @@ def _band_errors(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, rec: np.ndar
     return total / (n if flat_valid is None else max(1, int(np.count_nonzero(flat_valid))))
 
 
-def _cand_fits(cand: Candidate, budget_bits: float) -> bool:
+def _cand_fits(cand: Candidate, budget_bits: float, side_share: float = 1.0) -> bool:
     """cand.bits <= budget_bits as the exact estimate decides it (an approximate cand.bits decides
     only far from the budget; near it the exact bits are computed once and kept)."""
     if not cand.exact and abs(cand.bits - budget_bits) <= FIT_MARGIN * abs(budget_bits) + 1.0:
         ints, _, b_int, _, m_int, _, _ = cand.parts
-        cand.bits = subbands.estimate_bits(ints, SIGNS) + subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+        cand.bits = (subbands.estimate_bits(ints, SIGNS)
+                     + side_share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int)))
         cand.exact = True
     return cand.bits <= budget_bits
 
@@ -300,14 +310,15 @@ def _estimate_bits(a: Analysis, k: int, code: int, rounding: float) -> float:
 EVALUATED_KEPT = 2  # candidates remembered per analysis (their integer pyramids are the size of K images)
 
 
-def _evaluated(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None) -> Candidate:
+def _evaluated(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None,
+               exact_mse: bool = True) -> Candidate:
     """evaluate(), remembered for the last EVALUATED_KEPT candidates of this analysis."""
     kept = a.cache.setdefault("evaluated", {})
-    key = (k, code, rounding)
+    key = (k, code, rounding, exact_mse)
     if key in kept:
         kept[key] = kept.pop(key)  # most recently used last
     else:
-        kept[key] = evaluate(a, k, code, rounding, budget_bits)
+        kept[key] = evaluate(a, k, code, rounding, budget_bits, exact_mse)
         while len(kept) > EVALUATED_KEPT:
             kept.pop(next(iter(kept)))
     return kept[key]
@@ -335,7 +346,7 @@ def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subband
     ints, err = quantise_errors(pyr, band_steps(step, len(pyr[1])), rounding)
     b_int, _, m_int, _ = _quantise_side(a, k, step)
     a.cache[("error", k, code, rounding)] = err * step * step
-    return ints, subbands.estimate_vector_bits(_side_vectors(b_int, m_int)), err * step * step
+    return ints, a.side_share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int)), err * step * step
 
 
 def quantise_errors(pyr: wavelet.Pyramid, steps: tuple[float, list[float]],
@@ -354,7 +365,7 @@ def quantise_errors(pyr: wavelet.Pyramid, steps: tuple[float, list[float]],
         stats = np.zeros((k, 4))
         out = []
         for band in bands:
-            q, st = _quantise_band(band, s, rounding)
+            q, st = quantise_band(band, s, rounding)
             out.append(q)
             stats += st
         zero_sq, nz, sf, sf2 = stats.T
@@ -366,7 +377,7 @@ def quantise_errors(pyr: wavelet.Pyramid, steps: tuple[float, list[float]],
     return (ints[0][0], [tuple(b) for b in ints[1:]]), err
 
 
-def _quantise_band(band: np.ndarray, s: float, rounding: float) -> tuple[np.ndarray, np.ndarray]:
+def quantise_band(band: np.ndarray, s: float, rounding: float) -> tuple[np.ndarray, np.ndarray]:
     """(integers, per component (K, 4): sum of u^2 over the zeros, non-zeros, sum of f and of f^2
     over them, u = |c| * (1 / s), f = u - |q|) of one subband (K, h, w)."""
     k = band.shape[0]
@@ -489,14 +500,16 @@ def _estimated(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
     return Candidate(k, code, float(_bits_seen(a, k, code, rounding)), mse, (), exact=False, estimated=True)
 
 
-def finalise(a: Analysis, cand: Candidate, budget_bits: float, rounding: float) -> Optional[Candidate]:
+def finalise(a: Analysis, cand: Candidate, budget_bits: float, rounding: float,
+             exact_mse: bool = True) -> Optional[Candidate]:
     """The exact candidate (least-squares images of the quantised basis, true MSE, exact bits) at
     the estimated candidate's K, at the finest step from its code down whose bits fit the budget;
-    None when not even step code 0 fits."""
+    None when not even step code 0 fits. exact_mse=False: its MSE stays the estimate (a plan's
+    candidate: no choice depends on it)."""
     code = cand.code
     while True:
-        exact = _evaluated(a, cand.k, code, rounding, budget_bits)
-        if _cand_fits(exact, budget_bits):
+        exact = _evaluated(a, cand.k, code, rounding, budget_bits, exact_mse)
+        if _cand_fits(exact, budget_bits, a.side_share):
             return exact
         if code == 0:
             return None
@@ -557,31 +570,44 @@ def weight_codes(mse: np.ndarray, constant: np.ndarray) -> np.ndarray:
     return e
 
 
-def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
-                report: Optional[Callable[[str, int, int, float], None]] = None,
-                weights: Optional[np.ndarray] = None,
-                metric: str = "psnr_band", memo: Optional[dict] = None,
-                valid: Optional[np.ndarray] = None) -> Optional[tuple[dict, bytes, float, np.ndarray]]:
-    """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
-    whose payload fits `budget_bits` by the estimate; None when not even one component fits.
-    Given the weight codes of an earlier call, only the final pass runs (re-aiming the rate).
-    metric "psnr_global" keeps every band's weight at 1 (the plain MSE of the normalised cube).
-    `memo` (a dict kept by the caller across calls on the same cube): the analysis of the weights
-    returned, with its cached pyramids, estimates and candidates, for the re-aiming calls."""
-    c, h, w = cube.shape
-    passes = EFFORT_PASSES[min(max(effort, 1), 9)] if weights is None and metric == "psnr_band" else 0
+@dataclass
+class Plan:
+    """What the search decides besides the step: band weight codes, K and the dead-zone rounding.
+    Found on the whole cube, or on a sample of it (sample_rects) and then used for every part."""
+
+    weights: np.ndarray  # (C,) int64 band weight codes
+    components: int
+    rounding: float
+
+    def as_dict(self) -> dict:
+        return {"weights": [int(v) for v in self.weights], "components": int(self.components),
+                "rounding": float(self.rounding)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        return cls(np.asarray(d["weights"], np.int64), int(d["components"]), float(d["rounding"]))
+
+
+def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
+              report: Optional[Callable[[str, int, int, float], None]] = None, metric: str = "psnr_band",
+              valid: Optional[np.ndarray] = None, side_share: float = 1.0,
+              keep: Optional[dict] = None) -> Optional[tuple[Plan, Candidate, float]]:
+    """The search: re-weighting passes (effort), each a hill-climb over K with estimated candidates,
+    its best made exact (finalise); (plan, best exact candidate, its score) or None when not even
+    one component fits. `side_share`: the share of the side information (basis, mean) this cube's
+    budget carries (a sample of a larger cube: its pixel fraction). `keep`: receives the best
+    pass's analysis ("analysis", "codes") for a caller coding this same cube."""
+    c = cube.shape[0]
+    passes = EFFORT_PASSES[min(max(effort, 1), 9)] if metric == "psnr_band" else 0
     roundings = EFFORT_ROUNDINGS.get(effort, EFFORT_ROUNDINGS[5])
-    codes = np.zeros(c, np.int64) if weights is None else np.asarray(weights, np.int64)
+    codes = np.zeros(c, np.int64)
     best: Optional[tuple[float, Candidate, np.ndarray, float]] = None
-    analyses: dict = {}
+    best_a = None
     for p in range(passes + 1):
-        key = codes.tobytes()
-        if memo is not None and memo.get("codes") == key and memo.get("analysis") is not None:
-            a = memo["analysis"]
-        else:
-            a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
+        a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
+        a.side_share = side_share
         for rounding in roundings:
-            room = budget_bits - _weight_bits(codes)
+            room = budget_bits - side_share * _weight_bits(codes)
             cand = search(a, room, rounding, start=None if best is None else best[1].k, metric=metric,
                           code=None if best is None else best[1].code)
             cand = None if cand is None else finalise(a, cand, room, rounding)
@@ -591,17 +617,149 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             if report is not None:
                 report("search", p, passes + 1, value)
             if best is None or value > best[0]:
-                best = (value, cand, codes, rounding)
-                analyses = {key: a}  # only the best one's analysis is kept (memory)
+                best, best_a = (value, cand, codes, rounding), a  # only the best one's analysis is kept (memory)
         if best is None:
             return None
         codes = weight_codes(best[1].mse, constant_bands(cube, valid))
         a = None
-    value, cand, codes, _ = best
-    if memo is not None:
-        memo["codes"], memo["analysis"] = codes.tobytes(), analyses.get(codes.tobytes())
+    value, cand, codes, rounding = best
+    if keep is not None:
+        keep["analysis"], keep["codes"] = best_a, codes.tobytes()
+    return Plan(codes, cand.k, rounding), cand, value
+
+
+PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is checked against its ladder neighbours on the whole cube
+SAMPLE_BLOCK = 128  # pixels per side of the blocks a large image's search looks at
+SAMPLE_BLOCKS = 8  # how many (2**17 pixels): the search's cost no longer grows with the image
+SAMPLE_FROM = 4 * SAMPLE_BLOCKS * SAMPLE_BLOCK ** 2  # images of more pixels than this are searched on a sample
+
+
+def sample_rects(height: int, width: int, blocks: int = SAMPLE_BLOCKS,
+                 block: int = SAMPLE_BLOCK) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
+    """((rows, cols) of blocks, [(y0, y1, x0, x1)] row by row): `blocks` squares of `block` pixels
+    spread evenly over a height x width image, in a grid of its aspect. The mosaic of these blocks
+    (rows x cols of them) is the sample the search of a large image runs on: its spectra, edges and
+    textures from every part of the scene, at a fixed cost."""
+    b = min(block, height, width)
+    rows = int(min(max(1, round(math.sqrt(blocks * height / max(width, 1)))), max(1, height // b)))
+    cols = int(min(max(1, blocks // rows), max(1, width // b)))
+    ys = [min(height - b, max(0, round((i + 0.5) * height / rows - b / 2))) for i in range(rows)]
+    xs = [min(width - b, max(0, round((j + 0.5) * width / cols - b / 2))) for j in range(cols)]
+    return (rows, cols), [(y, y + b, x, x + b) for y in ys for x in xs]
+
+
+def mosaic(grid: tuple[int, int], parts: list[np.ndarray]) -> np.ndarray:
+    """The blocks (each (..., b, b)) of sample_rects, row by row, as one image (..., rows * b, cols * b)."""
+    rows, cols = grid
+    return np.concatenate([np.concatenate(parts[r * cols:(r + 1) * cols], axis=-1) for r in range(rows)], axis=-2)
+
+
+def plan_sample(cube: np.ndarray, budget_bits: float, effort: int = 3, metric: str = "psnr_band",
+                valid: Optional[np.ndarray] = None,
+                report: Optional[Callable[[str, int, int, float], None]] = None) -> Optional[Plan]:
+    """plan_cube on the mosaic of sample_rects of a large normalised cube (C, H, W), at the same
+    bits per value, the side information counted at the mosaic's share of the pixels."""
+    c, h, w = cube.shape
+    grid, rects = sample_rects(h, w)
+    part = mosaic(grid, [cube[:, y0:y1, x0:x1] for y0, y1, x0, x1 in rects])
+    part_valid = None if valid is None else mosaic(grid, [valid[y0:y1, x0:x1] for y0, y1, x0, x1 in rects])
+    share = part[0].size / (h * w)
+    return _plan_mosaic(part, part_valid, budget_bits * share, share, effort, metric, report)
+
+
+def _plan_mosaic(part: np.ndarray, valid: Optional[np.ndarray], budget_bits: float, share: float, effort: int,
+                 metric: str, report: Optional[Callable] = None) -> Optional[Plan]:
+    if valid is not None and not valid.any():
+        return None
+    found = plan_cube(part, budget_bits, effort, report, metric, None if valid is None or valid.all() else valid, share)
+    return None if found is None else found[0]
+
+
+def plan_reader(read: Callable[[int, int, int, int], np.ndarray], shape: tuple[int, int, int], offset: np.ndarray,
+                scale: np.ndarray, valid: Optional[np.ndarray], options, part_pixels: float) -> Optional[dict]:
+    """The plan (Plan.as_dict) for every tile of a large cube coded in parts of about `part_pixels`
+    pixels: plan_cube on the mosaic of sample_rects over the whole cube, read with `read(y0, y1, x0,
+    x1)` (H x W x C original values) and normalised with the file's (offset, scale); `valid` (H, W)
+    the data pixels or None. The tiles then search only their step (Job.plan). None: no plan (each
+    tile searches for itself)."""
+    from ...cube import normalised
+
+    h, w, c = shape
+    grid, rects = sample_rects(h, w)
+    parts, masks_ = [], []
+    for y0, y1, x0, x1 in rects:
+        block = normalised(read(y0, y1, x0, x1), offset, scale)
+        m = None if valid is None else valid[y0:y1, x0:x1]
+        if m is not None:
+            block[:, ~m] = 0.0  # nodata pixels: out of every statistic (any value; not NaN)
+        parts.append(block)
+        masks_.append(m)
+    part = mosaic(grid, parts)
+    part_valid = None if valid is None else mosaic(grid, masks_)
+    bits = 0.99 * 8.0 * Budget.from_bpppb(options.bpppb, (part.shape[1], part.shape[2], c)).bytes
+    found = _plan_mosaic(part, part_valid, bits, part[0].size / max(part_pixels, 1.0), options.effort,
+                         options.optimise)
+    return None if found is None else found.as_dict()
+
+
+def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
+                report: Optional[Callable[[str, int, int, float], None]] = None,
+                weights: Optional[np.ndarray] = None,
+                metric: str = "psnr_band", memo: Optional[dict] = None,
+                valid: Optional[np.ndarray] = None, plan: Optional[Plan] = None,
+                cap_bits: Optional[float] = None) -> Optional[tuple[Optional[dict], bytes, float, np.ndarray]]:
+    """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
+    whose payload fits `budget_bits` by the estimate; None when not even one component fits.
+    Without a `plan` (or the `weights` of an earlier call), the search plans it: on the cube itself,
+    or on a sample of it (plan_sample) when it has more than SAMPLE_FROM pixels. With one, only the
+    step is searched, at the plan's K and rounding (re-aiming the rate; the tiles of a large cube).
+    metric "psnr_global" keeps every band's weight at 1 (the plain MSE of the normalised cube).
+    `memo` (a dict kept by the caller across calls on the same cube): the analysis coded, with its
+    cached pyramids, estimates and candidates, and the plan, for the re-aiming calls. `cap_bits`:
+    a candidate whose estimated bits exceed it is not packaged (config None: a re-aim that would
+    come out over the budget, predicted from the last file's true size)."""
+    c, h, w = cube.shape
+    memo = {} if memo is None else memo
+    if plan is None and weights is not None and memo.get("plan") is not None:
+        plan = memo["plan"]
+    value = None
+    if plan is None and h * w > SAMPLE_FROM:
+        plan = plan_sample(cube, budget_bits, effort, metric, valid, report)
+    if plan is None:
+        found = plan_cube(cube, budget_bits, effort, report, metric, valid, keep=memo)
+        if found is None:
+            return None
+        plan, cand, value = found
+        memo["plan"] = plan
+    else:
+        codes = plan.weights
+        memo["plan"] = plan
+        if memo.get("codes") == codes.tobytes() and memo.get("analysis") is not None:
+            a = memo["analysis"]
+        else:
+            a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
+            memo["codes"], memo["analysis"] = codes.tobytes(), a
+        room = budget_bits - _weight_bits(codes)
+        ks = [k for k in K_LADDER if k <= c]
+        i = min(range(len(ks)), key=lambda j: abs(ks[j] - plan.components))
+        # effort >= PLAN_NEIGHBOURS: the plan's K and its ladder neighbours, hill-climbed on this cube
+        near = tuple(ks[max(0, i - 1):i + 2]) if effort >= PLAN_NEIGHBOURS and weights is None else (ks[i],)
+        cand = search(a, room, plan.rounding, ladder=near, start=ks[i], metric=metric)
+        cand = None if cand is None else finalise(a, cand, room, plan.rounding, exact_mse=False)
+        if cand is None:  # the plan's K does not fit this budget: search every K
+            cand = search(a, room, plan.rounding, metric=metric)
+            cand = None if cand is None else finalise(a, cand, room, plan.rounding, exact_mse=False)
+        if cand is None:
+            return None
+        plan = memo["plan"] = Plan(plan.weights, cand.k, plan.rounding)  # re-aiming keeps this K
+        value = score(cand.mse, a.constant, metric)
+        if report is not None:
+            report("search", 0, 1, value)
+    memo["bits"] = cand.bits
+    if cap_bits is not None and cand.bits > cap_bits:
+        return None, b"", value, plan.weights  # predicted over the budget: not written
     maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
-    return (*package(cand, codes, h, w, maps), value, codes)
+    return (*package(cand, plan.weights, h, w, maps), value, plan.weights)
 
 
 def constant_bands(cube: np.ndarray, valid: Optional[np.ndarray]) -> np.ndarray:
@@ -696,9 +854,10 @@ def _encode(job: Job) -> tuple[bytes, dict]:
     """Transform model: search K, the step and the band weights for the budget (estimated sizes),
     then write the file and check its true size; re-aim below the budget if it came out over."""
     h, w, c = job.shape
-    cube = np.asarray(job.target, np.float64)
+    cube = np.asarray(job.target)  # float32: analyse() makes the float64 copy it needs
     effort, metric = job.options.effort, job.options.optimise
     valid = None if job.valid is None or job.valid.all() else np.asarray(job.valid, bool)
+    plan = None if job.plan is None else Plan.from_dict(job.plan)
 
     noise = np.random.default_rng(0).bytes(1000)  # incompressible, like a real payload: stored as it is
     overhead = len(job.pack_payload(probe_config(h, w, c), noise)) - 1000  # all but the payload
@@ -706,21 +865,37 @@ def _encode(job: Job) -> tuple[bytes, dict]:
     fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a file must land
     best, weights, data = None, None, b""
     memo: dict = {}
+    sizes: dict[tuple[int, int], int] = {}  # bytes of each (K, step code) written
+    cap_bits: Optional[float] = None
     for attempt in range(4):
         found = encode_cube(
             cube, 8.0 * room, effort,
             lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
-            weights, metric, memo, valid)
+            weights, metric, memo, valid, plan, cap_bits)
         if found is None:
             raise job.too_low("transform", overhead + int(smallest_bits(cube, valid) / 8) + 1)
         config, payload, score, weights = found
-        data = job.pack_payload(config, payload)
+        if config is None:
+            break  # the re-aimed candidate would come out over the budget (large images: steps are coarse)
+        key = (config["components"], config["step_code"])
+        if key in sizes and best is not None:
+            break  # the same file again: the budget lies between two adjacent steps (large images)
+        data = job.pack_payload(config, payload) if key not in sizes else data
+        sizes[key] = len(data)
+        # true payload bits over the estimate, learnt from this file: a re-aim whose estimate times
+        # this exceeds the budget is not written (each write of a large image costs a second or more)
+        ratio = 8.0 * len(payload) / max(memo.get("bits", 0.0), 1.0)
+        cap_bits = 8.0 * (job.budget.bytes - (len(data) - len(payload))) / ratio if len(data) <= job.budget.bytes else None
         if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):
             best = (data, {"components": config["components"], "levels": config["levels"],
                            "step_code": config["step_code"], f"encoder_{metric}": round(score, 3),
                            "attempts": attempt + 1})
         if job.budget.floor <= len(data) <= job.budget.bytes and len(data) >= fill * job.budget.bytes:
             break
+        k, code = key
+        if (len(data) > job.budget.bytes and sizes.get((k, code - 1), math.inf) <= job.budget.bytes) or \
+                (len(data) <= job.budget.bytes and sizes.get((k, code + 1), -1) > job.budget.bytes):
+            break  # the next finer step is over the budget: no finer file fits at this K
         # Re-aim (only the last pass runs again): over the budget, or further under it than `fill`.
         room += 0.9 * (job.budget.bytes - len(data)) if len(data) <= job.budget.bytes else \
             -(len(data) - job.budget.bytes) - 8 * (attempt + 1)
