@@ -225,9 +225,12 @@ def main() -> None:
               help="Split a cube with a side over N pixels into tiles of at most N x N, each fitted on its own "
                    f"and decodable alone (a tiled .hnr, format 2.0); 0: never tile, else at least {TILE.MIN_TILE}. "
                    f"Default: {DEFAULT_TILE} for the network models; the transform model tiles only cubes of over "
-                   "2**26 values.")
+                   "2**25 values.")
 @click.option("--split", type=click.Choice(["equal", "difficulty"]), default=DEFAULT_SPLIT,
               help="How tiles share the bytes: by pixel count, or more to tiles with more detail.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, show_default="one per core",
+              help="Tiles of a large cube fitted at once (transform model; the same file for any count). "
+                   "Each one in flight holds its own working memory: --threads 1 for the least.")
 @click.option("--optimise", type=click.Choice(["psnr_band", "psnr_global"]), default="psnr_band", show_default=True,
               help="What the transform model maximises: the mean of per-band PSNRs (bands weighted ~1 / their "
                    "error) or the PSNR of the whole normalised cube (plain MSE).")
@@ -244,15 +247,15 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
            workers: Optional[int], scheduler: Optional[str], manifest: Optional[str], bpppb: float, key: Optional[str],
            wavelengths: Optional[str], layout: Optional[str], nodata: Optional[float], model: str, bits: int,
            effort: int, epochs: Optional[int], seed: int,
-           device: str, tile: int, split: str, optimise: str, lossless: bool, max_error: Optional[float], force: bool,
-           quiet: bool, as_json: bool) -> None:
+           device: str, tile: int, split: str, threads: Optional[int], optimise: str, lossless: bool,
+           max_error: Optional[float], force: bool, quiet: bool, as_json: bool) -> None:
     """Compress INPUT (.mat v5/v7.3, .h5/.hdf5, NetCDF .nc, .npy, .npz, ENVI .hdr or its data file,
     GeoTIFF .tif; '-' = stdin) into a .hnr file, with the file's metadata (fwhm, bad bands, map
     info, CRS, nodata...) kept in it.
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
     disk, device) goes to stderr, or with --json to stdout. The default model (transform) codes
-    the cube whole up to 2**26 values; a cube with a side over --tile pixels (auto: see --tile) is
+    the cube whole up to 2**25 values; a cube with a side over --tile pixels (auto: see --tile) is
     read, coded and stored tile by tile (a tiled .hnr that decodes by windows).
 
     With several inputs, --from-list or -O, every scene is encoded to its own file (an archive run:
@@ -276,7 +279,8 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
         raise click.BadParameter(f"unknown model {model!r} (known: {', '.join(ENCODABLE)})", param_hint="'--model'")
     check_device(device)
     options = _check_options(EncodeOptions(bpppb=bpppb, model=model, bits=bits, effort=effort, epochs=epochs,
-                                           seed=seed, device=device, tile=tile, split=split, optimise=optimise,
+                                           seed=seed, device=device, tile=tile, split=split, threads=threads,
+                                           optimise=optimise,
                                            lossless=lossless, max_error=max_error))
     if len(inputs) > 1 or file_list is not None or output_dir is not None:
         if output is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from typing import Callable, Optional, Sequence
 
@@ -27,7 +28,7 @@ from .formats import cubeio, metadata as sensor, tiled
 from .formats.hnrfile import HnrFile, dtype_code
 from .jobs import run_encoder
 from .metrics import bpppb, distortion
-from .options import EncodeOptions, EncodeResult, Progress, ProgressFn, check, resolved
+from .options import NUMPY_CODECS, EncodeOptions, EncodeResult, Progress, ProgressFn, check, resolved
 from .tiling import DEFAULT_TILE, MapFn
 
 __all__ = ["EncodeOptions", "EncodeResult", "Progress", "ProgressFn", "Decoder", "Window", "MapFn", "encode",
@@ -43,7 +44,7 @@ def _options(options: Optional[EncodeOptions], keywords: dict) -> EncodeOptions:
     return opts
 
 
-TRANSFORM_TILE_VALUES = 1 << 26  # the transform model holds a few float64 copies of this many values
+TRANSFORM_TILE_VALUES = 1 << 25  # the transform model holds a few float64 copies of this many values (peak memory)
 
 
 def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
@@ -158,6 +159,19 @@ def encode_reader(reader: "cubeio.CubeReader", options: Optional[EncodeOptions] 
                          map_fn, reader.metadata, value)
 
 
+def _fit_tiles(map_fn: MapFn, tasks: list, opts: EncodeOptions) -> list:
+    """Every tile's fit: through `map_fn` (a Dask client's, say), or, with plain `map` and a numpy
+    codec, in opts.threads threads (default one per core: its compiled and numpy parts release the
+    GIL; the same bytes, each tile's fit depending on its task alone)."""
+    threads = opts.threads or os.cpu_count() or 1
+    if map_fn is not map or len(tasks) < 2 or threads < 2 or opts.model not in NUMPY_CODECS:
+        return list(map_fn(tiling.fit_tile, tasks))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(threads, len(tasks))) as pool:
+        return list(pool.map(tiling.fit_tile, tasks))
+
+
 def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarray],
                   read: Callable[[int, int, int, int], np.ndarray], window_of: Callable, opts: EncodeOptions,
                   progress: Optional[ProgressFn], map_fn: MapFn, metadata: Optional[dict] = None,
@@ -186,7 +200,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         for task in tasks:
             task.progress = progress
     try:
-        results = list(map_fn(tiling.fit_tile, tasks))
+        results = _fit_tiles(map_fn, tasks, opts)
     except RequestError:
         if opts.split != "difficulty":
             raise
@@ -199,7 +213,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         if map_fn is map:
             for task in tasks:
                 task.progress = progress
-        results = list(map_fn(tiling.fit_tile, tasks))
+        results = _fit_tiles(map_fn, tasks, opts)
     data = sensor.add_chunks(tiling.assemble(head, results), extra)
     if progress is not None:
         progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))

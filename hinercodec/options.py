@@ -33,6 +33,7 @@ class EncodeOptions:
     tile: Optional[int] = None  # split cubes with a side over this into tiles of at most tile x tile; 0: never;
     # None: auto (api.tile_for): DEFAULT_TILE for the network models, only very large cubes for "transform"
     split: str = "difficulty"  # how tiles share the byte budget: "difficulty" (measured +0.8 dB) or "equal"
+    threads: Optional[int] = None  # tiles fitted at once in this process (transform; None: one per core)
     optimise: str = "psnr_band"  # transform only: maximise PSNR_band (band weights) or PSNR_global (plain MSE)
     lossless: bool = False  # every value exact (model "lossless", bound 0)
     max_error: Optional[float] = None  # every value within this of the original, in the cube's units
@@ -89,6 +90,9 @@ def check(opts: EncodeOptions, models: tuple[str, ...]) -> None:
         raise UsageError(f"--optimise must be one of {', '.join(METRICS)}, got {opts.optimise!r}")
     if not (isinstance(opts.device, str) and _DEVICE.match(opts.device)):
         raise UsageError(f"unknown device {opts.device!r} (use auto, cpu, cuda or cuda:N)")
+    if opts.threads is not None and not (isinstance(opts.threads, int) and not isinstance(opts.threads, bool)
+                                         and opts.threads >= 1):
+        raise UsageError(f"--threads must be a whole number of at least 1, got {opts.threads!r}")
     if opts.split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, got {opts.split!r}")
     if opts.model == "lossless" and opts.tile not in (None, 0):

@@ -503,8 +503,11 @@ def test_compiled_mix_and_quantiser_match_their_numpy_references() -> None:
     rng = np.random.default_rng(3)
     images, rows = rng.standard_normal((7, 33, 45)), rng.standard_normal((5, 8)) * 0.3
     out = np.empty((5, 33, 45))
-    subbands.fast_mix(rows, images, out, 5, 7, 33 * 45)
+    subbands.fast_mix(rows, images, out, (0, 33, 0, 45))
     assert np.array_equal(out, np.stack([transform_decoder.mix(r, images) for r in rows]))
+    part = np.empty((5, 20, 11))
+    subbands.fast_mix(rows, images, part, (5, 25, 30, 41))
+    assert np.array_equal(part, np.stack([transform_decoder.mix(r, images[:, 5:25, 30:41]) for r in rows]))
     band = rng.standard_normal((3, 20, 30)) * 5
     fast_q, fast_s = transform.quantise_band(band, 0.7, 0.35)
     try:

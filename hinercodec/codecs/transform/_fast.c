@@ -1110,27 +1110,33 @@ static PyObject *py_quantise(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* mix(rows, images, out, T, K, N, threads): out[t, p] = clip(rows[t, K] + sum_k rows[t, k] images[k, p], 0, 1)
-   for T rows (T, K + 1) of [B(t) | mean(t)] and images (K, N): in binary64, k in increasing order, one
-   rounding per operation (HNR.md; decoder.mix is the reference), pixel block by pixel block (the
-   images' block stays in cache for every row), the blocks shared among `threads` threads. */
-typedef struct { const double *rows, *img; double *out; Py_ssize_t T, K, N, b0, b1; } MixWork;
+/* mix(rows, images, out, T, K, H, W, y0, y1, x0, x1, threads): out[t, y - y0, x - x0] =
+   clip(rows[t, K] + sum_k rows[t, k] images[k, y, x], 0, 1) over the rectangle rows y0:y1, columns x0:x1 of
+   images (K, H, W), for T rows (T, K + 1) of [B(t) | mean(t)]: in binary64, k in increasing order, one
+   rounding per operation (HNR.md; decoder.mix is the reference), a run of at most MIX_BLOCK pixels of
+   one image row at a time (the images' run stays in cache for every band), the image rows shared among
+   `threads` threads. */
+typedef struct { const double *rows, *img; double *out; Py_ssize_t T, K, H, W, y0, y1, x0, x1, r0, r1; } MixWork;
 #define MIX_BLOCK 256
 
 static void *mix_thread(void *arg) {
     const MixWork *w = (const MixWork *)arg;
     double acc[MIX_BLOCK];
-    for (Py_ssize_t b = w->b0; b < w->b1; b++) {
-        const Py_ssize_t p0 = b * MIX_BLOCK, n = (p0 + MIX_BLOCK <= w->N ? MIX_BLOCK : w->N - p0);
-        for (Py_ssize_t t = 0; t < w->T; t++) {
-            const double *r = w->rows + t * (w->K + 1);
-            for (Py_ssize_t i = 0; i < n; i++) acc[i] = r[w->K];
-            for (Py_ssize_t k = 0; k < w->K; k++) {
-                const double c = r[k], *a = w->img + k * w->N + p0;
-                for (Py_ssize_t i = 0; i < n; i++) acc[i] = acc[i] + c * a[i];
+    const Py_ssize_t plane = w->H * w->W, ow = w->x1 - w->x0, oplane = (w->y1 - w->y0) * ow;
+    for (Py_ssize_t y = w->r0; y < w->r1; y++) {
+        for (Py_ssize_t x = w->x0; x < w->x1; x += MIX_BLOCK) {
+            const Py_ssize_t n = (x + MIX_BLOCK <= w->x1 ? MIX_BLOCK : w->x1 - x);
+            const double *base = w->img + y * w->W + x;
+            for (Py_ssize_t t = 0; t < w->T; t++) {
+                const double *r = w->rows + t * (w->K + 1);
+                for (Py_ssize_t i = 0; i < n; i++) acc[i] = r[w->K];
+                for (Py_ssize_t k = 0; k < w->K; k++) {
+                    const double c = r[k], *a = base + k * plane;
+                    for (Py_ssize_t i = 0; i < n; i++) acc[i] = acc[i] + c * a[i];
+                }
+                double *o = w->out + t * oplane + (y - w->y0) * ow + (x - w->x0);
+                for (Py_ssize_t i = 0; i < n; i++) o[i] = acc[i] < 0.0 ? 0.0 : (acc[i] > 1.0 ? 1.0 : acc[i]);
             }
-            double *o = w->out + t * w->N + p0;
-            for (Py_ssize_t i = 0; i < n; i++) o[i] = acc[i] < 0.0 ? 0.0 : (acc[i] > 1.0 ? 1.0 : acc[i]);
         }
     }
     return NULL;
@@ -1138,29 +1144,33 @@ static void *mix_thread(void *arg) {
 
 static PyObject *py_mix(PyObject *self, PyObject *args) {
     PyObject *ro, *io, *oo;
-    Py_ssize_t T, K, N;
+    Py_ssize_t T, K, H, W, y0, y1, x0, x1;
     int threads;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOnnni", &ro, &io, &oo, &T, &K, &N, &threads)) return NULL;
-    if (T < 0 || K < 0 || N < 0) {
+    if (!PyArg_ParseTuple(args, "OOOnnnnnnnni", &ro, &io, &oo, &T, &K, &H, &W, &y0, &y1, &x0, &x1, &threads))
+        return NULL;
+    if (T < 0 || K < 0 || H < 0 || W < 0 || y0 < 0 || x0 < 0 || y1 < y0 || x1 < x0 || y1 > H || x1 > W) {
         PyErr_SetString(PyExc_ValueError, "mix: bad shape");
         return NULL;
     }
     Py_buffer rb, ib, ob;
     if (get_doubles(ro, &rb, T * (K + 1), 0, "rows")) return NULL;
-    if (get_doubles(io, &ib, K * N, 0, "images")) { PyBuffer_Release(&rb); return NULL; }
-    if (get_doubles(oo, &ob, T * N, 1, "out")) { PyBuffer_Release(&rb); PyBuffer_Release(&ib); return NULL; }
-    const Py_ssize_t blocks = (N + MIX_BLOCK - 1) / MIX_BLOCK;
+    if (get_doubles(io, &ib, K * H * W, 0, "images")) { PyBuffer_Release(&rb); return NULL; }
+    if (get_doubles(oo, &ob, T * (y1 - y0) * (x1 - x0), 1, "out")) {
+        PyBuffer_Release(&rb); PyBuffer_Release(&ib);
+        return NULL;
+    }
+    const Py_ssize_t lines = y1 - y0;
     if (threads < 1) threads = 1;
     if (threads > 16) threads = 16;
-    if (threads > blocks) threads = blocks > 0 ? (int)blocks : 1;
+    if (threads > lines) threads = lines > 0 ? (int)lines : 1;
     MixWork works[16];
     pthread_t th[16];
     int started[16] = {0};
     Py_BEGIN_ALLOW_THREADS
     for (int t = 0; t < threads; t++) {
-        works[t] = (MixWork){(const double *)rb.buf, (const double *)ib.buf, (double *)ob.buf, T, K, N,
-                             blocks * t / threads, blocks * (t + 1) / threads};
+        works[t] = (MixWork){(const double *)rb.buf, (const double *)ib.buf, (double *)ob.buf, T, K, H, W,
+                             y0, y1, x0, x1, y0 + lines * t / threads, y0 + lines * (t + 1) / threads};
     }
     for (int t = 1; t < threads; t++) started[t] = pthread_create(&th[t], NULL, mix_thread, &works[t]) == 0;
     mix_thread(&works[0]);
@@ -1181,7 +1191,8 @@ static PyMethodDef methods[] = {
     {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties)"},
     {"quantise", py_quantise, METH_VARARGS,
      "quantise(x, q, stats, outer, n, step, rounding): dead-zone quantisation with error statistics"},
-    {"mix", py_mix, METH_VARARGS, "mix(rows, images, out, T, K, N, threads): decoder.mix for T rows at once"},
+    {"mix", py_mix, METH_VARARGS,
+     "mix(rows, images, out, T, K, H, W, y0, y1, x0, x1, threads): decoder.mix of T rows over a rectangle"},
     {"lift", py_lift, METH_VARARGS, "lift(x, lo, hi, outer, n, inner, inverse, consts): CDF 9/7 lifting along n"},
     {"rans_encode", py_rans_encode, METH_VARARGS,
      "rans_encode(e, freqs, starts, precision, lanes, state_low, word_bits) -> bytes"},

@@ -646,9 +646,11 @@ def fast_quantise(band: np.ndarray, q: np.ndarray, stats: np.ndarray, rows: int,
     _fast.quantise(band, q, stats, rows, n, step, rounding)
 
 
-def fast_mix(rows: np.ndarray, images: np.ndarray, out: np.ndarray, n_rows: int, k: int, n: int) -> None:
-    """The compiled decoder.mix of n_rows rows (n_rows, k + 1) over images (k, n) into out (n_rows, n)."""
-    _fast.mix(rows, images, out, n_rows, k, n, THREADS)
+def fast_mix(rows: np.ndarray, images: np.ndarray, out: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+    """The compiled decoder.mix of rows (T, K + 1) over the rectangle (y0, y1, x0, x1) of the
+    C-contiguous float64 images (K, H, W), into out (T, y1 - y0, x1 - x0)."""
+    k, h, w = images.shape
+    _fast.mix(rows, images, out, rows.shape[0], k, h, w, *rect, THREADS)
 
 
 def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,

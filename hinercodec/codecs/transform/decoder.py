@@ -170,10 +170,9 @@ class TransformDecoder:
         a = self.images[:, y0:y1, x0:x1]
         t = np.asarray(t, np.float64).reshape(-1)
         out = np.empty((t.size, y1 - y0, x1 - x0), np.float64)
-        if bitstream.FAST and out.size:  # the compiled mix: the same operations, both cores
-            rows = np.ascontiguousarray([self.row(float(v)) for v in t], np.float64)
-            k = a.shape[0]
-            bitstream.fast_mix(rows, np.ascontiguousarray(a, np.float64), out, t.size, k, out[0].size)
+        if bitstream.FAST and out.size and self.images.flags.c_contiguous and self.images.dtype == np.float64:
+            rows = np.ascontiguousarray([self.row(float(v)) for v in t], np.float64)  # the compiled mix:
+            bitstream.fast_mix(rows, self.images, out, (y0, y1, x0, x1))  # the same operations, both cores
             return out
         for i, v in enumerate(t):
             out[i] = mix(self.row(float(v)), a)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -263,16 +264,26 @@ def psnr_band(mse: np.ndarray, constant: np.ndarray) -> float:
     return float(np.mean(10 * np.log10(1.0 / np.maximum(mse[keep], 1e-30))))
 
 
+PYRAMIDS_KEPT = 2  # unquantised pyramids remembered per analysis (each the size of K images: peak memory)
+
+
 def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
-    """The wavelet pyramid of the first k components (unquantised basis), cached per K."""
+    """The wavelet pyramid of the first k components (unquantised basis), remembered for the last
+    PYRAMIDS_KEPT values of K."""
     key = ("pyramid", k)
-    if key not in a.cache:
+    kept = a.cache.setdefault("pyramids", [])
+    if key in a.cache:
+        kept.remove(k)
+    else:
+        while len(kept) >= PYRAMIDS_KEPT:
+            a.cache.pop(("pyramid", kept.pop(0)), None)
         coeff = a.basis[:, :k].T @ a.x
         coeff -= (a.basis[:, :k].T @ a.mean)[:, None]  # no (C, N) temporary
         levels = wavelet.levels_for(a.height, a.width)
         images = coeff.reshape(k, a.height, a.width)
         a.cache[key] = (wavelet.forward(images, levels) if a.valid is None
                         else wavelet.forward_masked(images, a.valid, levels))
+    kept.append(k)
     return a.cache[key]
 
 
@@ -518,10 +529,11 @@ def finalise(a: Analysis, cand: Candidate, budget_bits: float, rounding: float,
 
 def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
            ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None, metric: str = "psnr_band",
-           code: Optional[int] = None) -> Optional[Candidate]:
+           code: Optional[int] = None, runner_up: Optional[list] = None) -> Optional[Candidate]:
     """Best `metric` over K on the ladder: hill-climbing from `start` (default K = 8), up while
     it improves, then down; each K at the finest step that fits the budget (estimated candidates:
-    _estimated), the first searched from `code` (a step code found before, if any)."""
+    _estimated), the first searched from `code` (a step code found before, if any). `runner_up`:
+    a list that receives the second best K's candidate, if any."""
     ks = [k for k in ladder if k <= a.x.shape[0]]
     if not ks:
         return None
@@ -545,8 +557,10 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
             i += direction
         if i != i0:
             break
-    best = max((c for c in tried.values() if c is not None), key=lambda c: score(c.mse, a.constant, metric), default=None)
-    return best
+    ranked = sorted((c for c in tried.values() if c is not None), key=lambda c: -score(c.mse, a.constant, metric))
+    if runner_up is not None:
+        runner_up.extend(ranked[1:2])
+    return ranked[0] if ranked else None
 
 
 # ---------------------------------------------------------------- the whole encoder
@@ -608,9 +622,17 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         a.side_share = side_share
         for rounding in roundings:
             room = budget_bits - side_share * _weight_bits(codes)
+            second: list = []
             cand = search(a, room, rounding, start=None if best is None else best[1].k, metric=metric,
-                          code=None if best is None else best[1].code)
+                          code=None if best is None else best[1].code, runner_up=second)
+            first = cand
             cand = None if cand is None else finalise(a, cand, room, rounding)
+            if cand is not None and second and effort >= CLOSE_EFFORT and \
+                    score(first.mse, a.constant, metric) - score(second[0].mse, a.constant, metric) < CLOSE_DB:
+                # the estimate's ranking of two close K is not to be trusted: the exact scores decide
+                other = finalise(a, second[0], room, rounding)
+                if other is not None and score(other.mse, a.constant, metric) > score(cand.mse, a.constant, metric):
+                    cand = other
             if cand is None:
                 continue
             value = score(cand.mse, a.constant, metric)
@@ -629,9 +651,12 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
 
 
 PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is checked against its ladder neighbours on the whole cube
+CLOSE_DB = 0.1  # estimated scores of the two best K closer than this: both are evaluated exactly
+CLOSE_EFFORT = 2  # from this effort up
 SAMPLE_BLOCK = 128  # pixels per side of the blocks a large image's search looks at
 SAMPLE_BLOCKS = 8  # how many (2**17 pixels): the search's cost no longer grows with the image
 SAMPLE_FROM = 4 * SAMPLE_BLOCKS * SAMPLE_BLOCK ** 2  # images of more pixels than this are searched on a sample
+SAMPLE_FROM_FAST = 2 * SAMPLE_BLOCKS * SAMPLE_BLOCK ** 2  # the same below PLAN_NEIGHBOURS effort (--effort 1, 2)
 
 
 def sample_rects(height: int, width: int, blocks: int = SAMPLE_BLOCKS,
@@ -711,7 +736,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
     whose payload fits `budget_bits` by the estimate; None when not even one component fits.
     Without a `plan` (or the `weights` of an earlier call), the search plans it: on the cube itself,
-    or on a sample of it (plan_sample) when it has more than SAMPLE_FROM pixels. With one, only the
+    or on a sample of it (plan_sample) when it has more than SAMPLE_FROM pixels (SAMPLE_FROM_FAST
+    at low effort). With one, only the
     step is searched, at the plan's K and rounding (re-aiming the rate; the tiles of a large cube).
     metric "psnr_global" keeps every band's weight at 1 (the plain MSE of the normalised cube).
     `memo` (a dict kept by the caller across calls on the same cube): the analysis coded, with its
@@ -723,7 +749,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     if plan is None and weights is not None and memo.get("plan") is not None:
         plan = memo["plan"]
     value = None
-    if plan is None and h * w > SAMPLE_FROM:
+    if plan is None and h * w > (SAMPLE_FROM if effort >= PLAN_NEIGHBOURS else SAMPLE_FROM_FAST):
         plan = plan_sample(cube, budget_bits, effort, metric, valid, report)
     if plan is None:
         found = plan_cube(cube, budget_bits, effort, report, metric, valid, keep=memo)
@@ -826,23 +852,37 @@ def _openblas_threads():
     return None
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = [0, None]  # encoders running (tiles may run in threads), the thread count to restore
+
+
 @contextlib.contextmanager
 def _single_threaded_blas():
     """numpy's OpenBLAS on one thread while the encoder runs: its products here are small (C x C,
     K x N), its spinning worker threads cost more CPU than they save (measured: 1.8 s against 2.9 s
     of CPU for the Houston crop), and one thread makes the floating-point results (hence the bytes)
-    independent of the BLAS thread count. The compiled coefficient statistics use both cores."""
+    independent of the BLAS thread count. The compiled coefficient statistics use both cores.
+    Counted: tiles encoded in threads share one setting, restored when the last one ends."""
     found = _openblas_threads()
     if found is None:
         yield
         return
     get, put = found
-    before = get()
-    put(1)
+    with _BLAS_LOCK:
+        if _BLAS_USERS[0] == 0:
+            _BLAS_USERS[1] = get()
+            put(1)
+        _BLAS_USERS[0] += 1
     try:
         yield
     finally:
-        put(before)
+        with _BLAS_LOCK:
+            _BLAS_USERS[0] -= 1
+            if _BLAS_USERS[0] == 0:
+                put(_BLAS_USERS[1])
+
+
+CAP_MARGIN = 1.005  # the true/estimated size ratio varies ~0.5 % between candidates: skip only clear overs
 
 
 def encode(job: Job) -> tuple[bytes, dict]:
@@ -878,14 +918,15 @@ def _encode(job: Job) -> tuple[bytes, dict]:
         if config is None:
             break  # the re-aimed candidate would come out over the budget (large images: steps are coarse)
         key = (config["components"], config["step_code"])
-        if key in sizes and best is not None:
-            break  # the same file again: the budget lies between two adjacent steps (large images)
+        if key in sizes and sizes[key] <= job.budget.bytes:
+            break  # the same file under the budget again: nothing new to write
         data = job.pack_payload(config, payload) if key not in sizes else data
         sizes[key] = len(data)
         # true payload bits over the estimate, learnt from this file: a re-aim whose estimate times
         # this exceeds the budget is not written (each write of a large image costs a second or more)
         ratio = 8.0 * len(payload) / max(memo.get("bits", 0.0), 1.0)
-        cap_bits = 8.0 * (job.budget.bytes - (len(data) - len(payload))) / ratio if len(data) <= job.budget.bytes else None
+        cap_bits = (CAP_MARGIN * 8.0 * (job.budget.bytes - (len(data) - len(payload))) / ratio
+                    if len(data) <= job.budget.bytes else None)
         if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):
             best = (data, {"components": config["components"], "levels": config["levels"],
                            "step_code": config["step_code"], f"encoder_{metric}": round(score, 3),
