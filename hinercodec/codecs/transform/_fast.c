@@ -1183,6 +1183,90 @@ static PyObject *py_mix(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* restore(y, out, T, N, scale, offset, in_double, out_kind, threads): the decoded bands y (T, N) in [0, 1]
+   (float32 or float64) to out (N, T) in the cube's units and type, as cube.restore does it (binary64
+   y * scale + offset; integer types: round half to even, clip to the type's range). out_kind: 0 float64,
+   1 float32, 2 uint8, 3 uint16, 4 int16, 5 int32, 6 uint32, 7 int8. Pixel blocks shared among threads. */
+typedef struct {
+    const void *y; void *out; const double *scale, *offset; Py_ssize_t T, N, p0, p1; int in_double, kind;
+} RestoreWork;
+
+static void *restore_thread(void *arg) {
+    const RestoreWork *w = (const RestoreWork *)arg;
+    const Py_ssize_t T = w->T, N = w->N;
+    static const double lo[8] = {0, 0, 0, 0, -32768.0, -2147483648.0, 0, -128.0};
+    static const double hi[8] = {0, 0, 255.0, 65535.0, 32767.0, 2147483647.0, 4294967295.0, 127.0};
+    for (Py_ssize_t b = w->p0; b < w->p1; b += 64) {
+        const Py_ssize_t e = b + 64 < w->p1 ? b + 64 : w->p1;
+        for (Py_ssize_t t = 0; t < T; t++) {
+            const double sc = w->scale[t], of = w->offset[t];
+            for (Py_ssize_t p = b; p < e; p++) {
+                const double v = (w->in_double ? ((const double *)w->y)[t * N + p] : (double)((const float *)w->y)[t * N + p]);
+                double x = v * sc;
+                x = x + of;
+                const Py_ssize_t o = p * T + t;
+                if (w->kind == 0) { ((double *)w->out)[o] = x; continue; }
+                if (w->kind == 1) { ((float *)w->out)[o] = (float)x; continue; }
+                x = nearbyint(x);
+                x = x < lo[w->kind] ? lo[w->kind] : (x > hi[w->kind] ? hi[w->kind] : x);
+                switch (w->kind) {
+                    case 2: ((uint8_t *)w->out)[o] = (uint8_t)x; break;
+                    case 3: ((uint16_t *)w->out)[o] = (uint16_t)x; break;
+                    case 4: ((int16_t *)w->out)[o] = (int16_t)x; break;
+                    case 5: ((int32_t *)w->out)[o] = (int32_t)x; break;
+                    case 6: ((uint32_t *)w->out)[o] = (uint32_t)x; break;
+                    default: ((int8_t *)w->out)[o] = (int8_t)x; break;
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+static PyObject *py_restore(PyObject *self, PyObject *args) {
+    PyObject *yo, *oo, *so, *fo;
+    Py_ssize_t T, N;
+    int in_double, kind, threads;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOnnOOiii", &yo, &oo, &T, &N, &so, &fo, &in_double, &kind, &threads)) return NULL;
+    static const int size_of[8] = {8, 4, 1, 2, 2, 4, 4, 1};
+    if (T < 0 || N < 0 || kind < 0 || kind > 7) {
+        PyErr_SetString(PyExc_ValueError, "restore: bad arguments");
+        return NULL;
+    }
+    Py_buffer yb, ob, sb, fb;
+    if (PyObject_GetBuffer(yo, &yb, PyBUF_SIMPLE) != 0) return NULL;
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_WRITABLE) != 0) { PyBuffer_Release(&yb); return NULL; }
+    if (yb.len != T * N * (in_double ? 8 : 4) || ob.len != T * N * size_of[kind]) {
+        PyBuffer_Release(&yb); PyBuffer_Release(&ob);
+        PyErr_SetString(PyExc_ValueError, "restore: buffer sizes");
+        return NULL;
+    }
+    if (get_doubles(so, &sb, T, 0, "scale")) { PyBuffer_Release(&yb); PyBuffer_Release(&ob); return NULL; }
+    if (get_doubles(fo, &fb, T, 0, "offset")) {
+        PyBuffer_Release(&yb); PyBuffer_Release(&ob); PyBuffer_Release(&sb);
+        return NULL;
+    }
+    if (threads < 1) threads = 1;
+    if (threads > 16) threads = 16;
+    RestoreWork works[16];
+    pthread_t th[16];
+    int started[16] = {0};
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < threads; t++)
+        works[t] = (RestoreWork){yb.buf, ob.buf, (const double *)sb.buf, (const double *)fb.buf, T, N,
+                                 N * t / threads, N * (t + 1) / threads, in_double, kind};
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&th[t], NULL, restore_thread, &works[t]) == 0;
+    restore_thread(&works[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else restore_thread(&works[t]);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&yb); PyBuffer_Release(&ob); PyBuffer_Release(&sb); PyBuffer_Release(&fb);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"stats", py_stats, METH_VARARGS,
      "stats(K, H, W, levels, signs, bands, hist_out, sign_out, nthreads) -> (symbols, escape bits)"},
@@ -1193,6 +1277,8 @@ static PyMethodDef methods[] = {
      "quantise(x, q, stats, outer, n, step, rounding): dead-zone quantisation with error statistics"},
     {"mix", py_mix, METH_VARARGS,
      "mix(rows, images, out, T, K, H, W, y0, y1, x0, x1, threads): decoder.mix of T rows over a rectangle"},
+    {"restore", py_restore, METH_VARARGS,
+     "restore(y, out, T, N, scale, offset, in_double, out_kind, threads): cube.restore, compiled"},
     {"lift", py_lift, METH_VARARGS, "lift(x, lo, hi, outer, n, inner, inverse, consts): CDF 9/7 lifting along n"},
     {"rans_encode", py_rans_encode, METH_VARARGS,
      "rans_encode(e, freqs, starts, precision, lanes, state_low, word_bits) -> bytes"},

@@ -258,19 +258,28 @@ N_SIGN_CONTEXTS = 3 * PASSES * SIGN_SCORES * 3
 def sign_context(band: np.ndarray, orientation: int, k: int, level: int, phase: int, mask: np.ndarray) -> np.ndarray:
     """Sign context ids (0..N_SIGN_CONTEXTS - 1) of image k's positions `mask` in `band` (K, h, w),
     from the signs known before this pass of image k: its pass-A (and D) neighbours, image k - 1."""
+    base = sign_bases(band[k:k + 1], orientation, level, phase, mask)[0]
+    return base + (np.sign(band[k - 1][mask]) if k else 0)
+
+
+def sign_bases(band: np.ndarray, orientation: int, level: int, phase: int, mask: np.ndarray) -> np.ndarray:
+    """sign_context without its image k - 1 term, for every image of `band` (K, h, w) at once:
+    (K, positions of `mask`). A pass reads only the passes before it in its own image (pass D the
+    A neighbours, pass B the A and D ones), so these are the same at the start of the pass as when
+    each image's turn comes (the walk computes them once per pass)."""
     wx, wy = SIGN_POLARITY[orientation]
+    n = int(mask.sum())
     if phase == 0:
-        score = np.zeros(int(mask.sum()), np.int64)
+        score = np.zeros((band.shape[0], n), np.int64)
     else:
-        pad = np.pad(np.sign(band[k]), 1)
+        pad = np.pad(np.sign(band), ((0, 0), (1, 1), (1, 1)))
         if phase == 1:  # the four diagonal pass-A neighbours
-            around = pad[:-2, :-2] + pad[:-2, 2:] + pad[2:, :-2] + pad[2:, 2:]
-            score = (wx * wy) * around[mask]
+            around = pad[:, :-2, :-2] + pad[:, :-2, 2:] + pad[:, 2:, :-2] + pad[:, 2:, 2:]
+            score = (wx * wy) * around[:, mask]
         else:  # the four direct neighbours (passes A and D)
-            score = (wx * (pad[1:-1, :-2] + pad[1:-1, 2:]) + wy * (pad[:-2, 1:-1] + pad[2:, 1:-1]))[mask]
+            score = (wx * (pad[:, 1:-1, :-2] + pad[:, 1:-1, 2:]) + wy * (pad[:, :-2, 1:-1] + pad[:, 2:, 1:-1]))[:, mask]
         score = np.clip(score, -2, 2)
-    prev = np.sign(band[k - 1][mask]) if k else np.zeros_like(score)
-    return ((min(level, 2) * PASSES + phase) * SIGN_SCORES + score + 2) * 3 + prev + 1
+    return ((min(level, 2) * PASSES + phase) * SIGN_SCORES + score + 2) * 3 + 1
 
 
 def _walk(images: int, height: int, width: int, levels: int, take: Take,
@@ -303,6 +312,8 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take,
         for phase in range(PASSES):
             spatial = (None, _diagonal_sum, _neighbour_sum)[phase]
             near = acts if spatial is None else [spatial(band) + act // 2 for band, act in zip(bands, acts)]
+            bases = None if take_signs is None else [sign_bases(band, o, l, phase, masks[o][phase]) if band.size else None
+                                                     for o, band in enumerate(bands)]
             for k in range(images):
                 ctx, picks = [], []
                 for o, band in enumerate(bands):
@@ -323,7 +334,7 @@ def _walk(images: int, height: int, width: int, levels: int, take: Take,
                     if (values < 0).any():  # an explicit table may give a negative symbol a frequency
                         raise ValueError("a negative magnitude in a section with sign contexts")
                     nonzero = [part != 0 for part in parts]
-                    sctx = [sign_context(bands[o], o, k, l, phase, mask)[nz]
+                    sctx = [(bases[o][k] + (np.sign(bands[o][k - 1][mask]) if k else 0))[nz]
                             for (_, o, _, mask), nz in zip(picks, nonzero)]
                     signs = take_signs(np.concatenate(sctx), picks)
                     for part, nz, sg in zip(parts, nonzero, np.split(signs, np.cumsum([int(nz.sum()) for nz in nonzero])[:-1])):
@@ -651,6 +662,23 @@ def fast_mix(rows: np.ndarray, images: np.ndarray, out: np.ndarray, rect: tuple[
     C-contiguous float64 images (K, H, W), into out (T, y1 - y0, x1 - x0)."""
     k, h, w = images.shape
     _fast.mix(rows, images, out, rows.shape[0], k, h, w, *rect, THREADS)
+
+
+RESTORE_KINDS = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16),
+                 np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.uint32), np.dtype(np.int8))
+
+
+def fast_restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> Optional[np.ndarray]:
+    """cube.restore compiled (_fast.restore): H x W x K in `dtype` from y (K, H, W) float32/64, or
+    None where it does not apply (no compiled coder, another type)."""
+    if not FAST or dtype not in RESTORE_KINDS or y.ndim != 3 or y.dtype not in (np.float32, np.float64):
+        return None
+    k, h, w = y.shape
+    y = np.ascontiguousarray(y)
+    out = np.empty((h, w, k), dtype)
+    _fast.restore(y, out, k, h * w, np.ascontiguousarray(scale, np.float64), np.ascontiguousarray(offset, np.float64),
+                  y.dtype == np.float64, RESTORE_KINDS.index(dtype), THREADS)
+    return out
 
 
 def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,
