@@ -408,6 +408,20 @@ typedef struct {
     Out *o;
 } Work;
 
+/* fn on works[0] here and on works[1..n-1] in threads (run here when a thread cannot start), then
+   joined: each work item is `size` bytes. */
+static void run_parallel(void *(*fn)(void *), void *works, size_t size, int n) {
+    pthread_t th[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    if (n > MAX_THREADS) n = MAX_THREADS;  /* callers never pass more */
+    for (int t = 1; t < n; t++) started[t] = pthread_create(&th[t], NULL, fn, (char *)works + t * size) == 0;
+    fn(works);
+    for (int t = 1; t < n; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fn((char *)works + t * size);
+    }
+}
+
 static void *stats_thread(void *arg) {
     Work *wk = (Work *)arg;
     if (wk->o->k0 == 0) walk_ll(wk->P, wk->o);
@@ -494,14 +508,7 @@ static PyObject *py_stats(PyObject *self, PyObject *args) {
         memset(hb.buf, 0, hb.len);
         memset(sb.buf, 0, sb.len);
         Py_BEGIN_ALLOW_THREADS
-        pthread_t th[MAX_THREADS];
-        int started[MAX_THREADS] = {0};
-        for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&th[t], NULL, stats_thread, &works[t]) == 0;
-        stats_thread(&works[0]);
-        for (int t = 1; t < nthreads; t++) {
-            if (started[t]) pthread_join(th[t], NULL);
-            else stats_thread(&works[t]);
-        }
+        run_parallel(stats_thread, works, sizeof works[0], nthreads);
         Py_END_ALLOW_THREADS
     }
     int64_t total = 0, esc = 0;
@@ -1165,19 +1172,12 @@ static PyObject *py_mix(PyObject *self, PyObject *args) {
     if (threads > 16) threads = 16;
     if (threads > lines) threads = lines > 0 ? (int)lines : 1;
     MixWork works[16];
-    pthread_t th[16];
-    int started[16] = {0};
     Py_BEGIN_ALLOW_THREADS
     for (int t = 0; t < threads; t++) {
         works[t] = (MixWork){(const double *)rb.buf, (const double *)ib.buf, (double *)ob.buf, T, K, H, W,
                              y0, y1, x0, x1, y0 + lines * t / threads, y0 + lines * (t + 1) / threads};
     }
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&th[t], NULL, mix_thread, &works[t]) == 0;
-    mix_thread(&works[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else mix_thread(&works[t]);
-    }
+    run_parallel(mix_thread, works, sizeof works[0], threads);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&rb); PyBuffer_Release(&ib); PyBuffer_Release(&ob);
     Py_RETURN_NONE;
@@ -1250,18 +1250,11 @@ static PyObject *py_restore(PyObject *self, PyObject *args) {
     if (threads < 1) threads = 1;
     if (threads > 16) threads = 16;
     RestoreWork works[16];
-    pthread_t th[16];
-    int started[16] = {0};
     Py_BEGIN_ALLOW_THREADS
     for (int t = 0; t < threads; t++)
         works[t] = (RestoreWork){yb.buf, ob.buf, (const double *)sb.buf, (const double *)fb.buf, T, N,
                                  N * t / threads, N * (t + 1) / threads, in_double, kind};
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&th[t], NULL, restore_thread, &works[t]) == 0;
-    restore_thread(&works[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else restore_thread(&works[t]);
-    }
+    run_parallel(restore_thread, works, sizeof works[0], threads);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&yb); PyBuffer_Release(&ob); PyBuffer_Release(&sb); PyBuffer_Release(&fb);
     Py_RETURN_NONE;
