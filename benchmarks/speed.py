@@ -221,7 +221,8 @@ def print_row(row: dict, baselines: list[str]) -> None:
 
 def plot(jsons: list[str], out: str) -> None:
     """Log-log plot of wall time against input MB, encode and decode, one series per codec and rate,
-    from the JSON files of earlier runs (the slope shows how cost grows with the cube's size)."""
+    from the JSON files of earlier runs (the slope shows how cost grows with the cube's size); where
+    two files hold the same cube, codec and rate, the later file's figure is plotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,14 +236,14 @@ def plot(jsons: list[str], out: str) -> None:
                     continue
                 for what in ("encode", "decode"):
                     r = res.get(what)
-                    if r and "error" not in r:
-                        series.setdefault((what, codec, row["rate"]), []).append((row["mb"], r["s"]))
+                    if r and "error" not in r:  # a later file's run of the same cube replaces an earlier one's
+                        series.setdefault((what, codec, row["rate"]), {})[row["cube"]] = (row["mb"], r["s"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, what in zip(axes, ("encode", "decode")):
         for (w, codec, rate), pts in sorted(series.items()):
             if w != what:
                 continue
-            pts.sort()
+            pts = sorted(pts.values())
             x, y = [p[0] for p in pts], [p[1] for p in pts]
             ax.loglog(x, y, "o-" if codec == "hinerc" else "s--", label=f"{codec} {rate:g}", alpha=0.8)
         ax.set_xlabel("cube size (MB, stored dtype)")

@@ -50,8 +50,8 @@ TRANSFORM_TILE_VALUES = 1 << 25  # the transform model holds a few float64 copie
 def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
     """The tile side an encode uses (0: one untiled file). Auto: DEFAULT_TILE for the network
     models (their fitting memory grows with the pixels); the transform model codes the whole cube
-    at once (one basis, one wavelet: better rate-distortion) unless it holds over 2**26 values,
-    then tiles of at most 2**26 values."""
+    at once (one basis, one wavelet: better rate-distortion) unless it holds over 2**25 values,
+    then tiles of at most 2**25 values (peak memory: a tile in flight holds ~40 bytes a value)."""
     if opts.model == "lossless":
         return 0  # codes the whole cube: one predictor run over every band
     if opts.tile is not None:

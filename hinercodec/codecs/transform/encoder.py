@@ -659,13 +659,15 @@ SAMPLE_FROM = 4 * SAMPLE_BLOCKS * SAMPLE_BLOCK ** 2  # images of more pixels tha
 SAMPLE_FROM_FAST = 2 * SAMPLE_BLOCKS * SAMPLE_BLOCK ** 2  # the same below PLAN_NEIGHBOURS effort (--effort 1, 2)
 
 
-def sample_rects(height: int, width: int, blocks: int = SAMPLE_BLOCKS,
-                 block: int = SAMPLE_BLOCK) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
+def sample_rects(height: int, width: int, blocks: Optional[int] = None,
+                 block: Optional[int] = None) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
     """((rows, cols) of blocks, [(y0, y1, x0, x1)] row by row): `blocks` squares of `block` pixels
-    spread evenly over a height x width image, in a grid of its aspect. The mosaic of these blocks
+    spread evenly over a height x width image, in a grid of its aspect (defaults: SAMPLE_BLOCKS of
+    SAMPLE_BLOCK, read when called). The mosaic of these blocks
     (rows x cols of them) is the sample the search of a large image runs on: its spectra, edges and
     textures from every part of the scene, at a fixed cost."""
-    b = min(block, height, width)
+    blocks = SAMPLE_BLOCKS if blocks is None else blocks
+    b = min(SAMPLE_BLOCK if block is None else block, height, width)
     rows = int(min(max(1, round(math.sqrt(blocks * height / max(width, 1)))), max(1, height // b)))
     cols = int(min(max(1, blocks // rows), max(1, width // b)))
     ys = [min(height - b, max(0, round((i + 0.5) * height / rows - b / 2))) for i in range(rows)]
@@ -746,8 +748,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     come out over the budget, predicted from the last file's true size)."""
     c, h, w = cube.shape
     memo = {} if memo is None else memo
-    if plan is None and weights is not None and memo.get("plan") is not None:
-        plan = memo["plan"]
+    if weights is not None and memo.get("plan") is not None:
+        plan = memo["plan"]  # a re-aim: the plan as the first call completed it (its K)
     value = None
     if plan is None and h * w > (SAMPLE_FROM if effort >= PLAN_NEIGHBOURS else SAMPLE_FROM_FAST):
         plan = plan_sample(cube, budget_bits, effort, metric, valid, report)
@@ -770,8 +772,15 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         i = min(range(len(ks)), key=lambda j: abs(ks[j] - plan.components))
         # effort >= PLAN_NEIGHBOURS: the plan's K and its ladder neighbours, hill-climbed on this cube
         near = tuple(ks[max(0, i - 1):i + 2]) if effort >= PLAN_NEIGHBOURS and weights is None else (ks[i],)
-        cand = search(a, room, plan.rounding, ladder=near, start=ks[i], metric=metric)
-        cand = None if cand is None else finalise(a, cand, room, plan.rounding, exact_mse=False)
+        second: list = []
+        first = search(a, room, plan.rounding, ladder=near, start=ks[i], metric=metric, runner_up=second)
+        close = (first is not None and second and effort >= CLOSE_EFFORT
+                 and score(first.mse, a.constant, metric) - score(second[0].mse, a.constant, metric) < CLOSE_DB)
+        cand = None if first is None else finalise(a, first, room, plan.rounding, exact_mse=bool(close))
+        if cand is not None and close:  # as in plan_cube: two close K are compared exactly
+            other = finalise(a, second[0], room, plan.rounding)
+            if other is not None and score(other.mse, a.constant, metric) > score(cand.mse, a.constant, metric):
+                cand = other
         if cand is None:  # the plan's K does not fit this budget: search every K
             cand = search(a, room, plan.rounding, metric=metric)
             cand = None if cand is None else finalise(a, cand, room, plan.rounding, exact_mse=False)

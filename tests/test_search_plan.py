@@ -1,0 +1,69 @@
+"""The transform encoder's planned search (0.7): a large image searched on a sample, tiles coded with
+one plan, tiles fitted in threads. Same bytes for any thread count; rates in the window."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hinercodec import api
+from hinercodec.codecs.transform import encoder as transform
+from hinercodec.formats.cubeio import read_cube
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def samson() -> np.ndarray:
+    path = DATA / "samson.mat"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (the shared real scenes are needed)")
+    return read_cube(path).data
+
+
+def test_sample_rects_spread_over_the_image() -> None:
+    grid, rects = transform.sample_rects(1000, 2000)
+    assert grid[0] * grid[1] == len(rects) <= transform.SAMPLE_BLOCKS
+    assert all(0 <= y0 < y1 <= 1000 and 0 <= x0 < x1 <= 2000 and y1 - y0 == x1 - x0 == 128 for y0, y1, x0, x1 in rects)
+    ys, xs = {r[0] for r in rects}, {r[2] for r in rects}
+    assert min(ys) < 250 and max(ys) > 500 and min(xs) < 300 and max(xs) > 1400  # every part of the scene
+    grid, rects = transform.sample_rects(40, 30)  # smaller than one block: one block as wide as the image
+    assert grid == (1, 1) and len(rects) == 1 and rects[0][2:] == (0, 30) and 0 <= rects[0][0] <= 10
+    parts = [np.full((2, 30, 30), i) for i in range(len(rects))]
+    assert transform.mosaic(grid, parts).shape == (2, 30, 30)
+
+
+def test_tiles_in_threads_give_the_same_file(samson: np.ndarray) -> None:
+    """Tiles share one plan (searched on a sample of the whole cube) and are fitted in threads:
+    the file does not depend on the thread count."""
+    one = api.encode(samson, bpppb=0.3, tile=48, threads=1)
+    two = api.encode(samson, bpppb=0.3, tile=48, threads=2)
+    assert one.stats["tiles"] == 4 and one.data == two.data
+    assert 0.9 * 0.3 <= one.bpppb <= 0.3 and one.psnr_band > 40
+
+
+def test_a_large_image_is_searched_on_a_sample(samson: np.ndarray, monkeypatch) -> None:
+    """An image over SAMPLE_FROM pixels plans on the mosaic of sample_rects (here made small), then
+    codes the whole image with that plan: in the rate window, close to the full search."""
+    full = api.encode(samson, bpppb=0.2)
+    calls = []
+    plan_sample = transform.plan_sample
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return plan_sample(*args, **kwargs)
+
+    monkeypatch.setattr(transform, "plan_sample", spy)
+    monkeypatch.setattr(transform, "SAMPLE_FROM", 4000)
+    monkeypatch.setattr(transform, "SAMPLE_BLOCK", 32)
+    sampled = api.encode(samson, bpppb=0.2)
+    assert calls and 0.9 * 0.2 <= sampled.bpppb <= 0.2
+    assert sampled.psnr_band > full.psnr_band - 1.0
+
+
+def test_threads_option_is_checked() -> None:
+    from hinercodec.errors import UsageError
+
+    with pytest.raises(UsageError):
+        api.encode(np.zeros((8, 8, 3), np.float32), bpppb=0.5, threads=0)
