@@ -462,14 +462,20 @@ def test_shape_adaptive_wavelet_is_critically_sampled_and_exact(h, w, levels):
     assert np.array_equal(wavelet.inverse(plain), wavelet.inverse_masked(plain, full))
 
 
+def _masked_int_pyramid(rng: np.random.Generator, images: np.ndarray) -> tuple:
+    """(wavelet.masks, the rounded shape-adaptive pyramid, 3 levels) of images (K, h, w) over a
+    random mask of their size, drawn after the images from the same generator."""
+    valid = _random_mask(rng, *images.shape[1:])
+    pyr = wavelet.forward_masked(images, valid, 3)
+    ints = (np.rint(pyr[0]).astype(np.int64), [tuple(np.rint(b).astype(np.int64) for b in d) for d in pyr[1]])
+    return wavelet.masks(valid, 3), ints
+
+
 def test_coefficient_section_with_masks_round_trips():
     """pack/unpack of a pyramid coded at its mask's positions only (HNR.md "Nodata"), both signs modes;
     the estimate is within a few percent of the real size."""
     rng = np.random.default_rng(5)
-    valid = _random_mask(rng, 30, 41)
-    maps = wavelet.masks(valid, 3)
-    pyr = wavelet.forward_masked(rng.normal(scale=20, size=(4, 30, 41)), valid, 3)
-    ints = (np.rint(pyr[0]).astype(np.int64), [tuple(np.rint(b).astype(np.int64) for b in d) for d in pyr[1]])
+    maps, ints = _masked_int_pyramid(rng, rng.normal(scale=20, size=(4, 30, 41)))
     for signs in (False, True):
         data = subbands.pack(ints, signs, maps)
         back = subbands.unpack(data, 4, 30, 41, 3, signs, maps)
@@ -484,10 +490,7 @@ def test_masked_statistics_compiled_equal_the_walk(monkeypatch):
     """The compiled statistics of a whole pyramid less what its absent positions add (_absent) are
     exactly the statistics of the masked walk (the numpy reference)."""
     rng = np.random.default_rng(3)
-    valid = _random_mask(rng, 37, 29)
-    maps = wavelet.masks(valid, 3)
-    pyr = wavelet.forward_masked(rng.laplace(scale=3, size=(5, 37, 29)), valid, 3)
-    ints = (np.rint(pyr[0]).astype(np.int64), [tuple(np.rint(b).astype(np.int64) for b in d) for d in pyr[1]])
+    maps, ints = _masked_int_pyramid(rng, rng.laplace(scale=3, size=(5, 37, 29)))
     for signs in (False, True):
         fast = subbands._stats(ints, signs, maps)
         monkeypatch.setattr(subbands, "FAST", False)
