@@ -540,3 +540,62 @@ def test_compiled_restore_matches_numpy() -> None:
             finally:
                 subbands.FAST = True
             assert fast.dtype == ref.dtype and np.array_equal(fast, ref)
+
+
+def _unpack_or_error(data: bytes, shape: tuple, signs: bool, fast: bool):
+    """unpack with the compiled walk or the numpy reference: the pyramid, or the CorruptFileError."""
+    try:
+        subbands.FAST = fast
+        return subbands.unpack(data, *shape, signs)
+    except CorruptFileError as exc:
+        return exc
+    finally:
+        subbands.FAST = True
+
+
+@pytest.mark.skipif(not subbands.FAST, reason="the compiled coder is not built")
+@pytest.mark.parametrize("signs", [False, True])
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(1, 5), h=st.integers(1, 45), w=st.integers(1, 45), scale=st.sampled_from([0.0, 0.05, 1.0, 3000.0]),
+       seed=st.integers(0, 2**16))
+def test_compiled_unwalk_matches_the_numpy_walk(signs: bool, k: int, h: int, w: int, scale: float, seed: int) -> None:
+    """_fast.unwalk (the decoder's compiled walk) against the numpy walk: the same pyramid from a
+    section, and on damaged sections (truncated, a bit flipped) the same verdict: both the same
+    pyramid, or both CorruptFileError."""
+    rng = np.random.default_rng(seed)
+    pyr, levels = _random_pyramid(rng, k, h, w, scale)
+    data = subbands.pack(pyr, signs)
+    shape = (k, h, w, levels)
+    assert _same(_unpack_or_error(data, shape, signs, True), pyr)
+    assert _same(_unpack_or_error(data, shape, signs, False), pyr)
+    for trial in range(6):
+        bad = bytearray(data)
+        if trial % 2:
+            bad = bad[:int(rng.integers(0, len(bad)))]
+        else:
+            bad[int(rng.integers(0, len(bad)))] ^= 1 << int(rng.integers(0, 8))
+        fast, ref = (_unpack_or_error(bytes(bad), shape, signs, f) for f in (True, False))
+        if isinstance(ref, CorruptFileError):
+            assert isinstance(fast, CorruptFileError)
+        else:
+            assert not isinstance(fast, CorruptFileError) and _same(fast, ref)
+
+
+@pytest.mark.skipif(not wavelet.FAST, reason="the compiled lifting is not built")
+def test_compiled_lifting_same_bits_for_any_thread_count() -> None:
+    """The compiled CDF 9/7 lifting split over lines or (one image) over columns by 1, 2 or 3 threads,
+    and the numpy reference: the same pyramid and the same images back, bit for bit."""
+    rng = np.random.default_rng(11)
+    for shape in [(1, 301, 263), (3, 130, 171)]:  # one image: columns split; three: lines split
+        x = rng.standard_normal(shape) * 100
+        runs = []
+        for threads, fast in [(1, True), (2, True), (3, True), (1, False)]:
+            try:
+                wavelet.THREADS, wavelet.FAST = threads, fast
+                pyr = wavelet.forward(x, 4)
+                runs.append((pyr, wavelet.inverse(pyr)))
+            finally:
+                wavelet.THREADS, wavelet.FAST = 2, True
+        for pyr, back in runs[1:]:
+            assert np.array_equal(pyr[0], runs[0][0][0]) and np.array_equal(back, runs[0][1])
+            assert all(np.array_equal(a, b) for d, e in zip(pyr[1], runs[0][0][1]) for a, b in zip(d, e))

@@ -295,9 +295,30 @@ def _encode_entries(e: np.ndarray, freqs: np.ndarray, starts: np.ndarray, precis
         x = (q << precision) + (x - q * f[j]) + c[j]
     words = np.concatenate(chunks[::-1]) if chunks else np.zeros(0, np.int64)
     out = bytes([lanes.bit_length() - 1]) + x.astype("<u4").tobytes() + words.astype("<u2").tobytes()
-    if n > MAX_SYMBOLS_PER_BYTE * len(out):
-        raise ValueError(f"{n} symbols exceed {MAX_SYMBOLS_PER_BYTE} per byte of a {len(out)}-byte stream")
+    check_density(n, out)
     return out
+
+
+def entry_index(tables: Sequence[Table]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """How a stream codes symbol s of table t: (index, offsets, sizes, starts, freqs), its entry
+    being index[offsets[t] + s] (s < sizes[t]; -1: frequency 0), whose first key and frequency are
+    starts[entry] and freqs[entry]; the last entry is the no-op one that pads a segment."""
+    tables = _as_tables(tables, ValueError)
+    starts, freqs, _, first = _entries(tables)
+    sizes = np.array([t.freqs.size for t in tables], np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    index = np.full(int(sizes.sum()), -1, np.int64)
+    for t, table in enumerate(tables):
+        used = np.flatnonzero(table.freqs)
+        index[offsets[t] + used] = first[t] + np.arange(used.size)
+    return index, offsets, sizes, starts, freqs
+
+
+def check_density(total: int, stream: bytes) -> None:
+    """ValueError when `total` symbols would exceed MAX_SYMBOLS_PER_BYTE per byte of their stream
+    (a decoder refuses such a stream: the bomb guard)."""
+    if total > MAX_SYMBOLS_PER_BYTE * len(stream):
+        raise ValueError(f"{total} symbols exceed {MAX_SYMBOLS_PER_BYTE} per byte of a {len(stream)}-byte stream")
 
 
 def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]], tables: Sequence[Table],
@@ -308,13 +329,7 @@ def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]], tables: S
     `kernel(entries, freqs, starts, precision, lanes, STATE_LOW, WORD_BITS) -> bytes`, when given,
     is a compiled coding loop that must write exactly what the numpy loop writes."""
     tables = _as_tables(tables, ValueError)
-    starts, freqs, _, first = _entries(tables)
-    sizes = np.array([t.freqs.size for t in tables])
-    offsets = np.cumsum(sizes) - sizes
-    index = np.full(int(sizes.sum()), -1, np.int64)
-    for t, table in enumerate(tables):
-        used = np.flatnonzero(table.freqs)
-        index[offsets[t] + used] = first[t] + np.arange(used.size)
+    index, offsets, sizes, starts, freqs = entry_index(tables)
     total = sum(int(np.asarray(s).size) for s, _ in segments)
     lanes = choose_lanes(total)
     parts = []
@@ -334,8 +349,7 @@ def encode_segments(segments: Sequence[tuple[np.ndarray, np.ndarray]], tables: S
         return _encode_entries(e, freqs, starts, tables[0].precision, lanes, total)
     out = kernel(np.ascontiguousarray(e, np.int64), np.ascontiguousarray(freqs, np.int64),
                  np.ascontiguousarray(starts, np.int64), tables[0].precision, lanes, STATE_LOW, WORD_BITS)
-    if total > MAX_SYMBOLS_PER_BYTE * len(out):
-        raise ValueError(f"{total} symbols exceed {MAX_SYMBOLS_PER_BYTE} per byte of a {len(out)}-byte stream")
+    check_density(total, out)
     return out
 
 

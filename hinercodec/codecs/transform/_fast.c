@@ -4,16 +4,19 @@
    neighbours known before each pass and the same place in the previous image; sign contexts), done
    from the whole integer pyramid at once: every context the walk computes depends only on values
    coded before it, and those are the pyramid's own values, so a context is a pure function of the
-   pyramid and its position. Two entry points:
+   pyramid and its position. Entry points, each the compiled form of bitstream.py's numpy code:
 
    - stats(): the histogram of (context, symbol) pairs, the (positive, negative) counts of every sign
      context, the number of coded symbols and the escape bits: all that estimate_bits() needs.
      Threads over images (each thread its own histograms, summed): integers, so the result does not
      depend on the thread count.
-   - groups(): the coded groups in stream order (symbols, context ids, escape low bits and bit
-     counts, group boundaries) for pack().
+   - stream(): pack()'s rANS stream and escape bits straight from the pyramid.
+   - unwalk(): unpack()'s walk (the decoder: contexts, rANS segments, escapes, signs).
+   - estimate(), rans_encode(), rans_read(), lift(), quantise(), dequantise(), mix(), restore(): the
+     size estimate, the stream coder, the wavelet, the quantisers, the decoder's mix and output.
 
-   Everything here must match bitstream.py's numpy code exactly (tests/test_transform_speedups.py). */
+   Everything here must match bitstream.py's numpy code exactly (tests/test_transform_speedups.py,
+   tests/test_transform.py). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
@@ -64,16 +67,28 @@ typedef struct {
 
 /* what a walk produces */
 typedef struct {
-    int mode; /* 0: statistics, 1: groups in stream order */
+    int mode; /* 0: statistics, 1: the stream's table entries in stream order */
     int k0, k1; /* images of this worker (statistics; the LL band is counted by the worker with k0 == 0) */
     int64_t *hist; /* N_CTX * ALPHABET */
     int64_t *scount; /* N_SIGN_CTX * 2 */
     int64_t total, escape_bits;
     int too_big, failed;
-    /* mode 1 */
-    int64_t *sym, *ctx, *low, *nbits, *groups;
-    int64_t n_sym, n_esc, n_groups;
+    /* mode 1: entries (each group padded to whole steps), the escapes' low bits and bit counts */
+    int64_t *low, *nbits;
+    int64_t n_esc;
+    const int64_t *slot, *sign_slot, *tab_off, *tab_size, *index;
+    int64_t n_slot, lanes, pad_entry, group_start, n_ent, cap_ent;
+    int32_t *ent;
+    int bad_symbol;
 } Out;
+
+/* mode 1: the entry of symbol s of context c (slot: context -> table; index: the table's symbol -> entry) */
+static inline void emit_entry(Out *o, const int64_t *slot, int64_t c, int64_t s) {
+    const int64_t t = c < o->n_slot || slot == o->sign_slot ? slot[c] : -1;
+    const int64_t e = t < 0 || s >= o->tab_size[t] ? -1 : o->index[o->tab_off[t] + s];
+    if (e < 0 || o->n_ent >= o->cap_ent) { o->bad_symbol = 1; return; }
+    o->ent[o->n_ent++] = (int32_t)e;
+}
 
 static inline void emit_value(Out *o, int64_t v, int64_t c, int is_signed) {
     int64_t a = iabs(v), neg = is_signed && v < 0, s;
@@ -94,9 +109,7 @@ static inline void emit_value(Out *o, int64_t v, int64_t c, int is_signed) {
     if (o->mode == 0) {
         o->hist[c * ALPHABET + s]++;
     } else {
-        o->sym[o->n_sym] = s;
-        o->ctx[o->n_sym] = c;
-        o->n_sym++;
+        emit_entry(o, o->slot, c, s);
     }
 }
 
@@ -106,42 +119,42 @@ static inline void emit_sign(Out *o, int64_t v, int64_t c) {
     if (o->mode == 0) {
         o->scount[c * 2 + neg]++;
     } else {
-        o->sym[o->n_sym] = neg;
-        o->ctx[o->n_sym] = c;
-        o->n_sym++;
+        emit_entry(o, o->sign_slot, c, neg);
     }
 }
 
-static inline void open_group(Out *o, int is_sign) {
-    if (o->mode != 1) return;
-    o->groups[3 * o->n_groups] = o->n_sym;
-    o->groups[3 * o->n_groups + 2] = is_sign;
+static inline void open_group(Out *o) {
+    if (o->mode == 1) o->group_start = o->n_ent;
 }
 
 static inline void close_group(Out *o) {
-    if (o->mode != 1) return;
-    o->groups[3 * o->n_groups + 1] = o->n_sym - o->groups[3 * o->n_groups];
-    o->n_groups++;
+    if (o->mode == 1) /* the segment padded to whole steps with the no-op entry (rans.encode_segments) */
+        while ((o->n_ent - o->group_start) % o->lanes) {
+            if (o->n_ent >= o->cap_ent) { o->bad_symbol = 1; return; }
+            o->ent[o->n_ent++] = (int32_t)o->pad_entry;
+        }
+}
+
+/* LOCO-I median prediction of x[i][j] of an image w wide from the values before it (_med_residual) */
+static inline int64_t med_predict(const int64_t *x, int w, int i, int j) {
+    int64_t up = i ? x[(size_t)(i - 1) * w + j] : 0, left, ul;
+    if (j) {
+        left = x[(size_t)i * w + j - 1];
+        ul = i ? x[(size_t)(i - 1) * w + j - 1] : 0;
+    } else {
+        left = ul = up;
+    }
+    const int64_t lo = up < left ? up : left, hi = up < left ? left : up;
+    return ul >= hi ? lo : (ul <= lo ? hi : up + left - ul);
 }
 
 static void walk_ll(const Pyr *P, Out *o) {
     const int K = P->K, h = P->ll.h, w = P->ll.w;
-    open_group(o, 0);
+    open_group(o);
     for (int k = 0; k < K; k++) {
         const int64_t *x = P->ll.p + (size_t)k * h * w;
         for (int i = 0; i < h; i++)
-            for (int j = 0; j < w; j++) {
-                int64_t up = i ? x[(size_t)(i - 1) * w + j] : 0, left, ul;
-                if (j) {
-                    left = x[(size_t)i * w + j - 1];
-                    ul = i ? x[(size_t)(i - 1) * w + j - 1] : 0;
-                } else {
-                    left = ul = up;
-                }
-                int64_t lo = up < left ? up : left, hi = up < left ? left : up;
-                int64_t pred = ul >= hi ? lo : (ul <= lo ? hi : up + left - ul);
-                emit_value(o, x[(size_t)i * w + j] - pred, 0, 1);
-            }
+            for (int j = 0; j < w; j++) emit_value(o, x[(size_t)i * w + j] - med_predict(x, w, i, j), 0, 1);
     }
     close_group(o);
 }
@@ -261,6 +274,15 @@ static void walk_values(const Pyr *P, const Scratch *S, Out *o, int l, int phase
     }
 }
 
+/* the sign score of a pass-D/B position from the signs of its pass-A (and D) neighbours, clipped to -2..2 */
+static inline int64_t sign_score(int phase, int wx, int wy, const int8_t *up, const int8_t *mid, const int8_t *down,
+                                 int j) {
+    int64_t score = 0;
+    if (phase == 1) score = (int64_t)(wx * wy) * (up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1]);
+    else if (phase == 2) score = wx * (mid[j - 1] + mid[j + 1]) + wy * (up[j] + down[j]);
+    return score < -2 ? -2 : (score > 2 ? 2 : score);
+}
+
 static void walk_signs(const Pyr *P, const Scratch *S, Out *o, int l, int phase, int k, int or) {
     const Band *B = &P->det[l][or];
     const int h = B->h, w = B->w, W2 = w + 2;
@@ -274,11 +296,7 @@ static void walk_signs(const Pyr *P, const Scratch *S, Out *o, int l, int phase,
         for (int j = j0; j < w; j += 2) {
             int64_t v = b[(size_t)i * w + j];
             if (!v) continue;
-            int64_t score = 0;
-            if (phase == 1) score = (int64_t)(wx * wy) * (up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1]);
-            else if (phase == 2) score = wx * (mid[j - 1] + mid[j + 1]) + wy * (up[j] + down[j]);
-            if (score < -2) score = -2;
-            if (score > 2) score = 2;
+            const int64_t score = sign_score(phase, wx, wy, up, mid, down, j);
             int64_t pv = prev ? sgn(prev[(size_t)i * w + j]) : 0;
             emit_sign(o, v, (base + score + 2) * 3 + pv + 1);
         }
@@ -320,10 +338,7 @@ static inline __attribute__((always_inline)) void stats_at(Acc *o, const int pha
     }
     o->hist[c * ALPHABET + sym]++;
     if (signs) {
-        int64_t score = 0;
-        if (phase == 1) score = (int64_t)(wx * wy) * (gup[j - 1] + gup[j + 1] + gdown[j - 1] + gdown[j + 1]);
-        else if (phase == 2) score = wx * (gmid[j - 1] + gmid[j + 1]) + wy * (gup[j] + gdown[j]);
-        score = score < -2 ? -2 : (score > 2 ? 2 : score);
+        const int64_t score = sign_score(phase, wx, wy, gup, gmid, gdown, j);
         const int64_t sc = (sbase + phase * SIGN_SCORES + score + 2) * 3 + (pv > 0) - (pv < 0) + 1;
         const int64_t nz = v != 0;
         o->scount[sc * 2 + (v < 0)] += nz;
@@ -387,12 +402,12 @@ static void walk_details(const Pyr *P, Out *o, int k0, int k1) {
                         o->failed = 1;
                         goto out;
                     }
-                open_group(o, 0);
+                open_group(o);
                 for (int or = 0; or < 3; or++)
                     if (P->det[l][or].h > 0 && P->det[l][or].w > 0) walk_values(P, &S[or], o, l, phase, k, or);
                 close_group(o);
                 if (P->signs) {
-                    open_group(o, 1);
+                    open_group(o);
                     for (int or = 0; or < 3; or++)
                         if (P->det[l][or].h > 0 && P->det[l][or].w > 0) walk_signs(P, &S[or], o, l, phase, k, or);
                     close_group(o);
@@ -431,8 +446,8 @@ static void *stats_thread(void *arg) {
 
 /* ------------------------------------------------------------------ Python glue */
 
-static int parse_pyramid(Pyr *P, int K, int H, int W, int levels, int signs, PyObject *bands, Py_buffer *bufs,
-                         int *nbufs) {
+static int parse_pyramid_as(Pyr *P, int K, int H, int W, int levels, int signs, PyObject *bands, Py_buffer *bufs,
+                            int *nbufs, int flags) {
     *nbufs = 0;
     if (K < 1 || H < 1 || W < 1 || levels < 0 || levels > MAX_LEVELS || (int64_t)K * H * W > ((int64_t)1 << 40)) {
         PyErr_SetString(PyExc_ValueError, "bad pyramid shape");
@@ -454,7 +469,7 @@ static int parse_pyramid(Pyr *P, int K, int H, int W, int levels, int signs, PyO
     }
     for (int n = 0; n < 1 + 3 * levels; n++) {
         int bh = n == 0 ? h : shp[(n - 1) / 3][(n - 1) % 3][0], bw = n == 0 ? w : shp[(n - 1) / 3][(n - 1) % 3][1];
-        if (PyObject_GetBuffer(PyTuple_GET_ITEM(bands, n), &bufs[n], PyBUF_SIMPLE) != 0) return -1;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(bands, n), &bufs[n], flags) != 0) return -1;
         (*nbufs)++;
         if (bufs[n].len != (Py_ssize_t)K * bh * bw * 8) {
             PyErr_Format(PyExc_ValueError, "band %d: expected %zd bytes, got %zd", n, (Py_ssize_t)K * bh * bw * 8,
@@ -465,6 +480,11 @@ static int parse_pyramid(Pyr *P, int K, int H, int W, int levels, int signs, PyO
         B->h = bh; B->w = bw; B->p = (const int64_t *)bufs[n].buf;
     }
     return 0;
+}
+
+static int parse_pyramid(Pyr *P, int K, int H, int W, int levels, int signs, PyObject *bands, Py_buffer *bufs,
+                         int *nbufs) {
+    return parse_pyramid_as(P, K, H, W, levels, signs, bands, bufs, nbufs, PyBUF_SIMPLE);
 }
 
 static void release(Py_buffer *bufs, int n) {
@@ -537,43 +557,80 @@ done:
     return res;
 }
 
-/* groups(K, H, W, levels, signs, bands, sym, ctx, low, nbits, groups) -> (symbols, escapes, groups)
-   sym, ctx: int64 buffers of at least 2 K H W; low, nbits: K H W; groups: 3 * (1 + 2 * 3 * levels * K) */
-static PyObject *py_groups(PyObject *self, PyObject *args) {
-    int K, H, W, levels, signs;
-    PyObject *bands, *objs[5];
+static PyObject *rans_encode_core(const int32_t *e32, const int64_t *e64, Py_ssize_t n, const int64_t *freqs,
+                                  const int64_t *starts, Py_ssize_t n_entries, int precision, int lanes,
+                                  long long state_low, int word_bits);
+
+/* stream(K, H, W, levels, signs, bands, slot, sign_slot, tab_off, tab_size, index, freqs, starts, precision,
+          lanes, state_low, word_bits, total, low, nbits) -> (stream bytes, escapes)
+   pack()'s coded groups straight into the rANS stream: each symbol's table entry (context -> table by
+   slot / sign_slot, the table's symbol -> entry by index[tab_off[t] + s]), each group padded to whole
+   steps with the last (no-op) entry, then rans_encode over them: the bytes of rans.encode_segments of
+   bitstream._coded's segments, without their (symbol, context, table) arrays. total: the symbols (for the
+   entry buffer); low, nbits: int64 buffers of K H W (the escapes' low bits and counts). */
+static PyObject *py_stream(PyObject *self, PyObject *args) {
+    int K, H, W, levels, signs, precision, lanes, word_bits;
+    long long state_low, total;
+    PyObject *bands, *objs[9];
     (void)self;
-    if (!PyArg_ParseTuple(args, "iiiipOOOOOO", &K, &H, &W, &levels, &signs, &bands, &objs[0], &objs[1], &objs[2],
-                          &objs[3], &objs[4]))
+    if (!PyArg_ParseTuple(args, "iiiipOOOOOOOOiiLiLOO", &K, &H, &W, &levels, &signs, &bands, &objs[0], &objs[1],
+                          &objs[2], &objs[3], &objs[4], &objs[5], &objs[6], &precision, &lanes, &state_low,
+                          &word_bits, &total, &objs[7], &objs[8]))
         return NULL;
     Pyr P;
-    Py_buffer bufs[1 + 3 * MAX_LEVELS], ob[5];
+    Py_buffer bufs[1 + 3 * MAX_LEVELS], ob[9];
     int nb, no = 0;
-    PyObject *res = NULL;
-    if (parse_pyramid(&P, K, H, W, levels, signs, bands, bufs, &nb)) goto done;
-    const Py_ssize_t n = (Py_ssize_t)K * H * W;
-    const Py_ssize_t need[5] = {2 * n * 8, 2 * n * 8, n * 8, n * 8, 3 * (1 + 2 * 3 * (Py_ssize_t)levels * K) * 8};
-    for (; no < 5; no++) {
-        if (PyObject_GetBuffer(objs[no], &ob[no], PyBUF_WRITABLE) != 0) goto done;
-        if (ob[no].len < need[no]) {
-            no++;
-            PyErr_SetString(PyExc_ValueError, "output buffer too small");
-            goto done;
-        }
-    }
+    PyObject *res = NULL, *stream = NULL;
     Out o;
     memset(&o, 0, sizeof o);
+    if (parse_pyramid(&P, K, H, W, levels, signs, bands, bufs, &nb)) goto done;
+    for (; no < 9; no++)
+        if (PyObject_GetBuffer(objs[no], &ob[no], no >= 7 ? PyBUF_WRITABLE : PyBUF_SIMPLE) != 0) goto done;
+    const Py_ssize_t n = (Py_ssize_t)K * H * W, n_tables = ob[2].len / 8, n_entries = ob[5].len / 8;
+    if (ob[1].len != N_SIGN_CTX * 8 || ob[3].len != ob[2].len || ob[6].len != ob[5].len || ob[7].len < n * 8 ||
+        ob[8].len < n * 8 || lanes < 1 || lanes > 256 || total < 0 || n_entries < 1) {
+        PyErr_SetString(PyExc_ValueError, "stream: inconsistent buffers");
+        goto done;
+    }
+    const int64_t *tab_off = (const int64_t *)ob[2].buf, *tab_size = (const int64_t *)ob[3].buf;
+    const int64_t *slot = (const int64_t *)ob[0].buf, *sign_slot = (const int64_t *)ob[1].buf;
+    const Py_ssize_t n_index = ob[4].len / 8;
+    int ok = 1;
+    for (Py_ssize_t t = 0; ok && t < n_tables; t++)
+        ok = tab_off[t] >= 0 && tab_size[t] >= 0 && tab_off[t] + tab_size[t] <= n_index;
+    for (Py_ssize_t i = 0; ok && i < ob[0].len / 8; i++) ok = slot[i] >= -1 && slot[i] < n_tables;
+    for (Py_ssize_t i = 0; ok && i < N_SIGN_CTX; i++) ok = sign_slot[i] >= 0 && sign_slot[i] < n_tables;
+    for (Py_ssize_t i = 0; ok && i < n_index; i++) ok = ((const int64_t *)ob[4].buf)[i] < n_entries;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "stream: a slot or entry out of range");
+        goto done;
+    }
     o.mode = 1;
-    o.sym = (int64_t *)ob[0].buf; o.ctx = (int64_t *)ob[1].buf; o.low = (int64_t *)ob[2].buf;
-    o.nbits = (int64_t *)ob[3].buf; o.groups = (int64_t *)ob[4].buf;
+    o.slot = slot; o.sign_slot = sign_slot; o.tab_off = tab_off; o.tab_size = tab_size;
+    o.index = (const int64_t *)ob[4].buf;
+    o.n_slot = ob[0].len / 8;
+    o.lanes = lanes;
+    o.pad_entry = n_entries - 1;
+    o.cap_ent = total + (int64_t)lanes * (1 + 2 * 3 * (int64_t)levels * K);
+    o.ent = (int32_t *)malloc((size_t)o.cap_ent * 4);
+    o.low = (int64_t *)ob[7].buf; o.nbits = (int64_t *)ob[8].buf;
+    if (!o.ent) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     walk_ll(&P, &o);
     walk_details(&P, &o, 0, K);
     Py_END_ALLOW_THREADS
     if (o.failed) { PyErr_NoMemory(); goto done; }
     if (o.too_big) { PyErr_Format(PyExc_ValueError, "coefficient magnitude exceeds 2**%d", MAX_LOG); goto done; }
-    res = Py_BuildValue("LLL", (long long)o.n_sym, (long long)o.n_esc, (long long)o.n_groups);
+    if (o.bad_symbol || o.total != total) {
+        PyErr_SetString(PyExc_ValueError, "symbol with frequency 0 in its table (or a count other than `total`)");
+        goto done;
+    }
+    stream = o.n_ent ? rans_encode_core(o.ent, NULL, o.n_ent, (const int64_t *)ob[5].buf, (const int64_t *)ob[6].buf,
+                                        n_entries, precision, lanes, state_low, word_bits)
+                     : PyBytes_FromStringAndSize(NULL, 0);
+    if (stream) res = Py_BuildValue("NL", stream, (long long)o.n_esc);
 done:
+    free(o.ent);
     for (int i = 0; i < no; i++) PyBuffer_Release(&ob[i]);
     release(bufs, nb);
     return res;
@@ -840,8 +897,76 @@ done:
 /* rans_encode(e, freqs, starts, precision, lanes, state_low, word_bits) -> bytes: rans._encode_entries
    (entries e, a multiple of `lanes` long, coded from the last step to the first; the words come out
    step by step from the first, lanes in order within a step). Integers only. */
-static PyObject *py_rans_encode(PyObject *self, PyObject *args) {
-    PyObject *eo, *fo, *so;
+/* the rANS stream of entries e (n, a multiple of `lanes`; int32 when e32, else int64 e64): lane states
+   from STATE_LOW, symbols coded last to first, 16-bit words in the order the decoder reads them */
+static PyObject *rans_encode_core(const int32_t *e32, const int64_t *e64, Py_ssize_t n, const int64_t *freqs,
+                                  const int64_t *starts, Py_ssize_t n_entries, int precision, int lanes,
+                                  long long state_low, int word_bits) {
+    PyObject *res = NULL;
+    uint16_t *buf = NULL;
+    Py_ssize_t *first = NULL;
+    int64_t *x = NULL;
+    if (lanes < 1 || lanes > 256 || (lanes & (lanes - 1)) || n % lanes || precision < 1 || precision > 24 ||
+        word_bits != 16) {
+        PyErr_SetString(PyExc_ValueError, "rans_encode: bad arguments");
+        return NULL;
+    }
+#define ENTRY(i) (e32 ? (int64_t)e32[i] : e64[i])
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (ENTRY(i) < 0 || ENTRY(i) >= n_entries || freqs[ENTRY(i)] < 1) {
+            PyErr_SetString(PyExc_ValueError, "rans_encode: entry out of range");
+            return NULL;
+        }
+    const Py_ssize_t steps = n / lanes;
+    buf = (uint16_t *)malloc((size_t)(n ? n : 1) * 2);
+    first = (Py_ssize_t *)malloc((size_t)(steps + 1) * sizeof(Py_ssize_t));
+    x = (int64_t *)malloc((size_t)lanes * 8);
+    if (!buf || !first || !x) { PyErr_NoMemory(); goto done; }
+    const int64_t mask = ((int64_t)1 << precision) - 1;
+    for (int l = 0; l < lanes; l++) x[l] = state_low;
+    Py_ssize_t nw = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = steps - 1; j >= 0; j--) {
+        first[j] = nw;
+        for (int l = 0; l < lanes; l++) {
+            const int64_t ej = ENTRY(j * lanes + l), f = freqs[ej];
+            if (x[l] >= (f << (32 - precision))) {
+                buf[nw++] = (uint16_t)(x[l] & 0xFFFF);
+                x[l] >>= word_bits;
+            }
+            const int64_t q = x[l] / f;
+            x[l] = (q << precision) + (x[l] - q * f) + (starts[ej] & mask);
+        }
+    }
+    Py_END_ALLOW_THREADS
+#undef ENTRY
+    first[steps] = nw;
+    res = PyBytes_FromStringAndSize(NULL, 1 + 4 * (Py_ssize_t)lanes + 2 * nw);
+    if (!res) goto done;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(res);
+    int lg = 0;
+    while ((1 << lg) < lanes) lg++;
+    *out++ = (unsigned char)lg;
+    for (int l = 0; l < lanes; l++) {
+        uint32_t v = (uint32_t)x[l];
+        *out++ = v & 0xFF; *out++ = (v >> 8) & 0xFF; *out++ = (v >> 16) & 0xFF; *out++ = (v >> 24) & 0xFF;
+    }
+    /* steps in increasing order; a step's words were emitted at first[j] .. (its end) */
+    for (Py_ssize_t j = 0; j < steps; j++) {
+        const Py_ssize_t a = first[j], b = j > 0 ? first[j - 1] : nw;
+        for (Py_ssize_t i = a; i < b; i++) {
+            *out++ = buf[i] & 0xFF;
+            *out++ = buf[i] >> 8;
+        }
+    }
+done:
+    free(buf);
+    free(first);
+    free(x);
+    return res;
+}
+
+static PyObject *py_rans_encode(PyObject *self, PyObject *args) {    PyObject *eo, *fo, *so;
     int precision, lanes, word_bits;
     long long state_low;
     (void)self;
@@ -851,67 +976,9 @@ static PyObject *py_rans_encode(PyObject *self, PyObject *args) {
     if (PyObject_GetBuffer(fo, &fb, PyBUF_SIMPLE) != 0) { PyBuffer_Release(&eb); return NULL; }
     if (PyObject_GetBuffer(so, &sb, PyBUF_SIMPLE) != 0) { PyBuffer_Release(&eb); PyBuffer_Release(&fb); return NULL; }
     PyObject *res = NULL;
-    uint16_t *buf = NULL;
-    Py_ssize_t *first = NULL;
-    int64_t *x = NULL;
-    const Py_ssize_t n = eb.len / 8, n_entries = fb.len / 8;
-    if (lanes < 1 || lanes > 256 || (lanes & (lanes - 1)) || n % lanes || sb.len / 8 != n_entries || precision < 1 ||
-        precision > 24 || word_bits != 16) {
-        PyErr_SetString(PyExc_ValueError, "rans_encode: bad arguments");
-        goto done;
-    }
-    {
-        const int64_t *e = (const int64_t *)eb.buf, *freqs = (const int64_t *)fb.buf, *starts = (const int64_t *)sb.buf;
-        const Py_ssize_t steps = n / lanes;
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (e[i] < 0 || e[i] >= n_entries || freqs[e[i]] < 1) {
-                PyErr_SetString(PyExc_ValueError, "rans_encode: entry out of range");
-                goto done;
-            }
-        buf = (uint16_t *)malloc((size_t)(n ? n : 1) * 2);
-        first = (Py_ssize_t *)malloc((size_t)(steps + 1) * sizeof(Py_ssize_t));
-        x = (int64_t *)malloc((size_t)lanes * 8);
-        if (!buf || !first || !x) { PyErr_NoMemory(); goto done; }
-        const int64_t mask = ((int64_t)1 << precision) - 1;
-        for (int l = 0; l < lanes; l++) x[l] = state_low;
-        Py_ssize_t nw = 0;
-        for (Py_ssize_t j = steps - 1; j >= 0; j--) {
-            first[j] = nw;
-            const int64_t *ej = e + j * lanes;
-            for (int l = 0; l < lanes; l++) {
-                const int64_t f = freqs[ej[l]];
-                if (x[l] >= (f << (32 - precision))) {
-                    buf[nw++] = (uint16_t)(x[l] & 0xFFFF);
-                    x[l] >>= word_bits;
-                }
-                const int64_t q = x[l] / f;
-                x[l] = (q << precision) + (x[l] - q * f) + (starts[ej[l]] & mask);
-            }
-        }
-        first[steps] = nw;
-        res = PyBytes_FromStringAndSize(NULL, 1 + 4 * (Py_ssize_t)lanes + 2 * nw);
-        if (!res) goto done;
-        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(res);
-        int lg = 0;
-        while ((1 << lg) < lanes) lg++;
-        *out++ = (unsigned char)lg;
-        for (int l = 0; l < lanes; l++) {
-            uint32_t v = (uint32_t)x[l];
-            *out++ = v & 0xFF; *out++ = (v >> 8) & 0xFF; *out++ = (v >> 16) & 0xFF; *out++ = (v >> 24) & 0xFF;
-        }
-        /* steps in increasing order; a step's words were emitted at first[j] .. (its end) */
-        for (Py_ssize_t j = 0; j < steps; j++) {
-            const Py_ssize_t a = first[j], b = j > 0 ? first[j - 1] : nw;
-            for (Py_ssize_t i = a; i < b; i++) {
-                *out++ = buf[i] & 0xFF;
-                *out++ = buf[i] >> 8;
-            }
-        }
-    }
-done:
-    free(buf);
-    free(first);
-    free(x);
+    if (sb.len != fb.len) PyErr_SetString(PyExc_ValueError, "rans_encode: bad arguments");
+    else res = rans_encode_core(NULL, (const int64_t *)eb.buf, eb.len / 8, (const int64_t *)fb.buf,
+                                (const int64_t *)sb.buf, fb.len / 8, precision, lanes, state_low, word_bits);
     PyBuffer_Release(&eb);
     PyBuffer_Release(&fb);
     PyBuffer_Release(&sb);
@@ -971,14 +1038,108 @@ static int get_doubles(PyObject *o, Py_buffer *b, Py_ssize_t n, int writable, co
     return 0;
 }
 
-/* lift(x, lo, hi, outer, n, inner, inverse, consts): x is (outer, n, inner) contiguous; the transform runs
-   along n. Forward: x -> lo (outer, ceil(n/2), inner), hi (outer, floor(n/2), inner). Inverse: lo, hi -> x. */
+/* One block of lift(): lines o0..o1 - 1 and, for a column transform (inner > 1), columns j0..j1 - 1
+   of each. Every sample's operations are those of the whole call, so any split gives the same bits. */
+typedef struct {
+    double *x, *lo, *hi;
+    const double *c;
+    Py_ssize_t n, inner, o0, o1, j0, j1;
+    int inverse;
+} LiftWork;
+
+static void *lift_block(void *arg) {
+    const LiftWork *L = (const LiftWork *)arg;
+    const Py_ssize_t n = L->n, inner = L->inner, ns = (n + 1) / 2, nd = n / 2, j0 = L->j0, j1 = L->j1;
+    const double *c = L->c;
+    const int inverse = L->inverse;
+    for (Py_ssize_t o = L->o0; o < L->o1; o++) {
+        double *xo_ = L->x + o * n * inner, *lo_ = L->lo + o * ns * inner, *hi_ = L->hi + o * nd * inner;
+        if (!inverse) { /* split even / odd samples */
+            if (inner == 1) {
+                for (Py_ssize_t i = 0; i < nd; i++) {
+                    lo_[i] = xo_[2 * i];
+                    hi_[i] = xo_[2 * i + 1];
+                }
+                if (ns > nd) lo_[ns - 1] = xo_[n - 1];
+            } else {
+                for (Py_ssize_t i = 0; i < n; i++)
+                    memcpy((i % 2 ? hi_ + (i / 2) * inner : lo_ + (i / 2) * inner) + j0, xo_ + i * inner + j0,
+                           (j1 - j0) * 8);
+            }
+        }
+        if (inner == 1) {
+            if (inverse) lift_inv_line(lo_, 1, ns, hi_, 1, nd, c);
+            else lift_fwd_line(lo_, 1, ns, hi_, 1, nd, c);
+        } else { /* columns: the same per-sample operations, a row of samples at a time */
+            const Py_ssize_t W = inner;
+            double *S = lo_, *D = hi_;
+            if (!inverse) {
+                for (int step = 0; step < 4; step += 2) {
+                    const double cp = c[step], cu = c[step + 1];
+                    for (Py_ssize_t i = 0; i < nd; i++) {
+                        double *d = D + i * W;
+                        const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
+                        for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] + cp * (s0[j] + s1[j]);
+                    }
+                    for (Py_ssize_t i = 0; i < ns; i++) {
+                        double *sr = S + i * W;
+                        const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
+                        for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] + cu * (p[j] + q[j]);
+                    }
+                }
+                for (Py_ssize_t i = 0; i < ns; i++)
+                    for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[4];
+                for (Py_ssize_t i = 0; i < nd; i++)
+                    for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[5];
+            } else {
+                for (Py_ssize_t i = 0; i < ns; i++)
+                    for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[5];
+                for (Py_ssize_t i = 0; i < nd; i++)
+                    for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[4];
+                for (int step = 2; step >= 0; step -= 2) {
+                    const double cp = c[step], cu = c[step + 1];
+                    for (Py_ssize_t i = 0; i < ns; i++) {
+                        double *sr = S + i * W;
+                        const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
+                        for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] - cu * (p[j] + q[j]);
+                    }
+                    for (Py_ssize_t i = 0; i < nd; i++) {
+                        double *d = D + i * W;
+                        const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
+                        for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] - cp * (s0[j] + s1[j]);
+                    }
+                }
+            }
+        }
+        if (inverse) {
+            if (inner == 1) {
+                for (Py_ssize_t i = 0; i < nd; i++) {
+                    xo_[2 * i] = lo_[i];
+                    xo_[2 * i + 1] = hi_[i];
+                }
+                if (ns > nd) xo_[n - 1] = lo_[ns - 1];
+            } else {
+                for (Py_ssize_t i = 0; i < n; i++)
+                    memcpy(xo_ + i * inner + j0, (i % 2 ? hi_ + (i / 2) * inner : lo_ + (i / 2) * inner) + j0,
+                           (j1 - j0) * 8);
+            }
+        }
+    }
+    return NULL;
+}
+
+#define LIFT_THREAD_MIN 65536 /* samples: below this a call runs in one thread */
+
+/* lift(x, lo, hi, outer, n, inner, inverse, consts, threads): x is (outer, n, inner) contiguous; the
+   transform runs along n. Forward: x -> lo (outer, ceil(n/2), inner), hi (outer, floor(n/2), inner).
+   Inverse: lo, hi -> x. Threads take lines, or (one line of columns) ranges of columns. */
 static PyObject *py_lift(PyObject *self, PyObject *args) {
     PyObject *xo, *lo_o, *hi_o, *co;
     Py_ssize_t outer, n, inner;
-    int inverse;
+    int inverse, threads;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOnnnpO", &xo, &lo_o, &hi_o, &outer, &n, &inner, &inverse, &co)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOnnnpOi", &xo, &lo_o, &hi_o, &outer, &n, &inner, &inverse, &co, &threads))
+        return NULL;
     if (outer < 0 || n < 2 || inner < 1) {
         PyErr_SetString(PyExc_ValueError, "lift: bad shape");
         return NULL;
@@ -995,76 +1156,24 @@ static PyObject *py_lift(PyObject *self, PyObject *args) {
         PyBuffer_Release(&xb); PyBuffer_Release(&lb); PyBuffer_Release(&hb);
         return NULL;
     }
-    double *x = (double *)xb.buf, *lo = (double *)lb.buf, *hi = (double *)hb.buf;
-    const double *c = (const double *)cb.buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t o = 0; o < outer; o++) {
-        double *xo_ = x + o * n * inner, *lo_ = lo + o * ns * inner, *hi_ = hi + o * nd * inner;
-        if (!inverse) { /* split even / odd samples */
-            if (inner == 1) {
-                for (Py_ssize_t i = 0; i < nd; i++) {
-                    lo_[i] = xo_[2 * i];
-                    hi_[i] = xo_[2 * i + 1];
-                }
-                if (ns > nd) lo_[ns - 1] = xo_[n - 1];
-            } else {
-                for (Py_ssize_t i = 0; i < n; i++)
-                    memcpy((i % 2 ? hi_ + (i / 2) * inner : lo_ + (i / 2) * inner), xo_ + i * inner, inner * 8);
-            }
-        }
-        if (inner == 1) {
-            if (inverse) lift_inv_line(lo_, 1, ns, hi_, 1, nd, c);
-            else lift_fwd_line(lo_, 1, ns, hi_, 1, nd, c);
-        } else { /* columns: the same per-sample operations, a row of samples at a time */
-            const Py_ssize_t W = inner;
-            double *S = lo_, *D = hi_;
-            if (!inverse) {
-                for (int step = 0; step < 4; step += 2) {
-                    const double cp = c[step], cu = c[step + 1];
-                    for (Py_ssize_t i = 0; i < nd; i++) {
-                        double *d = D + i * W;
-                        const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
-                        for (Py_ssize_t j = 0; j < W; j++) d[j] = d[j] + cp * (s0[j] + s1[j]);
-                    }
-                    for (Py_ssize_t i = 0; i < ns; i++) {
-                        double *sr = S + i * W;
-                        const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
-                        for (Py_ssize_t j = 0; j < W; j++) sr[j] = sr[j] + cu * (p[j] + q[j]);
-                    }
-                }
-                for (Py_ssize_t i = 0; i < ns * W; i++) S[i] = S[i] * c[4];
-                for (Py_ssize_t i = 0; i < nd * W; i++) D[i] = D[i] * c[5];
-            } else {
-                for (Py_ssize_t i = 0; i < ns * W; i++) S[i] = S[i] * c[5];
-                for (Py_ssize_t i = 0; i < nd * W; i++) D[i] = D[i] * c[4];
-                for (int step = 2; step >= 0; step -= 2) {
-                    const double cp = c[step], cu = c[step + 1];
-                    for (Py_ssize_t i = 0; i < ns; i++) {
-                        double *sr = S + i * W;
-                        const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
-                        for (Py_ssize_t j = 0; j < W; j++) sr[j] = sr[j] - cu * (p[j] + q[j]);
-                    }
-                    for (Py_ssize_t i = 0; i < nd; i++) {
-                        double *d = D + i * W;
-                        const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
-                        for (Py_ssize_t j = 0; j < W; j++) d[j] = d[j] - cp * (s0[j] + s1[j]);
-                    }
-                }
-            }
-        }
-        if (inverse) {
-            if (inner == 1) {
-                for (Py_ssize_t i = 0; i < nd; i++) {
-                    xo_[2 * i] = lo_[i];
-                    xo_[2 * i + 1] = hi_[i];
-                }
-                if (ns > nd) xo_[n - 1] = lo_[ns - 1];
-            } else {
-                for (Py_ssize_t i = 0; i < n; i++)
-                    memcpy(xo_ + i * inner, (i % 2 ? hi_ + (i / 2) * inner : lo_ + (i / 2) * inner), inner * 8);
-            }
+    if (threads < 1 || outer * n * inner < LIFT_THREAD_MIN) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    const int by_columns = outer < threads && inner >= threads;
+    if (!by_columns && threads > outer) threads = outer > 0 ? (int)outer : 1;
+    LiftWork works[MAX_THREADS];
+    for (int t = 0; t < threads; t++) {
+        works[t] = (LiftWork){(double *)xb.buf, (double *)lb.buf, (double *)hb.buf, (const double *)cb.buf, n, inner,
+                              0, outer, 0, inner, inverse};
+        if (by_columns) {
+            works[t].j0 = inner * t / threads;
+            works[t].j1 = inner * (t + 1) / threads;
+        } else {
+            works[t].o0 = outer * t / threads;
+            works[t].o1 = outer * (t + 1) / threads;
         }
     }
+    Py_BEGIN_ALLOW_THREADS
+    run_parallel(lift_block, works, sizeof works[0], threads);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&xb); PyBuffer_Release(&lb); PyBuffer_Release(&hb); PyBuffer_Release(&cb);
     Py_RETURN_NONE;
@@ -1260,11 +1369,351 @@ static PyObject *py_restore(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ the decoding walk
+   bitstream.unpack() of a section without nodata maps, compiled: the walk of bitstream._walk (LL
+   residuals, then each level coarsest first, passes A, D, B, image after image) with each group's
+   contexts computed from the values decoded before it (the same functions as the encoder's
+   walk_values / walk_signs: every context reads only values of earlier groups), its symbols read
+   from the shared rANS stream as one segment (padded to whole steps with the no-op table, as
+   rans.SegmentDecoder.read does), the escapes' low bits from the raw bit section (MSB first), and
+   with signs the segment of its nonzero values' signs. Table lookup: one int32 entry index per key
+   (table * M + slot) instead of a binary search. The numpy walk stays the reference: the same
+   values, states and stream positions (tests/test_transform.py). */
+
+typedef struct {
+    int64_t *x; /* lane states, updated in place */
+    int lanes, precision, word_bits;
+    const int64_t *words, *freqs, *starts, *symbols;
+    int64_t n_words, ptr, pad, state_low;
+    int32_t *lut;
+} Rans;
+
+static int rans_segment(Rans *R, const int64_t *which, int64_t count, int64_t *out) {
+    const int64_t mask = ((int64_t)1 << R->precision) - 1;
+    for (int64_t i0 = 0; i0 < count; i0 += R->lanes) {
+        for (int l = 0; l < R->lanes; l++) {
+            const int64_t i = i0 + l;
+            const int64_t key = ((i < count ? which[i] : R->pad) << R->precision) + (R->x[l] & mask);
+            const int32_t e = R->lut[key];
+            R->x[l] = R->freqs[e] * (R->x[l] >> R->precision) + (key - R->starts[e]);
+            if (i < count) out[i] = R->symbols[e];
+        }
+        for (int l = 0; l < R->lanes; l++)
+            if (R->x[l] < R->state_low) {
+                R->x[l] = (R->x[l] << R->word_bits) | (R->ptr < R->n_words ? R->words[R->ptr] : 0);
+                R->ptr++;
+            }
+        if (R->ptr > R->n_words) return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    Pyr P;
+    Rans R;
+    const uint8_t *raw;
+    int64_t raw_bits, bitpos;
+    const int64_t *lookup, *sign_slot;
+    int64_t n_lookup, n_signs_max, n_signs;
+    int64_t *which, *sym;
+    size_t cap;
+    const char *error;
+} Dec;
+
+static int dec_fail(Dec *D, const char *msg) {
+    if (!D->error) D->error = msg;
+    return -1;
+}
+
+static int dec_grow(Dec *D, size_t n) {
+    if (n <= D->cap) return 0;
+    free(D->which);
+    free(D->sym);
+    D->which = (int64_t *)malloc(n * 8);
+    D->sym = (int64_t *)malloc(n * 8);
+    D->cap = n;
+    if (!D->which || !D->sym) { D->cap = 0; return dec_fail(D, "out of memory"); }
+    return 0;
+}
+
+/* the value of symbol s (signed: the sign in its parity; else a magnitude), escape bits read */
+static inline int dec_value(Dec *D, int64_t s, int is_signed, int64_t *v) {
+    int64_t a, neg;
+    if (s < ESCAPE) {
+        a = (s + 1) / 2;
+        neg = s > 0 && s % 2 == 0;
+    } else {
+        if (s >= ALPHABET) return dec_fail(D, "transform payload: a symbol outside the coefficient alphabet");
+        const int n = (int)((s - ESCAPE) / 2) + 4;
+        if (D->bitpos + n > D->raw_bits) return dec_fail(D, "transform payload: the raw bit section is truncated");
+        int64_t low = 0;
+        for (int b = 0; b < n; b++, D->bitpos++)
+            low = (low << 1) | ((D->raw[D->bitpos >> 3] >> (7 - (D->bitpos & 7))) & 1);
+        a = ((int64_t)1 << n) + low;
+        neg = (s - ESCAPE) % 2 == 1;
+    }
+    if (neg && !is_signed) return dec_fail(D, "transform payload: a negative magnitude in a section with sign contexts");
+    *v = neg ? -a : a;
+    return 0;
+}
+
+static int dec_ll(Dec *D) {
+    Pyr *P = &D->P;
+    const int K = P->K, h = P->ll.h, w = P->ll.w;
+    const int64_t n = (int64_t)K * h * w;
+    if (n == 0) return 0;
+    if (D->n_lookup < 1 || D->lookup[0] < 0) return dec_fail(D, "transform payload: a context without a table");
+    if (dec_grow(D, (size_t)n)) return -1;
+    for (int64_t i = 0; i < n; i++) D->which[i] = D->lookup[0];
+    if (rans_segment(&D->R, D->which, n, D->sym)) return dec_fail(D, "rANS stream is truncated");
+    int64_t *x = (int64_t *)P->ll.p, m = 0;
+    for (int k = 0; k < K; k++) {
+        int64_t *img = x + (size_t)k * h * w;
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) {
+                int64_t res;
+                if (dec_value(D, D->sym[m++], 1, &res)) return -1;
+                img[(size_t)i * w + j] = res + med_predict(img, w, i, j);
+            }
+    }
+    return 0;
+}
+
+static inline int first_column(int phase, int i, int w) {
+    return phase == 0 ? (i % 2 ? w : 0) : (phase == 1 ? (i % 2 ? 1 : w) : (i % 2 ? 0 : 1));
+}
+
+/* the decoded symbols D->sym of group (l, phase, k) into place: values (counting the nonzero ones),
+   or with `signs_pass` the signs of the nonzero values */
+static int dec_place(Dec *D, int l, int phase, int k, int signs_pass, int64_t *nonzero) {
+    const Pyr *P = &D->P;
+    int64_t m = 0;
+    for (int or = 0; or < 3; or++) {
+        const Band *B = &P->det[l][or];
+        if (!(B->h > 0 && B->w > 0)) continue;
+        const int h = B->h, w = B->w;
+        int64_t *b = (int64_t *)B->p + (size_t)k * h * w;
+        for (int i = 0; i < h; i++)
+            for (int j = first_column(phase, i, w); j < w; j += 2) {
+                int64_t *v = &b[(size_t)i * w + j];
+                if (!signs_pass) {
+                    if (dec_value(D, D->sym[m++], !P->signs, v)) return -1;
+                    *nonzero += *v != 0;
+                } else if (*v) {
+                    const int64_t s = D->sym[m++];
+                    if (s != 0 && s != 1) return dec_fail(D, "transform payload: a sign symbol other than 0 or 1");
+                    if (s) *v = -*v;
+                }
+            }
+    }
+    return 0;
+}
+
+static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
+    Pyr *P = &D->P;
+    int64_t count = 0;
+    for (int or = 0; or < 3; or++) {
+        const Band *B = &P->det[l][or];
+        if (!(B->h > 0 && B->w > 0)) continue;
+        if (prepare(P, &S[or], l, k, or)) return dec_fail(D, "out of memory");
+        count += (int64_t)B->h * B->w; /* more than any pass holds */
+    }
+    if (dec_grow(D, (size_t)count)) return -1;
+    int64_t m = 0;
+    for (int or = 0; or < 3; or++) { /* contexts (walk_values) */
+        const Band *B = &P->det[l][or];
+        if (!(B->h > 0 && B->w > 0)) continue;
+        const int h = B->h, w = B->w, W2 = w + 2;
+        const int64_t *prev = k ? B->p + (size_t)(k - 1) * h * w : NULL;
+        int ph, pw;
+        const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
+        const int64_t cbase = 1 + (int64_t)(l * PASSES + phase) * N_BUCKETS;
+        const int64_t *A = S[or].abs_;
+        for (int i = 0; i < h; i++) {
+            const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
+            const int64_t *prow = has_par ? S[or].pact + (size_t)pi * pw : NULL;
+            const int64_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
+            for (int j = first_column(phase, i, w); j < w; j += 2) {
+                int64_t pa = has_par ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0, act;
+                if (phase == 0) act = pa;
+                else if (phase == 1) act = up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1] + pa / 2;
+                else act = up[j] + down[j] + mid[j - 1] + mid[j + 1] + pa / 2;
+                if (prev) act += iabs(prev[(size_t)i * w + j]);
+                const int64_t c = cbase + bucket_lut(act);
+                if (c >= D->n_lookup || D->lookup[c] < 0) return dec_fail(D, "transform payload: a context without a table");
+                D->which[m++] = D->lookup[c];
+            }
+        }
+    }
+    count = m;
+    if (rans_segment(&D->R, D->which, count, D->sym)) return dec_fail(D, "rANS stream is truncated");
+    int64_t nonzero = 0;
+    if (dec_place(D, l, phase, k, 0, &nonzero)) return -1;
+    if (!P->signs || !nonzero) return 0;
+    D->n_signs += nonzero;
+    if (D->n_signs > D->n_signs_max) return dec_fail(D, "transform payload: more nonzero coefficients than signs");
+    m = 0;
+    for (int or = 0; or < 3; or++) { /* sign contexts (walk_signs) */
+        const Band *B = &P->det[l][or];
+        if (!(B->h > 0 && B->w > 0)) continue;
+        const int h = B->h, w = B->w, W2 = w + 2;
+        const int64_t *b = B->p + (size_t)k * h * w, *prev = k ? b - (size_t)h * w : NULL;
+        const int wx = SIGN_POLARITY[or][0], wy = SIGN_POLARITY[or][1];
+        const int64_t base = (int64_t)((l < 2 ? l : 2) * PASSES + phase) * SIGN_SCORES;
+        const int8_t *G = S[or].sgn_;
+        for (int i = 0; i < h; i++) {
+            const int8_t *up = G + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
+            for (int j = first_column(phase, i, w); j < w; j += 2) {
+                if (!b[(size_t)i * w + j]) continue;
+                const int64_t score = sign_score(phase, wx, wy, up, mid, down, j);
+                const int64_t pv = prev ? sgn(prev[(size_t)i * w + j]) : 0;
+                D->which[m++] = D->sign_slot[(base + score + 2) * 3 + pv + 1];
+            }
+        }
+    }
+    if (rans_segment(&D->R, D->which, m, D->sym)) return dec_fail(D, "rANS stream is truncated");
+    return dec_place(D, l, phase, k, 1, &nonzero);
+}
+
+static void dec_walk(Dec *D) {
+    Scratch S[3];
+    memset(S, 0, sizeof S);
+    if (dec_ll(D)) goto out;
+    for (int l = D->P.levels - 1; l >= 0; l--)
+        for (int phase = 0; phase < PASSES; phase++)
+            for (int k = 0; k < D->P.K; k++)
+                if (dec_group(D, S, l, phase, k)) goto out;
+out:
+    for (int i = 0; i < 3; i++) free_scratch(&S[i]);
+}
+
+/* unwalk(K, H, W, levels, signs, bands, x, words, n_words, ptr, starts, freqs, symbols, lookup, sign_slot,
+          raw, precision, state_low, word_bits, n_signs_max) -> (ptr, raw bits read, signs read)
+   bands: the zeroed int64 pyramid (LL, then HL, LH, HH of each level, finest first), filled in place;
+   x: the lane states (updated); lookup: table of each context id (-1: none); sign_slot: table of each
+   sign context. ValueError with the reason on damaged data. */
+static PyObject *py_unwalk(PyObject *self, PyObject *args) {
+    int K, H, W, levels, signs, precision, word_bits;
+    Py_ssize_t n_words, ptr, n_signs_max;
+    long long state_low;
+    PyObject *bands, *objs[8];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iiiipOOOnnOOOOOOiLin", &K, &H, &W, &levels, &signs, &bands, &objs[0], &objs[1],
+                          &n_words, &ptr, &objs[2], &objs[3], &objs[4], &objs[5], &objs[6], &objs[7], &precision,
+                          &state_low, &word_bits, &n_signs_max))
+        return NULL;
+    Dec D;
+    memset(&D, 0, sizeof D);
+    Py_buffer bufs[1 + 3 * MAX_LEVELS], b[8];
+    int nb = 0, no = 0;
+    PyObject *res = NULL;
+    if (parse_pyramid_as(&D.P, K, H, W, levels, signs, bands, bufs, &nb, PyBUF_WRITABLE)) goto done;
+    for (; no < 8; no++)
+        if (PyObject_GetBuffer(objs[no], &b[no], no == 0 ? PyBUF_WRITABLE : PyBUF_SIMPLE) != 0) goto done;
+    {
+        const Py_ssize_t lanes = b[0].len / 8, n_entries = b[2].len / 8;
+        if (lanes < 1 || lanes > 256 || n_entries < 1 || b[3].len != b[2].len || b[4].len != b[2].len ||
+            precision < 1 || precision > 16 || n_words < 0 || ptr < 0 || b[1].len / 8 < n_words ||
+            b[6].len != N_SIGN_CTX * 8) {
+            PyErr_SetString(PyExc_ValueError, "unwalk: inconsistent buffers");
+            goto done;
+        }
+        const int64_t *starts = (const int64_t *)b[2].buf, *freqs = (const int64_t *)b[3].buf;
+        const int64_t M = (int64_t)1 << precision, n_keys = starts[n_entries - 1] + M, n_tables = n_keys / M - 1;
+        D.lookup = (const int64_t *)b[5].buf;
+        D.n_lookup = b[5].len / 8;
+        D.sign_slot = (const int64_t *)b[6].buf;
+        int ok = starts[0] == 0 && n_keys % M == 0 && n_tables >= 1 && n_keys < ((int64_t)1 << 31);
+        for (Py_ssize_t e = 0; ok && e < n_entries; e++)
+            ok = freqs[e] >= 1 && (e + 1 < n_entries ? starts[e + 1] == starts[e] + freqs[e] : freqs[e] == M);
+        for (int64_t i = 0; ok && i < D.n_lookup; i++) ok = D.lookup[i] >= -1 && D.lookup[i] < n_tables;
+        for (int64_t i = 0; ok && i < N_SIGN_CTX; i++) ok = D.sign_slot[i] >= 0 && D.sign_slot[i] < n_tables;
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "unwalk: tables that do not cover their keys, or slots out of range");
+            goto done;
+        }
+        int32_t *lut = (int32_t *)malloc((size_t)n_keys * 4);
+        if (!lut) { PyErr_NoMemory(); goto done; }
+        for (Py_ssize_t e = 0; e < n_entries; e++)
+            for (int64_t key = starts[e]; key < starts[e] + freqs[e]; key++) lut[key] = (int32_t)e;
+        D.R = (Rans){(int64_t *)b[0].buf, (int)lanes, precision, word_bits, (const int64_t *)b[1].buf, freqs, starts,
+                     (const int64_t *)b[4].buf, n_words, ptr, n_tables, state_low, lut};
+        D.raw = (const uint8_t *)b[7].buf;
+        D.raw_bits = (int64_t)b[7].len * 8;
+        D.n_signs_max = n_signs_max;
+        Py_BEGIN_ALLOW_THREADS
+        dec_walk(&D);
+        Py_END_ALLOW_THREADS
+        free(lut);
+        free(D.which);
+        free(D.sym);
+        if (D.error) {
+            PyErr_SetString(PyExc_ValueError, D.error);
+            goto done;
+        }
+        res = Py_BuildValue("LLL", (long long)D.R.ptr, (long long)D.bitpos, (long long)D.n_signs);
+    }
+done:
+    for (int i = 0; i < no; i++) PyBuffer_Release(&b[i]);
+    release(bufs, nb);
+    return res;
+}
+
+/* ------------------------------------------------------------------ dequantisation (decoder.py)
+   decoder.dequantise_pyramid of one band: out = sign(i) * (|i| + o / 64) * step, in that order in
+   binary64 (HNR.md), so the same bits as numpy; threads take ranges of values. */
+typedef struct {
+    const int64_t *q;
+    double *out;
+    double step, frac;
+    Py_ssize_t i0, i1;
+} DequantWork;
+
+static void *dequant_thread(void *arg) {
+    const DequantWork *D = (const DequantWork *)arg;
+    for (Py_ssize_t i = D->i0; i < D->i1; i++) {
+        const int64_t v = D->q[i];
+        const double a = (double)(v < 0 ? -v : v) + D->frac;
+        D->out[i] = ((double)((v > 0) - (v < 0)) * a) * D->step;
+    }
+    return NULL;
+}
+
+/* dequantise(q, out, step, frac, threads): q int64, out float64, the same length */
+static PyObject *py_dequantise(PyObject *self, PyObject *args) {
+    PyObject *qo, *oo;
+    double step, frac;
+    int threads;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOddi", &qo, &oo, &step, &frac, &threads)) return NULL;
+    Py_buffer qb, ob;
+    if (PyObject_GetBuffer(qo, &qb, PyBUF_SIMPLE) != 0) return NULL;
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_WRITABLE) != 0) { PyBuffer_Release(&qb); return NULL; }
+    if (qb.len != ob.len || qb.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "dequantise: q (int64) and out (float64) of different lengths");
+        PyBuffer_Release(&qb); PyBuffer_Release(&ob);
+        return NULL;
+    }
+    const Py_ssize_t n = qb.len / 8;
+    if (threads < 1 || n < 65536) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    DequantWork works[MAX_THREADS];
+    for (int t = 0; t < threads; t++)
+        works[t] = (DequantWork){(const int64_t *)qb.buf, (double *)ob.buf, step, frac, n * t / threads,
+                                 n * (t + 1) / threads};
+    Py_BEGIN_ALLOW_THREADS
+    run_parallel(dequant_thread, works, sizeof works[0], threads);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&qb); PyBuffer_Release(&ob);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"stats", py_stats, METH_VARARGS,
      "stats(K, H, W, levels, signs, bands, hist_out, sign_out, nthreads) -> (symbols, escape bits)"},
-    {"groups", py_groups, METH_VARARGS,
-     "groups(K, H, W, levels, signs, bands, sym, ctx, low, nbits, groups) -> (symbols, escapes, groups)"},
+    {"stream", py_stream, METH_VARARGS,
+     "stream(K, H, W, levels, signs, bands, slot, sign_slot, tab_off, tab_size, index, freqs, starts, precision, "
+     "lanes, state_low, word_bits, total, low, nbits) -> (stream bytes, escapes)"},
     {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties)"},
     {"quantise", py_quantise, METH_VARARGS,
      "quantise(x, q, stats, outer, n, step, rounding): dead-zone quantisation with error statistics"},
@@ -1272,9 +1721,14 @@ static PyMethodDef methods[] = {
      "mix(rows, images, out, T, K, H, W, y0, y1, x0, x1, threads): decoder.mix of T rows over a rectangle"},
     {"restore", py_restore, METH_VARARGS,
      "restore(y, out, T, N, scale, offset, in_double, out_kind, threads): cube.restore, compiled"},
-    {"lift", py_lift, METH_VARARGS, "lift(x, lo, hi, outer, n, inner, inverse, consts): CDF 9/7 lifting along n"},
+    {"lift", py_lift, METH_VARARGS, "lift(x, lo, hi, outer, n, inner, inverse, consts, threads): CDF 9/7 lifting along n"},
     {"rans_encode", py_rans_encode, METH_VARARGS,
      "rans_encode(e, freqs, starts, precision, lanes, state_low, word_bits) -> bytes"},
+    {"dequantise", py_dequantise, METH_VARARGS,
+     "dequantise(q, out, step, frac, threads): out = sign(q) * (|q| + frac) * step in binary64"},
+    {"unwalk", py_unwalk, METH_VARARGS,
+     "unwalk(K, H, W, levels, signs, bands, x, words, n_words, ptr, starts, freqs, symbols, lookup, sign_slot, raw, "
+     "precision, state_low, word_bits, n_signs_max) -> (ptr, raw bits read, signs read)"},
     {"rans_read", py_rans_read, METH_VARARGS,
      "rans_read(x, words, n_words, ptr, starts, freqs, symbols, which, out, precision, state_low, word_bits) -> ptr"},
     {NULL, NULL, 0, NULL}};

@@ -681,6 +681,17 @@ def fast_restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np
     return out
 
 
+def fast_dequantise(q: np.ndarray, step: float, frac: float) -> Optional[np.ndarray]:
+    """decoder.dequantise_pyramid of one integer band compiled (_fast.dequantise: the same binary64
+    operations), or None without the compiled coder."""
+    if not FAST:
+        return None
+    q = np.ascontiguousarray(q, np.int64)
+    out = np.empty(q.shape, np.float64)
+    _fast.dequantise(q, out, float(step), float(frac), THREADS)
+    return out
+
+
 def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,
                          coded: Optional[Maps] = None) -> Optional[tuple[float, int, tuple]]:
     """(estimate_bits to ~1e-12 relative, not to the last bit; how many table-merge decisions were
@@ -695,28 +706,25 @@ def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,
 
 def _coded(pyramid: Pyramid, signs: bool, coded: Optional[Maps] = None) -> tuple[list, np.ndarray, np.ndarray]:
     """What pack codes: ([(symbols, context ids, is a sign group)] in stream order, escape low bits,
-    their bit counts), the histogram of context x symbol, the sign context counts."""
-    if FAST and pyramid[0].size and coded is None:
-        args = _fast_args(pyramid, signs)
-        k, h, w, levels = args[:4]
-        n = k * h * w
-        sym, ctx = np.empty(2 * n, np.int64), np.empty(2 * n, np.int64)
-        low, nbits = np.empty(n, np.int64), np.empty(n, np.int64)
-        groups = np.empty(3 * (1 + 6 * levels * k), np.int64)
-        n_sym, n_esc, n_groups = _fast.groups(*args, sym, ctx, low, nbits, groups)
-        groups = groups[:3 * n_groups].reshape(-1, 3)
-        coded = [(sym[s:s + m], ctx[s:s + m], bool(g)) for s, m, g in groups.tolist()]
-        is_sign = np.repeat(groups[:, 2].astype(bool), groups[:, 1])
-        values = ~is_sign
-        n_ctx = 1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1))
-        hist = np.bincount(ctx[:n_sym][values] * ALPHABET + sym[:n_sym][values],
-                           minlength=n_ctx * ALPHABET).reshape(n_ctx, ALPHABET)
-        sign_counts = np.bincount(ctx[:n_sym][is_sign] * 2 + sym[:n_sym][is_sign],
-                                  minlength=N_SIGN_CONTEXTS * 2).reshape(N_SIGN_CONTEXTS, 2)
-        return (coded, low[:n_esc], nbits[:n_esc]), hist, sign_counts
+    their bit counts), the histogram of context x symbol, the sign context counts (numpy: the
+    reference of the compiled _fast_stream)."""
     groups, hist, sign_counts = _histograms(pyramid, signs, coded)
     return ([(g[0], g[3], g[4]) for g in groups], np.concatenate([g[1] for g in groups]),
             np.concatenate([g[2] for g in groups])), hist, sign_counts
+
+
+def _fast_stream(pyramid: Pyramid, signs: bool, slot: np.ndarray, sign_slot: np.ndarray, tables: list,
+                 total: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """(rANS stream, escape low bits, their bit counts) of pack's groups, compiled (_fast.stream: the
+    bytes of _encode_segments over _coded's segments, without their per-symbol arrays)."""
+    index, offsets, sizes, starts, freqs = rans.entry_index(tables)
+    args = _fast_args(pyramid, signs)
+    n = args[0] * args[1] * args[2]
+    low, nbits = np.empty(n, np.int64), np.empty(n, np.int64)
+    stream, n_esc = _fast.stream(*args, slot, sign_slot, offsets, sizes, index, freqs, starts, PRECISION,
+                                 rans.choose_lanes(total), rans.STATE_LOW, rans.WORD_BITS, total, low, nbits)
+    rans.check_density(total, stream)
+    return stream, low[:n_esc], nbits[:n_esc]
 
 
 def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) -> bytes:
@@ -725,7 +733,11 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) ->
     (wavelet.masks), of its coded positions only (the pyramid must be 0 elsewhere)."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
-    (groups, low, nbits), hist, sign_counts = _coded(pyramid, signs, coded)
+    compiled = FAST and pyramid[0].size and coded is None  # the stream straight from the pyramid
+    if compiled:
+        hist, sign_counts, total, _ = _stats(pyramid, signs)
+    else:
+        (groups, low, nbits), hist, sign_counts = _coded(pyramid, signs, coded)
     used, slots, merged, _ = plan_tables(hist, signs)
     tables, bodies, kinds = [], [], []
     for cid, h in zip([used[i] for i in range(used.size) if i == 0 or slots[i] != slots[i - 1]], merged):
@@ -752,7 +764,7 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) ->
     fresh[1:] = slots[1:] != slots[:-1]
     out += np.packbits(fresh).tobytes()
     out += np.packbits(np.array(kinds, bool)).tobytes() + b"".join(bodies)
-    sign_slot = np.zeros(0, np.int64)
+    sign_slot = np.zeros(N_SIGN_CONTEXTS, np.int64)  # (unused without signs)
     if signs:
         listed, _ = plan_signs(sign_counts)
         sign_slot = np.full(N_SIGN_CONTEXTS, len(tables), np.int64)  # the P = 1/2 table
@@ -765,8 +777,11 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) ->
                 sign_slot[cid] = len(tables)
                 tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, _sign_freqs(q)))
             out += np.packbits(bitmap).tobytes() + bytes(q for _, q in listed)
-    segments = [(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, ctx, is_sign in groups]
-    stream = _encode_segments(segments, tables)
+    if compiled:
+        stream, low, nbits = _fast_stream(pyramid, signs, slot, sign_slot, tables, total)
+    else:
+        stream = _encode_segments([(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, ctx, is_sign in groups],
+                                  tables)
     raw = _write_bits(low, nbits)
     out += huffman.write_varint(len(stream)) + stream + raw
     return bytes(out)
@@ -845,9 +860,12 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
         if pos + length > len(data):
             raise CorruptFileError("transform payload: the stream runs past the end of the chunk")
         decoder = _segment_decoder(data[pos:pos + length], tables, total + n_signs)
-        bits = _BitReader(data[pos + length:])
         lookup = np.full(1 + max(slot, default=0), -1, np.int64)
         lookup[list(slot)] = list(slot.values())
+        if FAST and coded is None and decoder.total:
+            return _unwalk(decoder, data[pos + length:], (images, height, width, levels), signs, lookup,
+                           sign_slot if signs else np.zeros(N_SIGN_CONTEXTS, np.int64), n_signs)
+        bits = _BitReader(data[pos + length:])
 
         def values(count: int, ctx: np.ndarray) -> np.ndarray:
             if count == 0:
@@ -874,6 +892,32 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
         return ll, details
     except (ValueError, IndexError) as exc:
         raise CorruptFileError(f"transform payload: damaged coefficient data ({exc})") from None
+
+
+def _unwalk(decoder: rans.SegmentDecoder, raw: bytes, shape: tuple[int, int, int, int], signs: bool,
+            lookup: np.ndarray, sign_slot: np.ndarray, n_signs: int) -> Pyramid:
+    """The rest of unpack (the walk, the stream's and the raw bits' end checks) in compiled code
+    (_fast.unwalk): the same pyramid and the same checks as the numpy walk, which is its reference."""
+    images, height, width, levels = shape
+    (lh, lw), det_shapes = shapes(height, width, levels)
+    ll = np.zeros((images, lh, lw), np.int64)
+    details = [tuple(np.zeros((images,) + shp, np.int64) for shp in det_shapes[l]) for l in range(levels)]
+    try:
+        ptr, bits_read, signs_read = _fast.unwalk(
+            images, height, width, levels, bool(signs), (ll,) + tuple(b for level in details for b in level),
+            decoder.x, decoder.words, decoder.n_words, decoder.ptr, decoder.starts, decoder.freqs, decoder.symbols,
+            lookup, np.ascontiguousarray(sign_slot, np.int64), raw, decoder.precision, rans.STATE_LOW,
+            rans.WORD_BITS, n_signs)
+    except ValueError as exc:
+        raise CorruptFileError(str(exc)) from None
+    decoder.ptr = ptr
+    if signs_read != n_signs:
+        raise CorruptFileError("transform payload: fewer nonzero coefficients than signs")
+    decoder.finish()
+    rest = 8 * len(raw) - bits_read
+    if rest >= 8 or (rest and raw[-1] & ((1 << rest) - 1)):
+        raise CorruptFileError("transform payload: trailing or nonzero padding bits in the raw bit section")
+    return ll, details
 
 
 # ---------------------------------------------------------------- small integer vectors

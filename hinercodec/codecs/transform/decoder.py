@@ -52,7 +52,8 @@ def restore_predicted(r: np.ndarray) -> np.ndarray:
 
 def dequantise_pyramid(ints: bitstream.Pyramid, steps: tuple[float, list[float]], offsets: list[int]) -> wavelet.Pyramid:
     def d(i: np.ndarray, s: float, o: int) -> np.ndarray:
-        return np.sign(i) * (np.abs(i) + o / OFFSET_RESOLUTION) * s
+        fast = bitstream.fast_dequantise(i, s, o / OFFSET_RESOLUTION)
+        return np.sign(i) * (np.abs(i) + o / OFFSET_RESOLUTION) * s if fast is None else fast
 
     ll_step, det_steps = steps
     return (d(ints[0], ll_step, offsets[0]),
@@ -121,7 +122,8 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
         coded = wavelet.masks(valid, levels)
     ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
     pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets)
-    images = wavelet.inverse(pyramid) if coded is None else wavelet.inverse_masked(pyramid, valid)
+    del ints
+    images = wavelet.inverse(pyramid, consume=True) if coded is None else wavelet.inverse_masked(pyramid, valid)
     return images, basis, mean
 
 

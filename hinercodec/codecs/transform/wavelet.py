@@ -17,6 +17,7 @@ try:  # compiled lifting (_fast.c): the same operations per sample, so the same 
 except ImportError:  # pragma: no cover - a build without the extension
     _fast = None
 FAST = _fast is not None  # tests switch it off to compare both paths
+THREADS = 2  # threads of the compiled lifting (lines or columns split: the same bits for any count)
 
 
 # Lifting steps (predict, update, predict, update) and the final scaling of the CDF 9/7 filter.
@@ -115,20 +116,22 @@ def _fast_split(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     shape_lo, shape_hi = list(x.shape), list(x.shape)
     shape_lo[axis], shape_hi[axis] = (n + 1) // 2, n // 2
     lo, hi = np.empty(shape_lo, np.float64), np.empty(shape_hi, np.float64)
-    _fast.lift(x, lo, hi, outer, n, inner, False, _consts())
+    _fast.lift(x, lo, hi, outer, n, inner, False, _consts(), THREADS)
     return lo, hi
 
 
-def _fast_merge(lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
-    """_inverse_1d along axis -1 or -2 (the compiled lifting); lo and hi are not modified."""
-    lo = np.array(lo, np.float64, order="C", copy=True)
-    hi = np.array(hi, np.float64, order="C", copy=True)
+def _fast_merge(lo: np.ndarray, hi: np.ndarray, axis: int, consume: bool = False) -> np.ndarray:
+    """_inverse_1d along axis -1 or -2 (the compiled lifting); lo and hi are not modified unless
+    `consume` (they are then the caller's C-contiguous float64 temporaries, overwritten)."""
+    if not (consume and all(a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable for a in (lo, hi))):
+        lo = np.array(lo, np.float64, order="C", copy=True)
+        hi = np.array(hi, np.float64, order="C", copy=True)
     n = lo.shape[axis] + hi.shape[axis]
     inner = 1 if axis == -1 else lo.shape[-1]
     shape = list(lo.shape)
     shape[axis] = n
     out = np.empty(shape, np.float64)
-    _fast.lift(out, lo, hi, out.size // (n * inner), n, inner, True, _consts())
+    _fast.lift(out, lo, hi, out.size // (n * inner), n, inner, True, _consts(), THREADS)
     return out
 
 
@@ -163,14 +166,15 @@ def forward(images: np.ndarray, levels: int) -> Pyramid:
     return ll, details
 
 
-def inverse(pyramid: Pyramid) -> np.ndarray:
-    """Images back from a pyramid made by forward."""
+def inverse(pyramid: Pyramid, consume: bool = False) -> np.ndarray:
+    """Images back from a pyramid made by forward. With `consume`, the pyramid's float64 arrays are
+    the caller's to overwrite (no copies: less memory to touch)."""
     ll, details = pyramid
     for hl, lh, hh in reversed(details):
         if _mergeable(ll, hl, lh, hh):
-            lo = _fast_merge(ll, lh, -2)
-            hi = _fast_merge(hl, hh, -2)
-            ll = _fast_merge(lo, hi, -1)
+            lo = _fast_merge(ll, lh, -2, consume)
+            hi = _fast_merge(hl, hh, -2, consume)
+            ll = _fast_merge(lo, hi, -1, consume=True)
             continue
         lo = np.swapaxes(_inverse_1d(np.swapaxes(ll, -1, -2), np.swapaxes(lh, -1, -2)), -1, -2)
         hi = np.swapaxes(_inverse_1d(np.swapaxes(hl, -1, -2), np.swapaxes(hh, -1, -2)), -1, -2)
