@@ -354,48 +354,66 @@ def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subband
     the squared error (K,) each component's image gets from it (an estimate: see _error_of)."""
     pyr = _pyramid(a, k)
     step = step_of(code)
-    ints, err = quantise_errors(pyr, band_steps(step, len(pyr[1])), rounding)
+    ints, err = quantise_errors(pyr, band_steps(step, len(pyr[1])), rounding, _scratch(a, pyr))
     b_int, _, m_int, _ = _quantise_side(a, k, step)
     a.cache[("error", k, code, rounding)] = err * step * step
     return ints, a.side_share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int)), err * step * step
 
 
+def _scratch(a: Analysis, pyr: wavelet.Pyramid) -> np.ndarray:
+    """An int64 buffer of the analysis as large as the pyramid (grown when a larger K asks): the
+    search's integer pyramids live only until their statistics are taken, so one buffer serves
+    every probe instead of fresh memory each time (each page the system must clear once)."""
+    n = pyr[0].size + sum(b.size for bands in pyr[1] for b in bands)
+    buf = a.cache.get("scratch")
+    if buf is None or buf.size < n:
+        a.cache.pop("scratch", None)
+        buf = a.cache["scratch"] = np.empty(n, np.int64)
+    return buf
+
+
 def quantise_errors(pyr: wavelet.Pyramid, steps: tuple[float, list[float]],
-                    rounding: float) -> tuple[subbands.Pyramid, np.ndarray]:
+                    rounding: float, out: Optional[np.ndarray] = None) -> tuple[subbands.Pyramid, np.ndarray]:
     """The search's quantiser: quantise_pyramid's integers (but |c| * (1 / s), not |c| / s: a
     multiplication), and per component (leading axis) the squared
     quantisation error in units of the global step, each band group at its best reconstruction
     offset: sum over subbands of |c| / s - the reconstruction, squared, which is the image's
-    squared error for a synthesis gain of exactly 1 / s per subband (gains(): within 8 %)."""
+    squared error for a synthesis gain of exactly 1 / s per subband (gains(): within 8 %).
+    `out`: a flat int64 buffer at least the pyramid's size that holds the integers (overwritten)."""
     groups = [[pyr[0]]] + [list(bands) for bands in pyr[1]]
     group_steps = [steps[0]] + list(steps[1])
     k = pyr[0].shape[0]
     ints: list = []
     err = np.zeros(k)
+    used = 0
     for bands, s in zip(groups, group_steps):
         stats = np.zeros((k, 4))
-        out = []
+        qs = []
         for band in bands:
-            q, st = quantise_band(band, s, rounding)
-            out.append(q)
+            into = None if out is None else out[used:used + band.size].reshape(band.shape)
+            used += band.size
+            q, st = quantise_band(band, s, rounding, into)
+            qs.append(q)
             stats += st
         zero_sq, nz, sf, sf2 = stats.T
         den = float(nz.sum())
         o = 0.0 if den == 0 else float(np.clip(round(OFFSET_RESOLUTION * float(sf.sum()) / den),
                                                -OFFSET_RESOLUTION // 2, OFFSET_RESOLUTION // 2)) / OFFSET_RESOLUTION
         err += zero_sq + sf2 - 2.0 * o * sf + nz * o * o
-        ints.append(out)
+        ints.append(qs)
     return (ints[0][0], [tuple(b) for b in ints[1:]]), err
 
 
-def quantise_band(band: np.ndarray, s: float, rounding: float) -> tuple[np.ndarray, np.ndarray]:
+def quantise_band(band: np.ndarray, s: float, rounding: float,
+                  out: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """(integers, per component (K, 4): sum of u^2 over the zeros, non-zeros, sum of f and of f^2
-    over them, u = |c| * (1 / s), f = u - |q|) of one subband (K, h, w)."""
+    over them, u = |c| * (1 / s), f = u - |q|) of one subband (K, h, w); the integers in `out` (a
+    C-contiguous int64 array of the band's shape) when given."""
     k = band.shape[0]
     band = np.ascontiguousarray(band, np.float64)
     stats = np.zeros((k, 4))
     if subbands.FAST and band.size:
-        q = np.empty(band.shape, np.int64)
+        q = np.empty(band.shape, np.int64) if out is None else out
         subbands.fast_quantise(band, q, stats, k, band.size // k, s, rounding)
         return q, stats
     u = np.abs(band) * (1.0 / s)
@@ -439,13 +457,18 @@ def _fits(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -
     return _estimate_bits(a, k, code, rounding) <= budget_bits
 
 
+LOG_SLOPE = 0.016  # typical d ln(bits) / d code near the usual rates (bits double every ~43 codes)
+
+
 def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
              hint: Optional[int] = None) -> Optional[Candidate]:
     """The estimated candidate (_estimated) at the finest step (largest code) whose estimated bits
-    fit `budget_bits`, found by secant steps on bits against the code (close to linear there) from
-    `hint` (the code found for a neighbouring K), inside a bracket that shrinks at every probe, with
-    a bisection step whenever the secant does not halve it: about 4 probes instead of bisection's
-    8. None when even code 0 (step 1) does not fit. finalise() makes it exact."""
+    fit `budget_bits`, or None when even code 0 (step 1) does not fit; finalise() makes it exact.
+    The first probe at `hint` (the code found for a neighbouring K, or by the plan), the second
+    where the typical slope of log(bits) (LOG_SLOPE) puts the budget, then secants of log(bits)
+    against the code (close to linear) inside a bracket that shrinks at every probe, with a
+    bisection step whenever the secant does not halve it: 3-4 probes instead of bisection's 8. The
+    code found does not depend on the path (bits grow with the code), only the cost."""
     top = finest_code(a, k)
     lo, hi = -1, top + 1  # fits(lo) (-1: "before the start"), not fits(hi) (top + 1: "past the end")
     seen: dict[int, float] = {}
@@ -461,7 +484,10 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
 
     probe(min(max(top // 2 if hint is None else hint, 0), top))
     first = next(iter(seen))
-    probe(min(first + 8, top) if first == lo else max(first - 8, 0))
+    step = 8  # the second probe: where the typical slope of log(bits) puts the budget, one code beyond
+    if math.isfinite(seen[first]) and seen[first] > 0 and budget_bits > 0:
+        step = min(max(abs(round(math.log(budget_bits / seen[first]) / LOG_SLOPE)) + 1, 1), 64)
+    probe(min(first + step, top) if first == lo else max(first - step, 0))
     while hi - lo > 1:
         width = hi - lo
         # the secant through the nearest probes on each side of the budget (the bracket's ends when
@@ -473,10 +499,10 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
         if len(pts) < 2:
             pts = sorted(seen, key=lambda c: abs(seen[c] - budget_bits))[:2]
         guess = (max(lo, 0) + hi) // 2
-        if len(pts) == 2:
-            (c1, c2), (b1, b2) = pts, (seen[pts[0]], seen[pts[1]])
+        if len(pts) == 2 and min(seen[pts[0]], seen[pts[1]], budget_bits) > 0:  # the secant of log(bits)
+            (c1, c2), (b1, b2) = pts, (math.log(seen[pts[0]]), math.log(seen[pts[1]]))
             if c1 != c2 and (b2 - b1) * (c2 - c1) > 0:
-                guess = int(math.floor(c1 + (budget_bits - b1) * (c2 - c1) / (b2 - b1)))
+                guess = int(math.floor(c1 + (math.log(budget_bits) - b1) * (c2 - c1) / (b2 - b1)))
         probe(min(max(guess, lo + 1, 0), hi - 1))
         if hi - lo > 1 and hi - lo > width // 2 and len(seen) >= 5:  # the secant did not halve it: bisect once
             probe((max(lo, 0) + hi) // 2)
@@ -592,14 +618,17 @@ class Plan:
     weights: np.ndarray  # (C,) int64 band weight codes
     components: int
     rounding: float
+    code: Optional[int] = None  # the step code found with it: where a part's step search starts (speed only)
 
     def as_dict(self) -> dict:
         return {"weights": [int(v) for v in self.weights], "components": int(self.components),
-                "rounding": float(self.rounding)}
+                "rounding": float(self.rounding), "code": None if self.code is None else int(self.code)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Plan":
-        return cls(np.asarray(d["weights"], np.int64), int(d["components"]), float(d["rounding"]))
+        code = d.get("code")
+        return cls(np.asarray(d["weights"], np.int64), int(d["components"]), float(d["rounding"]),
+                   None if code is None else int(code))
 
 
 def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
@@ -647,7 +676,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     value, cand, codes, rounding = best
     if keep is not None:
         keep["analysis"], keep["codes"] = best_a, codes.tobytes()
-    return Plan(codes, cand.k, rounding), cand, value
+    return Plan(codes, cand.k, rounding, cand.code), cand, value
 
 
 PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is checked against its ladder neighbours on the whole cube
@@ -773,7 +802,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         # effort >= PLAN_NEIGHBOURS: the plan's K and its ladder neighbours, hill-climbed on this cube
         near = tuple(ks[max(0, i - 1):i + 2]) if effort >= PLAN_NEIGHBOURS and weights is None else (ks[i],)
         second: list = []
-        first = search(a, room, plan.rounding, ladder=near, start=ks[i], metric=metric, runner_up=second)
+        first = search(a, room, plan.rounding, ladder=near, start=ks[i], metric=metric, runner_up=second,
+                       code=plan.code)
         close = (first is not None and second and effort >= CLOSE_EFFORT
                  and score(first.mse, a.constant, metric) - score(second[0].mse, a.constant, metric) < CLOSE_DB)
         cand = None if first is None else finalise(a, first, room, plan.rounding, exact_mse=bool(close))
@@ -786,7 +816,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             cand = None if cand is None else finalise(a, cand, room, plan.rounding, exact_mse=False)
         if cand is None:
             return None
-        plan = memo["plan"] = Plan(plan.weights, cand.k, plan.rounding)  # re-aiming keeps this K
+        plan = memo["plan"] = Plan(plan.weights, cand.k, plan.rounding, cand.code)  # re-aiming keeps this K
         value = score(cand.mse, a.constant, metric)
         if report is not None:
             report("search", 0, 1, value)
