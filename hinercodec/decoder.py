@@ -6,6 +6,7 @@ and dtype. A transform file is decoded with numpy alone; torch is imported only 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Optional, Sequence, Union
 
 import numpy as np
@@ -56,6 +57,7 @@ class Decoder:
     """
 
     _CACHE = 64  # tile models kept between calls
+    THREADS = 2  # tile models built at once (numpy codecs)
 
     def __init__(self, data: Union[bytes, BinaryIO], device: str = "auto"):
         self.device = device
@@ -101,17 +103,34 @@ class Decoder:
         return self._tile is not None
 
     def _model(self, i: int):
-        if i not in self._models:
+        self._load([i])
+        return self._models[i]
+
+    def _load(self, indices: Sequence[int]) -> None:
+        """Open the models of these tiles that are not cached: the tiles read one after the other
+        (a stream is read in order), the models of numpy codecs built in THREADS threads (their
+        compiled steps release the GIL; each model is the same whatever thread builds it)."""
+        todo = [i for i in dict.fromkeys(indices) if i not in self._models]
+        if not todo:
+            return
+        jobs = []
+        for i in todo:
             y0, y1, x0, x1 = self.grid.fit_rect(i)
             tile = self._tile(i)
             self.tile_reads += 1
-            if len(self._models) >= self._CACHE:
+            jobs.append((tile.model_config, tile.tensors, y1 - y0, x1 - x0, self.file.band_positions(),
+                         (self.file.band_offset, self.file.band_scale), self.device, f"tile {i}: ", None,
+                         self.file.dtype, None if self.valid is None else self.valid[y0:y1, x0:x1]))
+        numpy_only = all(registry.for_file(job[0].get("model")).payload for job in jobs)
+        if len(jobs) > 1 and numpy_only and self.THREADS > 1:
+            with ThreadPoolExecutor(min(self.THREADS, len(jobs))) as pool:
+                models = list(pool.map(lambda job: open_model(*job), jobs))
+        else:
+            models = [open_model(*job) for job in jobs]
+        for i, model in zip(todo, models):
+            while len(self._models) >= self._CACHE:
                 self._models.pop(next(iter(self._models)))
-            self._models[i] = open_model(tile.model_config, tile.tensors, y1 - y0, x1 - x0,
-                                         self.file.band_positions(), (self.file.band_offset, self.file.band_scale),
-                                         self.device, f"tile {i}: ", dtype=self.file.dtype,
-                                         valid=None if self.valid is None else self.valid[y0:y1, x0:x1])
-        return self._models[i]
+            self._models[i] = model
 
     def _window(self, window: Optional[Window]) -> Window:
         h, w = self.file.height, self.file.width
@@ -129,12 +148,20 @@ class Decoder:
             return self._nodata(self._models[0].render_units(t, (y0, y1, x0, x1)), (y0, y1, x0, x1))
         out = np.empty((y1 - y0, x1 - x0, len(t)), dtype=self.file.dtype)
         edges = self.grid.y_edges
+        cached = set(self._models)
+        strips = [(max(y0, edges[r]), min(y1, edges[r + 1])) for r in range(len(edges) - 1)]
+        strips = [(s0, s1) for s0, s1 in strips if s0 < s1]
         # A row of tiles at a time: the float temporaries stay the size of one strip, not the image
-        # (a network whose reach crosses into the next strip runs again there).
-        for r in range(len(edges) - 1):
-            s0, s1 = max(y0, edges[r]), min(y1, edges[r + 1])
-            if s0 < s1:
-                out[s0 - y0:s1 - y0] = restore(self._blend(t, (s0, s1, x0, x1)), offset, scale, self.file.dtype)
+        # (a network whose reach crosses into the next strip runs again there), and the models this
+        # request opened for a strip are let go once no later strip touches them (memory: a row of
+        # tiles, not the image; the last strip's stay cached for the next request).
+        for n, (s0, s1) in enumerate(strips):
+            self._load(self.grid.touching(s0, s1, x0, x1))
+            out[s0 - y0:s1 - y0] = restore(self._blend(t, (s0, s1, x0, x1)), offset, scale, self.file.dtype)
+            if n + 1 < len(strips):
+                later = set(self.grid.touching(strips[n + 1][0], y1, x0, x1))
+                for i in set(self.grid.touching(s0, s1, x0, x1)) - later - cached:
+                    self._models.pop(i, None)
         return self._nodata(out, (y0, y1, x0, x1))
 
     def _nodata(self, out: np.ndarray, window: Window) -> np.ndarray:

@@ -977,8 +977,10 @@ def _encode(job: Job) -> tuple[bytes, dict]:
                 (len(data) <= job.budget.bytes and sizes.get((k, code + 1), -1) > job.budget.bytes):
             break  # the next finer step is over the budget: no finer file fits at this K
         # Re-aim (only the last pass runs again): over the budget, or further under it than `fill`.
-        room += 0.9 * (job.budget.bytes - len(data)) if len(data) <= job.budget.bytes else \
-            -(len(data) - job.budget.bytes) - 8 * (attempt + 1)
+        if len(data) <= job.budget.bytes:
+            room += 0.9 * (job.budget.bytes - len(data))
+        else:  # over: at least below this candidate's own estimate, so that the search cannot pick it again
+            room = min(room - (len(data) - job.budget.bytes) - 8 * (attempt + 1), memo.get("bits", math.inf) / 8.0 - 1.0)
         job.report("size", attempt + 1, 4, float("nan"), float("nan"),
                    f"{len(data)} bytes for a budget of {job.budget.bytes}: re-aiming")
     if best is None:
