@@ -242,10 +242,10 @@ def _entries(tables: list[Table]) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 def encode(symbols: np.ndarray, tables: Table | Sequence[Table], which: np.ndarray | None = None,
-           lanes: int | None = None) -> bytes:
+           lanes: int | None = None, kernel: Optional[Callable] = None) -> bytes:
     """rANS stream of `symbols` (C order), symbol i coded with tables[which[i]] (default: the
     first table). ValueError on a symbol without frequency, or more symbols than the stream may
-    hold (MAX_SYMBOLS_PER_BYTE)."""
+    hold (MAX_SYMBOLS_PER_BYTE). `kernel`: a compiled coding loop, as for encode_segments."""
     tables = _as_tables(tables, ValueError)
     s = np.asarray(symbols).ravel()
     n = s.size
@@ -259,22 +259,20 @@ def encode(symbols: np.ndarray, tables: Table | Sequence[Table], which: np.ndarr
     if lanes < 1 or lanes > 1 << MAX_LANES_LOG2 or lanes & (lanes - 1):
         raise ValueError("lanes must be a power of two, 1..256")
     precision = tables[0].precision
-    starts, freqs, _, first = _entries(tables)
-    sizes = np.array([t.freqs.size for t in tables])
+    index, offsets, sizes, starts, freqs = entry_index(tables)
     if s.min() < 0 or (s >= sizes[which]).any():
         raise ValueError("symbol outside its table's alphabet")
-    # Entry of (table, symbol): position among the used symbols of that table.
-    index = np.full(int(sizes.sum()), -1, np.int64)
-    offsets = np.cumsum(sizes) - sizes
-    for t, table in enumerate(tables):
-        used = np.flatnonzero(table.freqs)
-        index[offsets[t] + used] = first[t] + np.arange(used.size)
     e = index[offsets[which] + s]
     if (e < 0).any():
         raise ValueError("symbol with frequency 0 in its table")
     steps = -(-n // lanes)
     e = np.concatenate([e, np.full(steps * lanes - n, starts.size - 1)])
-    return _encode_entries(e, freqs, starts, precision, lanes, n)
+    if kernel is None:
+        return _encode_entries(e, freqs, starts, precision, lanes, n)
+    out = kernel(e, np.ascontiguousarray(freqs, np.int64), np.ascontiguousarray(starts, np.int64), precision, lanes,
+                 STATE_LOW, WORD_BITS)
+    check_density(n, out)
+    return out
 
 
 def _encode_entries(e: np.ndarray, freqs: np.ndarray, starts: np.ndarray, precision: int, lanes: int, n: int) -> bytes:

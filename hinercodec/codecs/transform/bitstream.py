@@ -713,6 +713,12 @@ def _coded(pyramid: Pyramid, signs: bool, coded: Optional[Maps] = None) -> tuple
             np.concatenate([g[2] for g in groups])), hist, sign_counts
 
 
+def _entropy_bits(hist: np.ndarray) -> float:
+    """The empirical entropy of a histogram in bits (a lower bound of any table's coded bits)."""
+    h = hist[hist > 0].astype(np.float64)
+    return float(-(h * np.log2(h / h.sum())).sum())
+
+
 def _fast_stream(pyramid: Pyramid, signs: bool, slot: np.ndarray, sign_slot: np.ndarray, tables: list,
                  total: int) -> tuple[bytes, np.ndarray, np.ndarray]:
     """(rANS stream, escape low bits, their bit counts) of pack's groups, compiled (_fast.stream: the
@@ -742,10 +748,16 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) ->
     tables, bodies, kinds = [], [], []
     for cid, h in zip([used[i] for i in range(used.size) if i == 0 or slots[i] != slots[i - 1]], merged):
         unsigned = signs and cid != LL_CONTEXT
-        explicit = rans.build_table(h, PRECISION)
-        body = rans.write_table(explicit)
         bits, params = _param_fit(h, unsigned=unsigned)
-        if bits < 8 * len(body) + rans.coded_bits(explicit, h):
+        # an explicit table costs at least the histogram's entropy and 3 bytes (size, parameters, a
+        # byte of levels): below that the parametric table wins without building the explicit one
+        floor = _entropy_bits(h) + 8 * (len(huffman.write_varint(int(np.flatnonzero(h)[-1]) + 1)) + 2)
+        parametric = bits < floor * (1 - 1e-9) - 1e-6
+        if not parametric:
+            explicit = rans.build_table(h, PRECISION)
+            body = rans.write_table(explicit)
+            parametric = bits < 8 * len(body) + rans.coded_bits(explicit, h)
+        if parametric:
             tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, param_freqs(*params, unsigned)))
             bodies.append(bytes(params))
             kinds.append(True)
@@ -935,7 +947,7 @@ def pack_vectors(vectors: list[np.ndarray]) -> bytes:
     table, varint stream length, stream, varint raw length, raw bits."""
     sym, low, nbits = to_symbols(np.concatenate([np.asarray(v).ravel() for v in vectors]))
     table = rans.build_table(np.bincount(sym), rans.DEFAULT_PRECISION)
-    stream = rans.encode(sym, table)
+    stream = rans.encode(sym, table, kernel=_fast.rans_encode if FAST else None)
     raw = _write_bits(low, nbits)
     return rans.write_table(table) + huffman.write_varint(len(stream)) + stream + huffman.write_varint(len(raw)) + raw
 
