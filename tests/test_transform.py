@@ -519,6 +519,15 @@ def test_compiled_mix_and_quantiser_match_their_numpy_references() -> None:
     finally:
         subbands.FAST = True
     assert np.array_equal(fast_q, ref_q) and np.allclose(fast_s, ref_s, rtol=1e-12, atol=1e-9)
+    pyr = wavelet.forward(rng.standard_normal((3, 37, 29)) * 40, 3)  # the file's quantiser (|c| / s)
+    steps = transform_decoder.band_steps(0.37, 3)
+    fast_ints = transform.quantise_pyramid(pyr, steps, 0.35)
+    try:
+        subbands.FAST = False
+        ref_ints = transform.quantise_pyramid(pyr, steps, 0.35)
+    finally:
+        subbands.FAST = True
+    assert _same(fast_ints[0], ref_ints[0]) and fast_ints[1] == ref_ints[1]
 
 
 @pytest.mark.skipif(not subbands.FAST, reason="the compiled coder is not built")

@@ -1180,8 +1180,9 @@ static PyObject *py_lift(PyObject *self, PyObject *args) {
 }
 
 
-/* quantise(x, q, outer, n, step, rounding, stats): dead-zone quantisation of x (outer, n) doubles into q
-   (outer, n) int64, q = sign(x) floor(|x| * (1 / step) + rounding), and per
+/* quantise(x, q, outer, n, step, rounding, stats, divide): dead-zone quantisation of x (outer, n) doubles
+   into q (outer, n) int64, q = sign(x) floor(|x| * (1 / step) + rounding) (with `divide`: |x| / step, the
+   file's quantiser, encoder.quantise_pyramid, bit for bit), and per
    row in stats (outer, 4) doubles, in units of the step (u = |x| * (1 / step)): the sum of u^2 over the zeros,
    the count of non-zeros, the sums of f = u - |q| and of f^2 over them (what the squared error is at any
    reconstruction offset: the encoder's distortion estimate). */
@@ -1189,8 +1190,9 @@ static PyObject *py_quantise(PyObject *self, PyObject *args) {
     PyObject *xo, *qo, *so;
     Py_ssize_t outer, n;
     double step, rounding;
+    int divide = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOnndd", &xo, &qo, &so, &outer, &n, &step, &rounding)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOnndd|p", &xo, &qo, &so, &outer, &n, &step, &rounding, &divide)) return NULL;
     if (outer < 0 || n < 0 || !(step > 0)) {
         PyErr_SetString(PyExc_ValueError, "quantise: bad shape or step");
         return NULL;
@@ -1210,7 +1212,7 @@ static PyObject *py_quantise(PyObject *self, PyObject *args) {
         double zero_sq = 0.0, nz = 0.0, sf = 0.0, sf2 = 0.0;
         for (Py_ssize_t i = 0; i < n; i++) {
             /* u + rounding >= 0 and below 2**40 (finest_code): truncation is floor */
-            const double v = xr[i], u = fabs(v) * inv;
+            const double v = xr[i], u = divide ? fabs(v) / step : fabs(v) * inv;
             const int64_t t = (int64_t)(u + rounding);
             qr[i] = v < 0 ? -t : t;
             const double z = t == 0, f = (u - (double)t) * (1.0 - z);
@@ -1716,7 +1718,7 @@ static PyMethodDef methods[] = {
      "lanes, state_low, word_bits, total, low, nbits) -> (stream bytes, escapes)"},
     {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties)"},
     {"quantise", py_quantise, METH_VARARGS,
-     "quantise(x, q, stats, outer, n, step, rounding): dead-zone quantisation with error statistics"},
+     "quantise(x, q, stats, outer, n, step, rounding[, divide]): dead-zone quantisation with error statistics"},
     {"mix", py_mix, METH_VARARGS,
      "mix(rows, images, out, T, K, H, W, y0, y1, x0, x1, threads): decoder.mix of T rows over a rectangle"},
     {"restore", py_restore, METH_VARARGS,

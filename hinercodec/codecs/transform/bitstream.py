@@ -652,9 +652,10 @@ def _absent(pyramid: Pyramid, coded: Maps) -> tuple[np.ndarray, int, int]:
 
 
 def fast_quantise(band: np.ndarray, q: np.ndarray, stats: np.ndarray, rows: int, n: int, step: float,
-                  rounding: float) -> None:
-    """The compiled dead-zone quantiser (_fast.quantise; encoder.quantise_errors is its reference)."""
-    _fast.quantise(band, q, stats, rows, n, step, rounding)
+                  rounding: float, divide: bool = False) -> None:
+    """The compiled dead-zone quantiser (_fast.quantise; encoder.quantise_errors is its reference;
+    with `divide`, |c| / step: encoder.quantise_pyramid's integers)."""
+    _fast.quantise(band, q, stats, rows, n, step, rounding, divide)
 
 
 def fast_mix(rows: np.ndarray, images: np.ndarray, out: np.ndarray, rect: tuple[int, int, int, int]) -> None:

@@ -128,6 +128,12 @@ def quantise_pyramid(pyr: wavelet.Pyramid, steps: tuple[float, list[float]], rou
     """Dead-zone quantisation (|q| = floor(|c| / step + rounding)) and the per-band-group
     reconstruction offsets (LL, then each level) that minimise the squared error."""
     def q(band: np.ndarray, s: float) -> np.ndarray:
+        if subbands.FAST and band.size:  # compiled: the same integers, no float temporaries
+            band = np.ascontiguousarray(band, np.float64)
+            out = np.empty(band.shape, np.int64)
+            subbands.fast_quantise(band, out, np.zeros((band.shape[0], 4)), band.shape[0], band.size // band.shape[0],
+                                   s, rounding, divide=True)
+            return out
         return (np.sign(band) * np.floor(np.abs(band) / s + rounding)).astype(np.int64)
 
     ll_step, det_steps = steps
@@ -178,12 +184,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * sub_step(step, m_exp)
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
-    gram = b_hat.T @ b_hat
-    rhs = b_hat.T @ a.x
-    rhs -= (b_hat.T @ m_hat)[:, None]  # b_hat.T (x - m_hat), without a (C, N) temporary
-    coeff = np.linalg.solve(gram + 1e-12 * np.eye(k), rhs)
-    del rhs
-    images = coeff.reshape(k, a.height, a.width)
+    images = _least_squares(a, b_hat, m_hat).reshape(k, a.height, a.width)
     steps = band_steps(step, levels)
     maps = _maps(a)
     if maps is None:
@@ -192,7 +193,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     else:  # nodata: the shape-adaptive wavelet of the data pixels (0 elsewhere, not coded)
         pyr = wavelet.forward_masked(images, a.valid, levels)
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
-    del pyr, images, coeff
+    del pyr, images
     if not exact_mse:
         mse = _estimated(a, k, code, rounding).mse
     elif maps is None:
@@ -215,6 +216,26 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
 
 
 ERROR_CHUNK = 1 << 13  # pixels per block of the reconstruction error (a (C, block) array stays in cache)
+SOLVE_BLOCK = 1 << 16  # pixels per block of the least squares (its right-hand side and LAPACK's copies)
+
+
+def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray) -> np.ndarray:
+    """(K, N) coefficients c minimising |x - m_hat - b_hat c| per pixel: the normal equations
+    (b_hat.T b_hat) c = b_hat.T (x - m_hat), solved for SOLVE_BLOCK pixels at a time (one call
+    for an image of at most that many: no (K, N) right-hand side and copies beside the result)."""
+    k, n = b_hat.shape[1], a.x.shape[1]
+    system = b_hat.T @ b_hat + 1e-12 * np.eye(k)
+    shift = (b_hat.T @ m_hat)[:, None]
+    if n <= SOLVE_BLOCK:
+        rhs = b_hat.T @ a.x
+        rhs -= shift  # b_hat.T (x - m_hat), without a (C, N) temporary
+        return np.linalg.solve(system, rhs)
+    coeff = np.empty((k, n))
+    for p0 in range(0, n, SOLVE_BLOCK):
+        rhs = b_hat.T @ a.x[:, p0:p0 + SOLVE_BLOCK]
+        rhs -= shift
+        coeff[:, p0:p0 + SOLVE_BLOCK] = np.linalg.solve(system, rhs)
+    return coeff
 
 
 def _band_errors(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, rec: np.ndarray) -> np.ndarray:
