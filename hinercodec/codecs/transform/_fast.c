@@ -12,7 +12,7 @@
      depend on the thread count.
    - stream(): pack()'s rANS stream and escape bits straight from the pyramid.
    - unwalk(): unpack()'s walk (the decoder: contexts, rANS segments, escapes, signs).
-   - estimate(), rans_encode(), rans_read(), lift(), quantise(), dequantise(), mix(), restore(): the
+   - estimate(), rans_encode(), rans_read(), level(), quantise(), dequantise(), mix(), restore(): the
      size estimate, the stream coder, the wavelet, the quantisers, the decoder's mix and output.
 
    Everything here must match bitstream.py's numpy code exactly (tests/test_transform_speedups.py,
@@ -1038,144 +1038,159 @@ static int get_doubles(PyObject *o, Py_buffer *b, Py_ssize_t n, int writable, co
     return 0;
 }
 
-/* One block of lift(): lines o0..o1 - 1 and, for a column transform (inner > 1), columns j0..j1 - 1
-   of each. Every sample's operations are those of the whole call, so any split gives the same bits. */
-typedef struct {
-    double *x, *lo, *hi;
-    const double *c;
-    Py_ssize_t n, inner, o0, o1, j0, j1;
-    int inverse;
-} LiftWork;
-
-static void *lift_block(void *arg) {
-    const LiftWork *L = (const LiftWork *)arg;
-    const Py_ssize_t n = L->n, inner = L->inner, ns = (n + 1) / 2, nd = n / 2, j0 = L->j0, j1 = L->j1;
-    const double *c = L->c;
-    const int inverse = L->inverse;
-    for (Py_ssize_t o = L->o0; o < L->o1; o++) {
-        double *xo_ = L->x + o * n * inner, *lo_ = L->lo + o * ns * inner, *hi_ = L->hi + o * nd * inner;
-        if (!inverse) { /* split even / odd samples */
-            if (inner == 1) {
-                for (Py_ssize_t i = 0; i < nd; i++) {
-                    lo_[i] = xo_[2 * i];
-                    hi_[i] = xo_[2 * i + 1];
-                }
-                if (ns > nd) lo_[ns - 1] = xo_[n - 1];
-            } else {
-                for (Py_ssize_t i = 0; i < n; i++)
-                    memcpy((i % 2 ? hi_ + (i / 2) * inner : lo_ + (i / 2) * inner) + j0, xo_ + i * inner + j0,
-                           (j1 - j0) * 8);
+/* the column lifting of a level: S (ns rows) and D (nd rows) of W samples each, forward or inverse, in place: every sample's operations in the order of lift_fwd_line /
+   lift_inv_line, a row of samples at a time */
+static void col_lift(double *S, double *D, Py_ssize_t W, Py_ssize_t ns, Py_ssize_t nd, const double *c, int inverse) {
+    const Py_ssize_t j0 = 0, j1 = W;
+    if (!inverse) {
+        for (int step = 0; step < 4; step += 2) {
+            const double cp = c[step], cu = c[step + 1];
+            for (Py_ssize_t i = 0; i < nd; i++) {
+                double *d = D + i * W;
+                const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
+                for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] + cp * (s0[j] + s1[j]);
+            }
+            for (Py_ssize_t i = 0; i < ns; i++) {
+                double *sr = S + i * W;
+                const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
+                for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] + cu * (p[j] + q[j]);
             }
         }
-        if (inner == 1) {
-            if (inverse) lift_inv_line(lo_, 1, ns, hi_, 1, nd, c);
-            else lift_fwd_line(lo_, 1, ns, hi_, 1, nd, c);
-        } else { /* columns: the same per-sample operations, a row of samples at a time */
-            const Py_ssize_t W = inner;
-            double *S = lo_, *D = hi_;
-            if (!inverse) {
-                for (int step = 0; step < 4; step += 2) {
-                    const double cp = c[step], cu = c[step + 1];
-                    for (Py_ssize_t i = 0; i < nd; i++) {
-                        double *d = D + i * W;
-                        const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
-                        for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] + cp * (s0[j] + s1[j]);
-                    }
-                    for (Py_ssize_t i = 0; i < ns; i++) {
-                        double *sr = S + i * W;
-                        const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
-                        for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] + cu * (p[j] + q[j]);
-                    }
-                }
-                for (Py_ssize_t i = 0; i < ns; i++)
-                    for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[4];
-                for (Py_ssize_t i = 0; i < nd; i++)
-                    for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[5];
-            } else {
-                for (Py_ssize_t i = 0; i < ns; i++)
-                    for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[5];
-                for (Py_ssize_t i = 0; i < nd; i++)
-                    for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[4];
-                for (int step = 2; step >= 0; step -= 2) {
-                    const double cp = c[step], cu = c[step + 1];
-                    for (Py_ssize_t i = 0; i < ns; i++) {
-                        double *sr = S + i * W;
-                        const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
-                        for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] - cu * (p[j] + q[j]);
-                    }
-                    for (Py_ssize_t i = 0; i < nd; i++) {
-                        double *d = D + i * W;
-                        const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
-                        for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] - cp * (s0[j] + s1[j]);
-                    }
-                }
-            }
+        for (Py_ssize_t i = 0; i < ns; i++)
+            for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[4];
+        for (Py_ssize_t i = 0; i < nd; i++)
+            for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[5];
+        return;
+    }
+    for (Py_ssize_t i = 0; i < ns; i++)
+        for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[5];
+    for (Py_ssize_t i = 0; i < nd; i++)
+        for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[4];
+    for (int step = 2; step >= 0; step -= 2) {
+        const double cp = c[step], cu = c[step + 1];
+        for (Py_ssize_t i = 0; i < ns; i++) {
+            double *sr = S + i * W;
+            const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
+            for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] - cu * (p[j] + q[j]);
         }
-        if (inverse) {
-            if (inner == 1) {
-                for (Py_ssize_t i = 0; i < nd; i++) {
-                    xo_[2 * i] = lo_[i];
-                    xo_[2 * i + 1] = hi_[i];
-                }
-                if (ns > nd) xo_[n - 1] = lo_[ns - 1];
-            } else {
-                for (Py_ssize_t i = 0; i < n; i++)
-                    memcpy(xo_ + i * inner + j0, (i % 2 ? hi_ + (i / 2) * inner : lo_ + (i / 2) * inner) + j0,
-                           (j1 - j0) * 8);
-            }
+        for (Py_ssize_t i = 0; i < nd; i++) {
+            double *d = D + i * W;
+            const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
+            for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] - cp * (s0[j] + s1[j]);
         }
     }
-    return NULL;
 }
 
 #define LIFT_THREAD_MIN 65536 /* samples: below this a call runs in one thread */
 
-/* lift(x, lo, hi, outer, n, inner, inverse, consts, threads): x is (outer, n, inner) contiguous; the
-   transform runs along n. Forward: x -> lo (outer, ceil(n/2), inner), hi (outer, floor(n/2), inner).
-   Inverse: lo, hi -> x. Threads take lines, or (one line of columns) ranges of columns. */
-static PyObject *py_lift(PyObject *self, PyObject *args) {
-    PyObject *xo, *lo_o, *hi_o, *co;
-    Py_ssize_t outer, n, inner;
-    int inverse, threads;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OOOnnnpOi", &xo, &lo_o, &hi_o, &outer, &n, &inner, &inverse, &co, &threads))
-        return NULL;
-    if (outer < 0 || n < 2 || inner < 1) {
-        PyErr_SetString(PyExc_ValueError, "lift: bad shape");
+/* ------------------------------------------------------------------ one 2-D level (wavelet.forward / inverse)
+   level(x, ll, hl, lh, hh, K, H, W, inverse, consts, threads): x (K, H, W) <-> ll (K, ceil H/2, ceil W/2),
+   lh (K, floor H/2, ceil W/2), hl (K, ceil H/2, floor W/2), hh (K, floor H/2, floor W/2); H, W >= 2. The
+   operations of wavelet._forward_1d along x, then along y of each half (forward; the inverse in reverse), each sample's
+   in the same order, so the same bits; but an image at a time through a per-thread scratch, without the
+   two (K, H, W / 2) intermediates (memory to allocate and clear). Threads take images. */
+typedef struct {
+    double *x, *ll, *hl, *lh, *hh;
+    const double *c;
+    Py_ssize_t H, W, k0, k1;
+    int inverse, failed;
+} LevelWork;
+
+static void *level_thread(void *arg) {
+    LevelWork *L = (LevelWork *)arg;
+    const Py_ssize_t H = L->H, W = L->W, hs = (H + 1) / 2, hd = H / 2, ws = (W + 1) / 2, wd = W / 2;
+    const double *c = L->c;
+    double *R = (double *)malloc((size_t)H * W * 8), *S = NULL, *D = NULL;
+    if (L->inverse) {
+        S = (double *)malloc((size_t)hs * ws * 8);
+        D = (double *)malloc((size_t)(hd ? hd : 1) * ws * 8);
+    }
+    if (!R || (L->inverse && (!S || !D))) {
+        L->failed = 1;
+        free(R); free(S); free(D);
         return NULL;
     }
-    const Py_ssize_t ns = (n + 1) / 2, nd = n / 2;
-    Py_buffer xb, lb, hb, cb;
-    if (get_doubles(xo, &xb, outer * n * inner, inverse, "x")) return NULL;
-    if (get_doubles(lo_o, &lb, outer * ns * inner, !inverse, "lo")) { PyBuffer_Release(&xb); return NULL; }
-    if (get_doubles(hi_o, &hb, outer * nd * inner, !inverse, "hi")) {
-        PyBuffer_Release(&xb); PyBuffer_Release(&lb);
-        return NULL;
-    }
-    if (get_doubles(co, &cb, 6, 0, "constants")) {
-        PyBuffer_Release(&xb); PyBuffer_Release(&lb); PyBuffer_Release(&hb);
-        return NULL;
-    }
-    if (threads < 1 || outer * n * inner < LIFT_THREAD_MIN) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    const int by_columns = outer < threads && inner >= threads;
-    if (!by_columns && threads > outer) threads = outer > 0 ? (int)outer : 1;
-    LiftWork works[MAX_THREADS];
-    for (int t = 0; t < threads; t++) {
-        works[t] = (LiftWork){(double *)xb.buf, (double *)lb.buf, (double *)hb.buf, (const double *)cb.buf, n, inner,
-                              0, outer, 0, inner, inverse};
-        if (by_columns) {
-            works[t].j0 = inner * t / threads;
-            works[t].j1 = inner * (t + 1) / threads;
+    for (Py_ssize_t k = L->k0; k < L->k1; k++) {
+        double *x = L->x + k * H * W, *ll = L->ll + k * hs * ws, *lh = L->lh + k * hd * ws, *hl = L->hl + k * hs * wd,
+               *hh = L->hh + k * hd * wd;
+        if (!L->inverse) {
+            for (Py_ssize_t i = 0; i < H; i++) { /* rows: split into [lo | hi], lift */
+                const double *src = x + i * W;
+                double *lo = R + i * W, *hi = lo + ws;
+                for (Py_ssize_t t = 0; t < wd; t++) {
+                    lo[t] = src[2 * t];
+                    hi[t] = src[2 * t + 1];
+                }
+                if (ws > wd) lo[ws - 1] = src[W - 1];
+                lift_fwd_line(lo, 1, ws, hi, 1, wd, c);
+            }
+            for (Py_ssize_t i = 0; i < H; i++) { /* columns: even rows -> ll / hl, odd -> lh / hh */
+                memcpy((i % 2 ? lh + (i / 2) * ws : ll + (i / 2) * ws), R + i * W, ws * 8);
+                memcpy((i % 2 ? hh + (i / 2) * wd : hl + (i / 2) * wd), R + i * W + ws, wd * 8);
+            }
+            col_lift(ll, lh, ws, hs, hd, c, 0);
+            col_lift(hl, hh, wd, hs, hd, c, 0);
         } else {
-            works[t].o0 = outer * t / threads;
-            works[t].o1 = outer * (t + 1) / threads;
+            for (int half = 0; half < 2; half++) { /* columns of each half back into R's rows */
+                const Py_ssize_t w = half ? wd : ws, off = half ? ws : 0;
+                memcpy(S, half ? hl : ll, hs * w * 8);
+                memcpy(D, half ? hh : lh, hd * w * 8);
+                col_lift(S, D, w, hs, hd, c, 1);
+                for (Py_ssize_t i = 0; i < H; i++)
+                    memcpy(R + i * W + off, (i % 2 ? D + (i / 2) * w : S + (i / 2) * w), w * 8);
+            }
+            for (Py_ssize_t i = 0; i < H; i++) { /* rows: lift back, interleave */
+                double *lo = R + i * W, *hi = lo + ws, *dst = x + i * W;
+                lift_inv_line(lo, 1, ws, hi, 1, wd, c);
+                for (Py_ssize_t t = 0; t < wd; t++) {
+                    dst[2 * t] = lo[t];
+                    dst[2 * t + 1] = hi[t];
+                }
+                if (ws > wd) dst[W - 1] = lo[ws - 1];
+            }
         }
     }
+    free(R); free(S); free(D);
+    return NULL;
+}
+
+static PyObject *py_level(PyObject *self, PyObject *args) {
+    PyObject *o[6];
+    Py_ssize_t K, H, W;
+    int inverse, threads;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOnnnpOi", &o[0], &o[1], &o[2], &o[3], &o[4], &K, &H, &W, &inverse, &o[5],
+                          &threads))
+        return NULL;
+    if (K < 0 || H < 2 || W < 2) {
+        PyErr_SetString(PyExc_ValueError, "level: bad shape (H, W >= 2)");
+        return NULL;
+    }
+    const Py_ssize_t hs = (H + 1) / 2, hd = H / 2, ws = (W + 1) / 2, wd = W / 2;
+    const Py_ssize_t n[6] = {K * H * W, K * hs * ws, K * hs * wd, K * hd * ws, K * hd * wd, 6};
+    Py_buffer b[6];
+    int nb = 0;
+    for (; nb < 6; nb++)
+        if (get_doubles(o[nb], &b[nb], n[nb], nb < 5 && (nb == 0) == (inverse != 0), "level")) break;
+    if (nb < 6) {
+        for (int i = 0; i < nb; i++) PyBuffer_Release(&b[i]);
+        return NULL;
+    }
+    if (threads < 1 || K * H * W < LIFT_THREAD_MIN) threads = 1;
+    if (threads > K) threads = K > 0 ? (int)K : 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    LevelWork works[MAX_THREADS];
+    for (int t = 0; t < threads; t++)
+        works[t] = (LevelWork){(double *)b[0].buf, (double *)b[1].buf, (double *)b[2].buf, (double *)b[3].buf,
+                               (double *)b[4].buf, (const double *)b[5].buf, H, W, K * t / threads,
+                               K * (t + 1) / threads, inverse, 0};
     Py_BEGIN_ALLOW_THREADS
-    run_parallel(lift_block, works, sizeof works[0], threads);
+    run_parallel(level_thread, works, sizeof works[0], threads);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&xb); PyBuffer_Release(&lb); PyBuffer_Release(&hb); PyBuffer_Release(&cb);
+    int failed = 0;
+    for (int t = 0; t < threads; t++) failed |= works[t].failed;
+    for (int i = 0; i < 6; i++) PyBuffer_Release(&b[i]);
+    if (failed) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -1723,7 +1738,8 @@ static PyMethodDef methods[] = {
      "mix(rows, images, out, T, K, H, W, y0, y1, x0, x1, threads): decoder.mix of T rows over a rectangle"},
     {"restore", py_restore, METH_VARARGS,
      "restore(y, out, T, N, scale, offset, in_double, out_kind, threads): cube.restore, compiled"},
-    {"lift", py_lift, METH_VARARGS, "lift(x, lo, hi, outer, n, inner, inverse, consts, threads): CDF 9/7 lifting along n"},
+    {"level", py_level, METH_VARARGS,
+     "level(x, ll, hl, lh, hh, K, H, W, inverse, consts, threads): one 2-D CDF 9/7 level, forward or inverse"},
     {"rans_encode", py_rans_encode, METH_VARARGS,
      "rans_encode(e, freqs, starts, precision, lanes, state_low, word_bits) -> bytes"},
     {"dequantise", py_dequantise, METH_VARARGS,

@@ -123,7 +123,7 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
     ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
     pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets)
     del ints
-    images = wavelet.inverse(pyramid, consume=True) if coded is None else wavelet.inverse_masked(pyramid, valid)
+    images = wavelet.inverse(pyramid) if coded is None else wavelet.inverse_masked(pyramid, valid)
     return images, basis, mean
 
 

@@ -197,7 +197,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     if not exact_mse:
         mse = _estimated(a, k, code, rounding).mse
     elif maps is None:
-        rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets), consume=True).reshape(k, -1)
+        rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
         mse = _band_errors(a, b_hat, m_hat, rec) / a.weights
     else:
         rec = wavelet.inverse_masked(dequantise_pyramid(ints, steps, offsets), a.valid).reshape(k, -1)

@@ -17,7 +17,7 @@ try:  # compiled lifting (_fast.c): the same operations per sample, so the same 
 except ImportError:  # pragma: no cover - a build without the extension
     _fast = None
 FAST = _fast is not None  # tests switch it off to compare both paths
-THREADS = 2  # threads of the compiled lifting (lines or columns split: the same bits for any count)
+THREADS = 2  # threads of the compiled lifting (images split: the same bits for any count)
 
 
 # Lifting steps (predict, update, predict, update) and the final scaling of the CDF 9/7 filter.
@@ -107,31 +107,26 @@ def _consts() -> np.ndarray:
     return _CONSTS
 
 
-def _fast_split(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """_forward_1d along axis -1 or -2 (the compiled lifting; x float64, that axis >= 2 long)."""
+def _fast_level(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One forward level (ll, hl, lh, hh) of a stack (..., H, W), H and W >= 2: _forward_1d along x,
+    then along y of each half, compiled as one pass per image (_fast.level: the same bits)."""
     x = np.ascontiguousarray(x, np.float64)
-    n = x.shape[axis]
-    inner = 1 if axis == -1 else x.shape[-1]
-    outer = x.size // (n * inner)
-    shape_lo, shape_hi = list(x.shape), list(x.shape)
-    shape_lo[axis], shape_hi[axis] = (n + 1) // 2, n // 2
-    lo, hi = np.empty(shape_lo, np.float64), np.empty(shape_hi, np.float64)
-    _fast.lift(x, lo, hi, outer, n, inner, False, _consts(), THREADS)
-    return lo, hi
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    k = int(np.prod(lead, dtype=np.int64))
+    hs, hd, ws, wd = (h + 1) // 2, h // 2, (w + 1) // 2, w // 2
+    ll, hl = np.empty(lead + (hs, ws)), np.empty(lead + (hs, wd))
+    lh, hh = np.empty(lead + (hd, ws)), np.empty(lead + (hd, wd))
+    _fast.level(x, ll, hl, lh, hh, k, h, w, False, _consts(), THREADS)
+    return ll, hl, lh, hh
 
 
-def _fast_merge(lo: np.ndarray, hi: np.ndarray, axis: int, consume: bool = False) -> np.ndarray:
-    """_inverse_1d along axis -1 or -2 (the compiled lifting); lo and hi are not modified unless
-    `consume` (they are then the caller's C-contiguous float64 temporaries, overwritten)."""
-    if not (consume and all(a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable for a in (lo, hi))):
-        lo = np.array(lo, np.float64, order="C", copy=True)
-        hi = np.array(hi, np.float64, order="C", copy=True)
-    n = lo.shape[axis] + hi.shape[axis]
-    inner = 1 if axis == -1 else lo.shape[-1]
-    shape = list(lo.shape)
-    shape[axis] = n
-    out = np.empty(shape, np.float64)
-    _fast.lift(out, lo, hi, out.size // (n * inner), n, inner, True, _consts(), THREADS)
+def _fast_unlevel(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray) -> np.ndarray:
+    """The inverse of _fast_level (the subbands are not modified)."""
+    ll, hl, lh, hh = (np.ascontiguousarray(a, np.float64) for a in (ll, hl, lh, hh))
+    lead = ll.shape[:-2]
+    h, w = ll.shape[-2] + lh.shape[-2], ll.shape[-1] + hl.shape[-1]
+    out = np.empty(lead + (h, w))
+    _fast.level(out, ll, hl, lh, hh, int(np.prod(lead, dtype=np.int64)), h, w, True, _consts(), THREADS)
     return out
 
 
@@ -153,9 +148,7 @@ def forward(images: np.ndarray, levels: int) -> Pyramid:
     details = []
     for _ in range(levels):
         if FAST and ll.ndim >= 2 and ll.shape[-1] >= 2 and ll.shape[-2] >= 2:
-            lo, hi = _fast_split(ll, -1)  # along x
-            ll, lh = _fast_split(lo, -2)  # along y
-            hl, hh = _fast_split(hi, -2)
+            ll, hl, lh, hh = _fast_level(ll)  # along x, then along y
             details.append((hl, lh, hh))
             continue
         lo, hi = _forward_1d(ll)  # along x
@@ -166,15 +159,12 @@ def forward(images: np.ndarray, levels: int) -> Pyramid:
     return ll, details
 
 
-def inverse(pyramid: Pyramid, consume: bool = False) -> np.ndarray:
-    """Images back from a pyramid made by forward. With `consume`, the pyramid's float64 arrays are
-    the caller's to overwrite (no copies: less memory to touch)."""
+def inverse(pyramid: Pyramid) -> np.ndarray:
+    """Images back from a pyramid made by forward."""
     ll, details = pyramid
     for hl, lh, hh in reversed(details):
         if _mergeable(ll, hl, lh, hh):
-            lo = _fast_merge(ll, lh, -2, consume)
-            hi = _fast_merge(hl, hh, -2, consume)
-            ll = _fast_merge(lo, hi, -1, consume=True)
+            ll = _fast_unlevel(ll, hl, lh, hh)
             continue
         lo = np.swapaxes(_inverse_1d(np.swapaxes(ll, -1, -2), np.swapaxes(lh, -1, -2)), -1, -2)
         hi = np.swapaxes(_inverse_1d(np.swapaxes(hl, -1, -2), np.swapaxes(hh, -1, -2)), -1, -2)
