@@ -102,6 +102,11 @@ class Decoder:
     def tiled(self) -> bool:
         return self._tile is not None
 
+    def forget(self, keep: Sequence[int] = ()) -> None:
+        """Let go of the cached tile models but `keep` (the memory of a walk over a large file)."""
+        for i in set(self._models) - set(keep) if self._tile is not None else ():
+            del self._models[i]
+
     def _model(self, i: int):
         self._load([i])
         return self._models[i]

@@ -264,6 +264,7 @@ def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Su
     dec = Decoder(data, device)
     acc = StreamingDistortion(s.lo, s.hi)
     grid = dec.grid
+    _, cols = grid.shape
     for i in range(len(grid)):  # core by core: bounded memory (each network runs for up to 9 cores)
         y0, y1, x0, x1 = grid.rect(i)
         original, decoded = read(y0, y1, x0, x1), dec.bands(window=(y0, y1, x0, x1))
@@ -271,4 +272,6 @@ def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Su
             keep = s.valid[y0:y1, x0:x1]
             original, decoded = original[keep][:, None], decoded[keep][:, None]
         acc.add(original, decoded)
+        if i % cols == cols - 1 and y1 < grid.y_edges[-1]:  # a row of cores done: keep the models the rest needs
+            dec.forget(keep=dec.grid.touching(y1, grid.y_edges[-1], 0, grid.x_edges[-1]))
     return acc.result().as_dict()

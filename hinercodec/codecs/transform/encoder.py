@@ -180,6 +180,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     exact_mse=False: the MSE is _estimated's (no inverse transform: nothing compares it)."""
     step = step_of(code)
     levels = wavelet.levels_for(a.height, a.width)
+    _drop_search_arrays(a)
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
     b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * sub_step(step, m_exp)
@@ -379,6 +380,15 @@ def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subband
     b_int, _, m_int, _ = _quantise_side(a, k, step)
     a.cache[("error", k, code, rounding)] = err * step * step
     return ints, a.side_share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int)), err * step * step
+
+
+def _drop_search_arrays(a: Analysis) -> None:
+    """Let go of the search's pyramids and integer buffer (each the size of K images) before an
+    exact evaluation, whose own arrays then make the peak memory: a later search (a re-aim) builds
+    the one pyramid it needs again."""
+    a.cache.pop("scratch", None)
+    for k in a.cache.pop("pyramids", []):
+        a.cache.pop(("pyramid", k), None)
 
 
 def _scratch(a: Analysis, pyr: wavelet.Pyramid) -> np.ndarray:
