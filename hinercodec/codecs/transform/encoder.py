@@ -217,7 +217,7 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
 
 
 ERROR_CHUNK = 1 << 13  # pixels per block of the reconstruction error (a (C, block) array stays in cache)
-SOLVE_BLOCK = 1 << 16  # pixels per block of the least squares (its right-hand side and LAPACK's copies)
+SOLVE_BLOCK = 1 << 12  # pixels per block of the least squares: its right-hand side and LAPACK's copies stay in cache
 
 
 def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray) -> np.ndarray:
