@@ -204,3 +204,22 @@ def test_cli_window_decode_and_interp_of_a_tiled_file(tiled_file, tmp_path):
     assert r.exit_code == 2
     r = runner.invoke(main, ["info", str(path), "--json"])
     assert r.exit_code == 0 and '"tiles"' in r.output
+
+
+def test_transform_tiles_decode_the_same_in_threads_and_are_let_go():
+    """A tiled transform file: its strip's tile models built in two threads give the same cube as one
+    thread; a whole-image decode keeps only the tiles its last strip needs (the first row is read
+    again when asked), and forget() lets go of the rest."""
+    needs_data()
+    cube = cubeio.read_cube(HOUSTON)
+    crop = np.ascontiguousarray(cube.data[:60, :50, ::3])
+    result = api.encode(crop, cube.wavelengths[::3], api.EncodeOptions(bpppb=1.0, tile=20, effort=1))
+    assert result.stats["grid"] == [3, 3]
+    one, two = api.Decoder(io.BytesIO(result.data)), api.Decoder(io.BytesIO(result.data))
+    one.THREADS = 1
+    full = two.bands()
+    assert np.array_equal(one.bands(), full) and two.tile_reads == 9
+    assert np.array_equal(two.bands(window=(50, 60, 0, 50)), full[50:60]) and two.tile_reads == 9  # kept
+    assert np.array_equal(two.bands(window=(0, 5, 0, 5)), full[0:5, 0:5]) and two.tile_reads == 10  # let go
+    two.forget()
+    assert np.array_equal(two.bands(window=(50, 60, 0, 5)), full[50:60, 0:5]) and two.tile_reads > 10
