@@ -608,3 +608,22 @@ def test_compiled_lifting_same_bits_for_any_thread_count() -> None:
         for pyr, back in runs[1:]:
             assert np.array_equal(pyr[0], runs[0][0][0]) and np.array_equal(back, runs[0][1])
             assert all(np.array_equal(a, b) for d, e in zip(pyr[1], runs[0][0][1]) for a, b in zip(d, e))
+
+
+@pytest.mark.skipif(not subbands.FAST, reason="the compiled coder is not built")
+def test_compiled_dequantisation_in_place_matches_numpy() -> None:
+    """decoder.dequantise_pyramid compiled, compiled over the integers' own memory, and in numpy:
+    the same binary64 coefficients (HNR.md's operation order)."""
+    pyr, levels = _random_pyramid(np.random.default_rng(8), 3, 37, 30, 20.0)
+    steps, offsets = transform_decoder.band_steps(0.61, levels), [5, -9, 0, 32, -32, 7][:levels + 1]
+    copy = (pyr[0].copy(), [tuple(b.copy() for b in d) for d in pyr[1]])
+    fast = transform_decoder.dequantise_pyramid(pyr, steps, offsets)
+    try:
+        subbands.FAST = False
+        ref = transform_decoder.dequantise_pyramid(pyr, steps, offsets)
+    finally:
+        subbands.FAST = True
+    in_place = transform_decoder.dequantise_pyramid(copy, steps, offsets, in_place=True)
+    for got in (fast, in_place):
+        assert np.array_equal(got[0], ref[0]) and got[0].dtype == np.float64
+        assert all(np.array_equal(a, b) for d, e in zip(got[1], ref[1]) for a, b in zip(d, e))

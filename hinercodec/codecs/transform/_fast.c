@@ -1698,13 +1698,13 @@ VECTOR_CLONES static void *dequant_thread(void *arg) {
     const DequantWork *D = (const DequantWork *)arg;
     for (Py_ssize_t i = D->i0; i < D->i1; i++) {
         const int64_t v = D->q[i];
-        const double a = (double)(v < 0 ? -v : v) + D->frac;
-        D->out[i] = ((double)((v > 0) - (v < 0)) * a) * D->step;
+        const double a = (double)(v < 0 ? -v : v) + D->frac, r = ((double)((v > 0) - (v < 0)) * a) * D->step;
+        memcpy(&D->out[i], &r, 8); /* out may be q itself (in place): value i is read before it is written */
     }
     return NULL;
 }
 
-/* dequantise(q, out, step, frac, threads): q int64, out float64, the same length */
+/* dequantise(q, out, step, frac, threads): q int64, out float64, the same length (or the same memory) */
 static PyObject *py_dequantise(PyObject *self, PyObject *args) {
     PyObject *qo, *oo;
     double step, frac;

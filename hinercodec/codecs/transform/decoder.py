@@ -50,9 +50,12 @@ def restore_predicted(r: np.ndarray) -> np.ndarray:
     return np.array(v, np.int64).reshape(np.shape(r))
 
 
-def dequantise_pyramid(ints: bitstream.Pyramid, steps: tuple[float, list[float]], offsets: list[int]) -> wavelet.Pyramid:
+def dequantise_pyramid(ints: bitstream.Pyramid, steps: tuple[float, list[float]], offsets: list[int],
+                       in_place: bool = False) -> wavelet.Pyramid:
+    """The coefficients of an integer pyramid (HNR.md); `in_place`: written over the integers' memory
+    where the compiled path can (the integers are then gone)."""
     def d(i: np.ndarray, s: float, o: int) -> np.ndarray:
-        fast = bitstream.fast_dequantise(i, s, o / OFFSET_RESOLUTION)
+        fast = bitstream.fast_dequantise(i, s, o / OFFSET_RESOLUTION, in_place)
         return np.sign(i) * (np.abs(i) + o / OFFSET_RESOLUTION) * s if fast is None else fast
 
     ll_step, det_steps = steps
@@ -121,7 +124,7 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
                              f"{h} x {w} nodata mask")
         coded = wavelet.masks(valid, levels)
     ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
-    pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets)
+    pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets, in_place=True)
     del ints
     images = wavelet.inverse(pyramid) if coded is None else wavelet.inverse_masked(pyramid, valid)
     return images, basis, mean
