@@ -196,7 +196,8 @@ class Decoder:
             wy, wx = self.grid.weights(i)
             weight = np.outer(wy[a0 - ty0:a1 - ty0], wx[b0 - tx0:b1 - tx0]).astype(np.float32)
             y = self._model(i).render(t, (a0 - ty0, a1 - ty0, b0 - tx0, b1 - tx0))
-            acc[:, a0 - y0:a1 - y0, b0 - x0:b1 - x0] += weight * y
+            y *= weight  # in place (the model's fresh output): the same products as weight * y
+            acc[:, a0 - y0:a1 - y0, b0 - x0:b1 - x0] += y
         return acc
 
     def bands(self, bands: Optional[Sequence[int]] = None, window: Optional[Window] = None) -> np.ndarray:
