@@ -1049,42 +1049,41 @@ static int get_doubles(PyObject *o, Py_buffer *b, Py_ssize_t n, int writable, co
 /* the column lifting of a level: S (ns rows) and D (nd rows) of W samples each, forward or inverse, in place: every sample's operations in the order of lift_fwd_line /
    lift_inv_line, a row of samples at a time */
 VECTOR_CLONES static void col_lift(double *S, double *D, Py_ssize_t W, Py_ssize_t ns, Py_ssize_t nd, const double *c, int inverse) {
-    const Py_ssize_t j0 = 0, j1 = W;
     if (!inverse) {
         for (int step = 0; step < 4; step += 2) {
             const double cp = c[step], cu = c[step + 1];
             for (Py_ssize_t i = 0; i < nd; i++) {
                 double *d = D + i * W;
                 const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
-                for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] + cp * (s0[j] + s1[j]);
+                for (Py_ssize_t j = 0; j < W; j++) d[j] = d[j] + cp * (s0[j] + s1[j]);
             }
             for (Py_ssize_t i = 0; i < ns; i++) {
                 double *sr = S + i * W;
                 const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
-                for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] + cu * (p[j] + q[j]);
+                for (Py_ssize_t j = 0; j < W; j++) sr[j] = sr[j] + cu * (p[j] + q[j]);
             }
         }
         for (Py_ssize_t i = 0; i < ns; i++)
-            for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[4];
+            for (Py_ssize_t j = 0; j < W; j++) S[i * W + j] = S[i * W + j] * c[4];
         for (Py_ssize_t i = 0; i < nd; i++)
-            for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[5];
+            for (Py_ssize_t j = 0; j < W; j++) D[i * W + j] = D[i * W + j] * c[5];
         return;
     }
     for (Py_ssize_t i = 0; i < ns; i++)
-        for (Py_ssize_t j = j0; j < j1; j++) S[i * W + j] = S[i * W + j] * c[5];
+        for (Py_ssize_t j = 0; j < W; j++) S[i * W + j] = S[i * W + j] * c[5];
     for (Py_ssize_t i = 0; i < nd; i++)
-        for (Py_ssize_t j = j0; j < j1; j++) D[i * W + j] = D[i * W + j] * c[4];
+        for (Py_ssize_t j = 0; j < W; j++) D[i * W + j] = D[i * W + j] * c[4];
     for (int step = 2; step >= 0; step -= 2) {
         const double cp = c[step], cu = c[step + 1];
         for (Py_ssize_t i = 0; i < ns; i++) {
             double *sr = S + i * W;
             const double *p = D + (i ? i - 1 : 0) * W, *q = D + (i < nd ? i : nd - 1) * W;
-            for (Py_ssize_t j = j0; j < j1; j++) sr[j] = sr[j] - cu * (p[j] + q[j]);
+            for (Py_ssize_t j = 0; j < W; j++) sr[j] = sr[j] - cu * (p[j] + q[j]);
         }
         for (Py_ssize_t i = 0; i < nd; i++) {
             double *d = D + i * W;
             const double *s0 = S + i * W, *s1 = S + (i + 1 < ns ? i + 1 : ns - 1) * W;
-            for (Py_ssize_t j = j0; j < j1; j++) d[j] = d[j] - cp * (s0[j] + s1[j]);
+            for (Py_ssize_t j = 0; j < W; j++) d[j] = d[j] - cp * (s0[j] + s1[j]);
         }
     }
 }
