@@ -794,7 +794,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 weights: Optional[np.ndarray] = None,
                 metric: str = "psnr_band", memo: Optional[dict] = None,
                 valid: Optional[np.ndarray] = None, plan: Optional[Plan] = None,
-                cap_bits: Optional[float] = None) -> Optional[tuple[Optional[dict], bytes, float, np.ndarray]]:
+                cap_bits: Optional[float] = None,
+                written: frozenset = frozenset(), slack: float = 0.0) -> Optional[tuple[Optional[dict], bytes, float, np.ndarray]]:
     """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
     whose payload fits `budget_bits` by the estimate; None when not even one component fits.
     Without a `plan` (or the `weights` of an earlier call), the search plans it: on the cube itself,
@@ -805,7 +806,11 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     `memo` (a dict kept by the caller across calls on the same cube): the analysis coded, with its
     cached pyramids, estimates and candidates, and the plan, for the re-aiming calls. `cap_bits`:
     a candidate whose estimated bits exceed it is not packaged (config None: a re-aim that would
-    come out over the budget, predicted from the last file's true size)."""
+    come out over the budget, predicted from the last file's true size). `written`: the (K, step
+    code) of files already written: such a candidate is not packaged again (config None). `slack`:
+    with a plan, its step is searched (estimated bits) for this much more room than the exact
+    candidate then gets (finalise steps down to fit): the search's estimate of a candidate is up to
+    ~0.3 % off its exact bits, and a re-aim at the budget itself should not stop a step short."""
     c, h, w = cube.shape
     memo = {} if memo is None else memo
     if weights is not None and memo.get("plan") is not None:
@@ -833,8 +838,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         # effort >= PLAN_NEIGHBOURS: the plan's K and its ladder neighbours, hill-climbed on this cube
         near = tuple(ks[max(0, i - 1):i + 2]) if effort >= PLAN_NEIGHBOURS and weights is None else (ks[i],)
         second: list = []
-        first = search(a, room, plan.rounding, ladder=near, start=ks[i], metric=metric, runner_up=second,
-                       code=plan.code)
+        first = search(a, room * (1.0 + slack), plan.rounding, ladder=near, start=ks[i], metric=metric,
+                       runner_up=second, code=plan.code)
         close = (first is not None and second and effort >= CLOSE_EFFORT
                  and score(first.mse, a.constant, metric) - score(second[0].mse, a.constant, metric) < CLOSE_DB)
         cand = None if first is None else finalise(a, first, room, plan.rounding, exact_mse=bool(close))
@@ -851,9 +856,9 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         value = score(cand.mse, a.constant, metric)
         if report is not None:
             report("search", 0, 1, value)
-    memo["bits"] = cand.bits
-    if cap_bits is not None and cand.bits > cap_bits:
-        return None, b"", value, plan.weights  # predicted over the budget: not written
+    memo["bits"] = cand.bits + _weight_bits(plan.weights)  # the whole payload's estimate
+    if (cap_bits is not None and memo["bits"] > cap_bits) or (cand.k, cand.code) in written:
+        return None, b"", value, plan.weights  # predicted over the budget, or written before: not written
     maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
     return (*package(cand, plan.weights, h, w, maps), value, plan.weights)
 
@@ -953,6 +958,7 @@ def _single_threaded_blas():
 
 
 CAP_MARGIN = 1.005  # the true/estimated size ratio varies ~0.5 % between candidates: skip only clear overs
+REAIM_SLACK = 0.002  # a re-aim's step search: the search's estimate against the exact bits (encode_cube)
 
 
 def encode(job: Job) -> tuple[bytes, dict]:
@@ -962,7 +968,10 @@ def encode(job: Job) -> tuple[bytes, dict]:
 
 def _encode(job: Job) -> tuple[bytes, dict]:
     """Transform model: search K, the step and the band weights for the budget (estimated sizes),
-    then write the file and check its true size; re-aim below the budget if it came out over."""
+    then write the file and check its true size; re-aim if it came out over the budget or further
+    under it than `fill`: at the budget itself, through the ratio of the file's true payload size
+    to its estimate (which varies far less between neighbouring steps than it does between cubes
+    and rates, 0.1 to 1.6 %), so that one re-aim usually lands on the finest step that fits."""
     h, w, c = job.shape
     cube = np.asarray(job.target)  # float32: analyse() makes the float64 copy it needs
     effort, metric = job.options.effort, job.options.optimise
@@ -972,7 +981,7 @@ def _encode(job: Job) -> tuple[bytes, dict]:
     noise = np.random.default_rng(0).bytes(1000)  # incompressible, like a real payload: stored as it is
     overhead = len(job.pack_payload(probe_config(h, w, c), noise)) - 1000  # all but the payload
     room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
-    fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a file must land
+    fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a first file must land
     best, weights, data = None, None, b""
     memo: dict = {}
     sizes: dict[tuple[int, int], int] = {}  # bytes of each (K, step code) written
@@ -981,37 +990,37 @@ def _encode(job: Job) -> tuple[bytes, dict]:
         found = encode_cube(
             cube, 8.0 * room, effort,
             lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
-            weights, metric, memo, valid, plan, cap_bits)
+            weights, metric, memo, valid, plan, cap_bits, frozenset(sizes), REAIM_SLACK if attempt else 0.0)
         if found is None:
             raise job.too_low("transform", overhead + int(smallest_bits(cube, valid) / 8) + 1)
         config, payload, score, weights = found
         if config is None:
-            break  # the re-aimed candidate would come out over the budget (large images: steps are coarse)
+            break  # predicted over the budget (large images: steps are coarse), or a file written before
         key = (config["components"], config["step_code"])
-        if key in sizes and sizes[key] <= job.budget.bytes:
-            break  # the same file under the budget again: nothing new to write
-        data = job.pack_payload(config, payload) if key not in sizes else data
+        data = job.pack_payload(config, payload)
         sizes[key] = len(data)
-        # true payload bits over the estimate, learnt from this file: a re-aim whose estimate times
-        # this exceeds the budget is not written (each write of a large image costs a second or more)
+        # true payload bits over the estimate, learnt from this file: the next aim, and a re-aim
+        # whose estimate times this exceeds the budget is not written (each write of a large image
+        # costs a second or more)
         ratio = 8.0 * len(payload) / max(memo.get("bits", 0.0), 1.0)
-        cap_bits = (CAP_MARGIN * 8.0 * (job.budget.bytes - (len(data) - len(payload))) / ratio
-                    if len(data) <= job.budget.bytes else None)
+        # the estimated payload bytes at which the file would fill the budget (between neighbouring
+        # steps the ratio moves by less than 0.05 %: no margin; a re-aim that comes out over steps back)
+        aimed = (job.budget.bytes - (len(data) - len(payload))) / ratio
+        cap_bits = CAP_MARGIN * 8.0 * aimed if len(data) <= job.budget.bytes else None
         if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):
             best = (data, {"components": config["components"], "levels": config["levels"],
                            "step_code": config["step_code"], f"encoder_{metric}": round(score, 3),
                            "attempts": attempt + 1})
-        if job.budget.floor <= len(data) <= job.budget.bytes and len(data) >= fill * job.budget.bytes:
-            break
+        if job.budget.floor <= len(data) <= job.budget.bytes and (len(data) >= fill * job.budget.bytes or attempt):
+            break  # in the window; after a re-aim (aimed at the budget itself), under it is enough
         k, code = key
         if (len(data) > job.budget.bytes and sizes.get((k, code - 1), math.inf) <= job.budget.bytes) or \
                 (len(data) <= job.budget.bytes and sizes.get((k, code + 1), -1) > job.budget.bytes):
             break  # the next finer step is over the budget: no finer file fits at this K
-        # Re-aim (only the last pass runs again): over the budget, or further under it than `fill`.
         if len(data) <= job.budget.bytes:
-            room += 0.9 * (job.budget.bytes - len(data))
+            room = max(aimed, memo.get("bits", 0.0) / 8.0)  # never coarser than the file just written
         else:  # over: at least below this candidate's own estimate, so that the search cannot pick it again
-            room = min(room - (len(data) - job.budget.bytes) - 8 * (attempt + 1), memo.get("bits", math.inf) / 8.0 - 1.0)
+            room = min(aimed, memo.get("bits", math.inf) / 8.0 - 1.0)
         job.report("size", attempt + 1, 4, float("nan"), float("nan"),
                    f"{len(data)} bytes for a budget of {job.budget.bytes}: re-aiming")
     if best is None:
