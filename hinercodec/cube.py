@@ -34,10 +34,22 @@ def check_size(shape: tuple) -> None:
 def normalised(x: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """H x W x C values -> C x H x W float32 in [0, 1] by the file's per-band map (a constant band,
     scale 0, gives 0)."""
+    x = np.asarray(x)
+    h, w, c = x.shape
     safe = np.where(scale > 0, scale, 1.0).astype(np.float64)
-    y = (np.asarray(x, np.float64) - offset.astype(np.float64)) / safe
-    y[:, :, scale <= 0] = 0.0
-    return np.ascontiguousarray(y.transpose(2, 0, 1), dtype=np.float32)
+    off = np.asarray(offset, np.float64)
+    flat = scale <= 0
+    out = np.empty((c, h, w), np.float32)
+    rows = max(1, NORMALISE_VALUES // max(1, w * c))
+    for r0 in range(0, h, rows):  # by strips: float64 temporaries of a few MB, reused
+        y = np.subtract(x[r0:r0 + rows], off, dtype=np.float64)
+        y /= safe
+        y[:, :, flat] = 0.0
+        out[:, r0:r0 + rows, :] = y.transpose(2, 0, 1)
+    return out
+
+
+NORMALISE_VALUES = 1 << 20  # values per strip of normalised()
 
 
 def band_ranges(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -113,16 +113,36 @@ def survey(read: Callable[[int, int, int, int], np.ndarray], grid: TileGrid, ban
             raise InputError(f"cube holds {int((~np.isfinite(data)).sum())} NaN/Inf values in rows {y0}:{y1}, "
                              f"columns {x0}:{x1} outside its nodata pixels (a nodata pixel is NaN, or the "
                              "nodata value, in every band)")
-        x = x.astype(np.float64)
         data = x.reshape(-1, bands) if invalid is None else x[~invalid]
-        lo, hi = np.minimum(lo, data.min(axis=0)), np.maximum(hi, data.max(axis=0))
+        # in the cube's own dtype (exact in float64 afterwards): no float64 copy of the tile
+        lo = np.minimum(lo, data.min(axis=0).astype(np.float64))
+        hi = np.maximum(hi, data.max(axis=0).astype(np.float64))
         if x.shape[0] >= 3 and x.shape[1] >= 3:
-            centre = x[1:-1, 1:-1]
-            lap = 4 * centre - x[:-2, 1:-1] - x[2:, 1:-1] - x[1:-1, :-2] - x[1:-1, 2:]
-            rough[i] = (lap ** 2).sum(axis=(0, 1)) / max(1, lap.shape[0] * lap.shape[1]) * pixels[i]
+            rough[i] = laplacian_energy(x) / max(1, (x.shape[0] - 2) * (x.shape[1] - 2)) * pixels[i]
     if valid is not None and not valid.any():
         raise InputError(f"every pixel of the cube is nodata ({nodata:g}); there is nothing to code")
     return Survey(lo, hi, rough, pixels, valid)
+
+
+SURVEY_ROWS = 32  # rows of a tile converted to float64 at a time (temporaries of a few MB, reused)
+
+
+def laplacian_energy(x: np.ndarray) -> np.ndarray:
+    """(C,) the sum over the interior pixels of x (H x W x C, H and W >= 3) of the squared
+    5-point Laplacian 4 x - (its 4 neighbours), in float64, SURVEY_ROWS rows at a time."""
+    h = x.shape[0]
+    total = np.zeros(x.shape[2])
+    for r0 in range(1, h - 1, SURVEY_ROWS):
+        r1 = min(h - 1, r0 + SURVEY_ROWS)
+        b = np.asarray(x[r0 - 1:r1 + 1], np.float64)
+        lap = 4.0 * b[1:-1, 1:-1]
+        lap -= b[:-2, 1:-1]
+        lap -= b[2:, 1:-1]
+        lap -= b[1:-1, :-2]
+        lap -= b[1:-1, 2:]
+        lap *= lap
+        total += lap.sum(axis=(0, 1))
+    return total
 
 
 def tile_shares(s: Survey, scale: np.ndarray, split: str) -> np.ndarray:
