@@ -170,3 +170,39 @@ def test_compiled_wavelet_matches_numpy(monkeypatch, shape):
     assert same(back, ref_back)
     monkeypatch.setattr(wavelet, "FAST", True)
     assert same(wavelet.inverse(ref), ref_back)
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 48), (2, 37, 53), (1, 9, 8)])
+def test_wavelet_into_storage(shape):
+    """wavelet.forward's detail bands made in given memory (an earlier pyramid's, recycled by the
+    encoder): the same values; pyramid_size is exactly what it takes; too little falls back."""
+    x = np.random.default_rng(len(shape) + shape[-1]).normal(size=shape) * 50
+    levels = wavelet.levels_for(*shape[-2:], smallest=2)
+    ref = wavelet.forward(x, levels)
+    n = wavelet.pyramid_size(shape, levels)
+    assert n == sum(b.size for d in ref[1] for b in d)
+    for storage in (np.full(n, np.nan), np.full(n + 7, np.nan), np.full(max(n // 2, 1), np.nan)):
+        got = wavelet.forward(x, levels, storage)
+        assert np.array_equal(got[0], ref[0])
+        assert all(np.array_equal(a, b) for d, e in zip(got[1], ref[1]) for a, b in zip(d, e))
+    got = wavelet.forward(x, levels, storage := np.empty(n))
+    assert np.shares_memory(got[1][0][0], storage)
+
+
+def test_encoder_memory_reuse_keeps_the_bytes(monkeypatch):
+    """The encoder's component-image buffer and recycled pyramid memory (used from
+    encoder.IMAGES_BUFFER_FROM bytes) change no byte: a real crop encoded with them on every
+    array, and with them off, over a search, its exact candidates and a re-aim."""
+    from hinercodec import api
+    from hinercodec.codecs.transform import encoder
+    from hinercodec.formats.cubeio import read_cube
+
+    path = DATA / "houston2018_crop.mat"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    cube = np.ascontiguousarray(read_cube(path).data[:64, :80])
+    files = []
+    for start in (0, 1 << 62):
+        monkeypatch.setattr(encoder, "IMAGES_BUFFER_FROM", start)
+        files.append([api.encode(cube, bpppb=r, effort=3).data for r in (0.3, 0.9)])
+    assert files[0] == files[1]

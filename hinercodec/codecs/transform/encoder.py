@@ -185,16 +185,19 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * sub_step(step, m_exp)
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
-    images = _least_squares(a, b_hat, m_hat).reshape(k, a.height, a.width)
+    images = _least_squares(a, b_hat, m_hat, _images_buffer(a, k, levels)).reshape(k, a.height, a.width)
     steps = band_steps(step, levels)
     maps = _maps(a)
+    storage = None
     if maps is None:
-        pyr = wavelet.forward(images, levels)
+        storage = _take_storage(a, wavelet.pyramid_size(images.shape, levels))
+        pyr = wavelet.forward(images, levels, storage)
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
     else:  # nodata: the shape-adaptive wavelet of the data pixels (0 elsewhere, not coded)
         pyr = wavelet.forward_masked(images, a.valid, levels)
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
     del pyr, images
+    _give_storage(a, storage)  # the integers and offsets are made: nothing reads the pyramid again
     if not exact_mse:
         mse = _estimated(a, k, code, rounding).mse
     elif maps is None:
@@ -220,18 +223,23 @@ ERROR_CHUNK = 1 << 13  # pixels per block of the reconstruction error (a (C, blo
 SOLVE_BLOCK = 1 << 12  # pixels per block of the least squares: its right-hand side and LAPACK's copies stay in cache
 
 
-def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray) -> np.ndarray:
+def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
     """(K, N) coefficients c minimising |x - m_hat - b_hat c| per pixel: the normal equations
     (b_hat.T b_hat) c = b_hat.T (x - m_hat), solved for SOLVE_BLOCK pixels at a time (one call
-    for an image of at most that many: no (K, N) right-hand side and copies beside the result)."""
+    for an image of at most that many: no (K, N) right-hand side and copies beside the result).
+    `out`: a C-contiguous (K, N) float64 array that receives them."""
     k, n = b_hat.shape[1], a.x.shape[1]
     system = b_hat.T @ b_hat + 1e-12 * np.eye(k)
     shift = (b_hat.T @ m_hat)[:, None]
     if n <= SOLVE_BLOCK:
         rhs = b_hat.T @ a.x
         rhs -= shift  # b_hat.T (x - m_hat), without a (C, N) temporary
-        return np.linalg.solve(system, rhs)
-    coeff = np.empty((k, n))
+        found = np.linalg.solve(system, rhs)
+        if out is None:
+            return found
+        out[...] = found
+        return out
+    coeff = np.empty((k, n)) if out is None else out
     for p0 in range(0, n, SOLVE_BLOCK):
         rhs = b_hat.T @ a.x[:, p0:p0 + SOLVE_BLOCK]
         rhs -= shift
@@ -298,13 +306,17 @@ def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
         kept.remove(k)
     else:
         while len(kept) >= PYRAMIDS_KEPT:
-            a.cache.pop(("pyramid", kept.pop(0)), None)
-        coeff = a.basis[:, :k].T @ a.x
-        coeff -= (a.basis[:, :k].T @ a.mean)[:, None]  # no (C, N) temporary
+            _release_pyramid(a, kept.pop(0))
         levels = wavelet.levels_for(a.height, a.width)
+        coeff = np.matmul(a.basis[:, :k].T, a.x, out=_images_buffer(a, k, levels))
+        coeff -= (a.basis[:, :k].T @ a.mean)[:, None]  # no (C, N) temporary
         images = coeff.reshape(k, a.height, a.width)
-        a.cache[key] = (wavelet.forward(images, levels) if a.valid is None
-                        else wavelet.forward_masked(images, a.valid, levels))
+        if a.valid is None:
+            storage = _take_storage(a, wavelet.pyramid_size(images.shape, levels))
+            a.cache[key] = wavelet.forward(images, levels, storage)
+            a.cache[("storage", k)] = storage
+        else:
+            a.cache[key] = wavelet.forward_masked(images, a.valid, levels)
     kept.append(k)
     return a.cache[key]
 
@@ -382,13 +394,55 @@ def _quantised(a: Analysis, k: int, code: int, rounding: float) -> tuple[subband
     return ints, a.side_share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int)), err * step * step
 
 
+IMAGES_BUFFER_FROM = 1 << 22  # bytes: component images this large are made in the analysis's buffer
+
+
+def _images_buffer(a: Analysis, k: int, levels: int) -> Optional[np.ndarray]:
+    """A C-contiguous (K, N) float64 view of the analysis's buffer for component images that live
+    only until their wavelet pyramid is made (the search's projections, the exact candidates'
+    least squares): the same memory every time instead of fresh memory the system must clear for
+    each (the largest cost of a large image's search after the coding itself). None (allocate
+    afresh) for small images, or without levels (forward() would return the images themselves)."""
+    n = a.x.shape[1]
+    if levels < 1 or 8 * k * n < IMAGES_BUFFER_FROM:
+        return None
+    buf = a.cache.get("images")
+    if buf is None or buf.size < k * n:
+        a.cache.pop("images", None)
+        buf = a.cache["images"] = np.empty(k * n)
+    return buf[:k * n].reshape(k, n)
+
+
+def _take_storage(a: Analysis, n: int) -> Optional[np.ndarray]:
+    """Flat float64 memory for the detail bands of a pyramid of n values (wavelet.forward's
+    `storage`): the analysis's spare (the memory of the last pyramid let go) when it is large
+    enough, else fresh; None (forward allocates) below IMAGES_BUFFER_FROM bytes."""
+    if 8 * n < IMAGES_BUFFER_FROM:
+        return None
+    spare = a.cache.pop("spare", None)
+    return spare if spare is not None and spare.size >= n else np.empty(n)
+
+
+def _give_storage(a: Analysis, storage: Optional[np.ndarray]) -> None:
+    """The memory of a pyramid no longer used (no view of it is read again) becomes the spare,
+    if larger than the spare already kept (one spare at most: peak memory as without it)."""
+    spare = a.cache.get("spare")
+    if storage is not None and (spare is None or storage.size > spare.size):
+        a.cache["spare"] = storage
+
+
+def _release_pyramid(a: Analysis, k: int) -> None:
+    a.cache.pop(("pyramid", k), None)
+    _give_storage(a, a.cache.pop(("storage", k), None))
+
+
 def _drop_search_arrays(a: Analysis) -> None:
     """Let go of the search's pyramids and integer buffer (each the size of K images) before an
     exact evaluation, whose own arrays then make the peak memory: a later search (a re-aim) builds
-    the one pyramid it needs again."""
+    the one pyramid it needs again (the memory of the largest kept as the spare: _take_storage)."""
     a.cache.pop("scratch", None)
     for k in a.cache.pop("pyramids", []):
-        a.cache.pop(("pyramid", k), None)
+        _release_pyramid(a, k)
 
 
 def _scratch(a: Analysis, pyr: wavelet.Pyramid) -> np.ndarray:
@@ -860,6 +914,10 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     if (cap_bits is not None and memo["bits"] > cap_bits) or (cand.k, cand.code) in written:
         return None, b"", value, plan.weights  # predicted over the budget, or written before: not written
     maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
+    a = memo.get("analysis")
+    if a is not None:  # the search's memory is not needed to write the file (peak memory as without it)
+        a.cache.pop("images", None)
+        a.cache.pop("spare", None)
     return (*package(cand, plan.weights, h, w, maps), value, plan.weights)
 
 

@@ -10,6 +10,8 @@ along x (columns), LH along y (rows). Every array keeps the leading stack axis o
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
 
 try:  # compiled lifting (_fast.c): the same operations per sample, so the same bits
@@ -107,15 +109,17 @@ def _consts() -> np.ndarray:
     return _CONSTS
 
 
-def _fast_level(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _fast_level(x: np.ndarray, take: Callable[[tuple], np.ndarray] = np.empty
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One forward level (ll, hl, lh, hh) of a stack (..., H, W), H and W >= 2: _forward_1d along x,
-    then along y of each half, compiled as one pass per image (_fast.level: the same bits)."""
+    then along y of each half, compiled as one pass per image (_fast.level: the same bits).
+    `take(shape)`: where the detail bands go (a C-contiguous float64 array of that shape)."""
     x = np.ascontiguousarray(x, np.float64)
     lead, (h, w) = x.shape[:-2], x.shape[-2:]
     k = int(np.prod(lead, dtype=np.int64))
     hs, hd, ws, wd = (h + 1) // 2, h // 2, (w + 1) // 2, w // 2
-    ll, hl = np.empty(lead + (hs, ws)), np.empty(lead + (hs, wd))
-    lh, hh = np.empty(lead + (hd, ws)), np.empty(lead + (hd, wd))
+    ll, hl = np.empty(lead + (hs, ws)), take(lead + (hs, wd))
+    lh, hh = take(lead + (hd, ws)), take(lead + (hd, wd))
     _fast.level(x, ll, hl, lh, hh, k, h, w, False, _consts(), THREADS)
     return ll, hl, lh, hh
 
@@ -142,13 +146,36 @@ def _mergeable(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray) -
             and ll.shape[-1] - hl.shape[-1] in (0, 1))
 
 
-def forward(images: np.ndarray, levels: int) -> Pyramid:
-    """Pyramid of `levels` levels of a stack of images (..., H, W)."""
+def pyramid_size(shape: tuple, levels: int) -> int:
+    """Values in the detail bands of forward()'s pyramid of a stack of images of this shape (..., H, W)."""
+    lead = int(np.prod(shape[:-2], dtype=np.int64))
+    h, w, n = int(shape[-2]), int(shape[-1]), 0
+    for _ in range(levels):
+        n += lead * (h * w - ((h + 1) // 2) * ((w + 1) // 2))
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return n
+
+
+def forward(images: np.ndarray, levels: int, storage: Optional[np.ndarray] = None) -> Pyramid:
+    """Pyramid of `levels` levels of a stack of images (..., H, W). `storage`: a flat float64
+    array of at least pyramid_size() values that the detail bands are made in (views of it, in
+    order: the memory of an earlier pyramid used again); the compiled levels only."""
     ll = np.asarray(images, np.float64)
     details = []
+    used = 0
+
+    def take(shape: tuple) -> np.ndarray:
+        nonlocal used
+        n = int(np.prod(shape, dtype=np.int64))
+        if storage is None or used + n > storage.size:
+            return np.empty(shape)
+        view = storage[used:used + n].reshape(shape)
+        used += n
+        return view
+
     for _ in range(levels):
         if FAST and ll.ndim >= 2 and ll.shape[-1] >= 2 and ll.shape[-2] >= 2:
-            ll, hl, lh, hh = _fast_level(ll)  # along x, then along y
+            ll, hl, lh, hh = _fast_level(ll, take)  # along x, then along y
             details.append((hl, lh, hh))
             continue
         lo, hi = _forward_1d(ll)  # along x
