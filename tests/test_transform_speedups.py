@@ -62,6 +62,7 @@ def test_fast_matches_numpy(monkeypatch, name, signs):
         assert bitstream.estimate_bits(pyr, signs) == ref_bits
     assert np.array_equal(h, hist) and np.array_equal(s, sign_counts)
     assert bitstream.pack(pyr, signs) == ref_pack  # the compiled stream: the same bytes
+    assert bitstream.pack(pyr, signs, stats=(h, s, total, esc)) == ref_pack  # an estimate's statistics given
     back = bitstream.unpack(ref_pack, images.shape[0], *images.shape[1:], len(pyr[1]), signs)
     assert np.array_equal(back[0], pyr[0])
     assert all(np.array_equal(a, b) for d, e in zip(back[1], pyr[1]) for a, b in zip(d, e))

@@ -736,15 +736,17 @@ def _fast_stream(pyramid: Pyramid, signs: bool, slot: np.ndarray, sign_slot: np.
     return stream, low[:n_esc], nbits[:n_esc]
 
 
-def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) -> bytes:
+def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
+         stats: Optional[tuple] = None) -> bytes:
     """The coefficient section (formats/HNR.md, model `transform`; with `signs`, model
     `transform2`) of an integer pyramid (LL (K, h, w), details finest first); with `coded`
-    (wavelet.masks), of its coded positions only (the pyramid must be 0 elsewhere)."""
+    (wavelet.masks), of its coded positions only (the pyramid must be 0 elsewhere). `stats`:
+    _stats(pyramid, signs) when already taken (an estimate's), without `coded`."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
     compiled = FAST and pyramid[0].size and coded is None  # the stream straight from the pyramid
     if compiled:
-        hist, sign_counts, total, _ = _stats(pyramid, signs)
+        hist, sign_counts, total, _ = _stats(pyramid, signs) if stats is None else stats
     else:
         (groups, low, nbits), hist, sign_counts = _coded(pyramid, signs, coded)
     used, slots, merged, _ = plan_tables(hist, signs)

@@ -171,6 +171,7 @@ class Candidate:
     parts: tuple  # what pack needs
     exact: bool = True  # bits is estimate_bits' own value (else the compiled approximation: see _fits)
     estimated: bool = False  # mse is _estimated's (the search's), not the exact images' (finalise)
+    stats: Optional[tuple] = None  # the integer pyramid's statistics (bitstream._stats), when taken: pack's too
 
 
 def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float] = None,
@@ -212,11 +213,13 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
         approx, ties, stats = found
         approx += a.side_share * subbands.estimate_vector_bits(side)
         if not ties and abs(approx - budget_bits) > FIT_MARGIN * abs(budget_bits) + 1.0:
-            return Candidate(k, code, approx, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels), exact=False)
+            return Candidate(k, code, approx, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels), exact=False,
+                             stats=stats)
         bits = subbands.estimate_bits(ints, SIGNS, stats) + a.side_share * subbands.estimate_vector_bits(side)
     else:
+        stats = None
         bits = subbands.estimate_bits(ints, SIGNS, coded=maps) + a.side_share * subbands.estimate_vector_bits(side)
-    return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels))
+    return Candidate(k, code, bits, mse, (ints, offsets, b_int, b_exps, m_int, m_exp, levels), stats=stats)
 
 
 ERROR_CHUNK = 1 << 13  # pixels per block of the reconstruction error (a (C, block) array stays in cache)
@@ -948,7 +951,7 @@ def package(cand: Candidate, codes: np.ndarray, height: int, width: int,
               "mean_exp": int(m_exp), "offsets": list(map(int, offsets))}
     if coded is not None:
         config["nodata"] = 1
-    return config, subbands.pack_vectors(side) + subbands.pack(ints, SIGNS, coded)
+    return config, subbands.pack_vectors(side) + subbands.pack(ints, SIGNS, coded, None if coded else cand.stats)
 
 
 def probe_config(height: int, width: int, bands: int) -> dict:
