@@ -191,9 +191,10 @@ def test_wavelet_into_storage(shape):
 
 
 def test_encoder_memory_reuse_keeps_the_bytes(monkeypatch):
-    """The encoder's component-image buffer and recycled pyramid memory (used from
-    encoder.IMAGES_BUFFER_FROM bytes) change no byte: a real crop encoded with them on every
-    array, and with them off, over a search, its exact candidates and a re-aim."""
+    """The encoder's component-image buffer and recycled pyramid memory (a tile's analysis, from
+    encoder.IMAGES_BUFFER_FROM bytes) change no byte: a real crop encoded in tiles, and whole with
+    the reuse forced on, with them used on every array and not at all, over a search, its exact
+    candidates and a re-aim."""
     from hinercodec import api
     from hinercodec.codecs.transform import encoder
     from hinercodec.formats.cubeio import read_cube
@@ -202,8 +203,19 @@ def test_encoder_memory_reuse_keeps_the_bytes(monkeypatch):
     if not path.is_file():
         pytest.skip(f"{path} not found")
     cube = np.ascontiguousarray(read_cube(path).data[:64, :80])
+    plain = encoder.analyse
+
+    def analyse_reusing(*args, **kwargs):
+        a = plain(*args, **kwargs)
+        a.reuse = True
+        return a
+
     files = []
     for start in (0, 1 << 62):
         monkeypatch.setattr(encoder, "IMAGES_BUFFER_FROM", start)
-        files.append([api.encode(cube, bpppb=r, effort=3).data for r in (0.3, 0.9)])
+        tiled = [api.encode(cube, bpppb=r, effort=3, tile=32).data for r in (0.3, 0.9)]
+        monkeypatch.setattr(encoder, "analyse", analyse_reusing)
+        whole = [api.encode(cube, bpppb=r, effort=3).data for r in (0.3, 0.9)]
+        monkeypatch.setattr(encoder, "analyse", plain)
+        files.append(tiled + whole)
     assert files[0] == files[1]

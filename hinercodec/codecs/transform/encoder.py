@@ -56,6 +56,7 @@ class Analysis:
     cache: dict = field(default_factory=dict)
     valid: Optional[np.ndarray] = None  # (H, W) bool: the data pixels when some are nodata (else None)
     side_share: float = 1.0  # the share of the side information's bits this cube carries (plan_sample)
+    reuse: bool = False  # keep large buffers for reuse (_images_buffer, _take_storage): a tile's analysis
 
 
 def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> Analysis:
@@ -405,9 +406,12 @@ def _images_buffer(a: Analysis, k: int, levels: int) -> Optional[np.ndarray]:
     only until their wavelet pyramid is made (the search's projections, the exact candidates'
     least squares): the same memory every time instead of fresh memory the system must clear for
     each (the largest cost of a large image's search after the coding itself). None (allocate
-    afresh) for small images, or without levels (forward() would return the images themselves)."""
+    afresh) for small images, without levels (forward() would return the images themselves), or
+    unless the analysis is a tile's (a.reuse): tiles run two or more at a time in one process, where
+    every fresh page costs more (faults and unmapping contend between the threads); one untiled
+    cube gained no time from the reuse and held more memory (the CAVE scenes: peak +70-90 MB)."""
     n = a.x.shape[1]
-    if levels < 1 or 8 * k * n < IMAGES_BUFFER_FROM:
+    if not a.reuse or levels < 1 or 8 * k * n < IMAGES_BUFFER_FROM:
         return None
     buf = a.cache.get("images")
     if buf is None or buf.size < k * n:
@@ -420,7 +424,7 @@ def _take_storage(a: Analysis, n: int) -> Optional[np.ndarray]:
     """Flat float64 memory for the detail bands of a pyramid of n values (wavelet.forward's
     `storage`): the analysis's spare (the memory of the last pyramid let go) when it is large
     enough, else fresh; None (forward allocates) below IMAGES_BUFFER_FROM bytes."""
-    if 8 * n < IMAGES_BUFFER_FROM:
+    if not a.reuse or 8 * n < IMAGES_BUFFER_FROM:
         return None
     spare = a.cache.pop("spare", None)
     return spare if spare is not None and spare.size >= n else np.empty(n)
@@ -437,6 +441,13 @@ def _give_storage(a: Analysis, storage: Optional[np.ndarray]) -> None:
 def _release_pyramid(a: Analysis, k: int) -> None:
     a.cache.pop(("pyramid", k), None)
     _give_storage(a, a.cache.pop(("storage", k), None))
+
+
+def _drop_buffers(a: Analysis) -> None:
+    """Let go of the memory kept for reuse (_images_buffer, the spare of _take_storage) once the
+    analysis's search and exact candidates are done: peak memory as without it."""
+    a.cache.pop("images", None)
+    a.cache.pop("spare", None)
 
 
 def _drop_search_arrays(a: Analysis) -> None:
@@ -757,6 +768,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 report("search", p, passes + 1, value)
             if best is None or value > best[0]:
                 best, best_a = (value, cand, codes, rounding), a  # only the best one's analysis is kept (memory)
+        _drop_buffers(a)
         if best is None:
             return None
         codes = weight_codes(best[1].mse, constant_bands(cube, valid))
@@ -888,6 +900,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             a = memo["analysis"]
         else:
             a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
+            a.reuse = bool(memo.get("tile"))
             memo["codes"], memo["analysis"] = codes.tobytes(), a
         room = budget_bits - _weight_bits(codes)
         ks = [k for k in K_LADDER if k <= c]
@@ -917,10 +930,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     if (cap_bits is not None and memo["bits"] > cap_bits) or (cand.k, cand.code) in written:
         return None, b"", value, plan.weights  # predicted over the budget, or written before: not written
     maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
-    a = memo.get("analysis")
-    if a is not None:  # the search's memory is not needed to write the file (peak memory as without it)
-        a.cache.pop("images", None)
-        a.cache.pop("spare", None)
+    if memo.get("analysis") is not None:  # the search's memory is not needed to write the file
+        _drop_buffers(memo["analysis"])
     return (*package(cand, plan.weights, h, w, maps), value, plan.weights)
 
 
@@ -1044,7 +1055,7 @@ def _encode(job: Job) -> tuple[bytes, dict]:
     room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
     fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a first file must land
     best, weights, data = None, None, b""
-    memo: dict = {}
+    memo: dict = {"tile": job.plan is not None}  # a part of a tiled cube (its plan made for every part)
     sizes: dict[tuple[int, int], int] = {}  # bytes of each (K, step code) written
     cap_bits: Optional[float] = None
     for attempt in range(4):
