@@ -863,8 +863,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 weights: Optional[np.ndarray] = None,
                 metric: str = "psnr_band", memo: Optional[dict] = None,
                 valid: Optional[np.ndarray] = None, plan: Optional[Plan] = None,
-                cap_bits: Optional[float] = None,
-                written: frozenset = frozenset(), slack: float = 0.0) -> Optional[tuple[Optional[dict], bytes, float, np.ndarray]]:
+                cap_bits: Optional[float] = None, written: frozenset = frozenset(),
+                slack: float = 0.0) -> Optional[tuple[Optional[dict], bytes, float, np.ndarray]]:
     """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
     whose payload fits `budget_bits` by the estimate; None when not even one component fits.
     Without a `plan` (or the `weights` of an earlier call), the search plans it: on the cube itself,
