@@ -19,6 +19,7 @@ from .formats import metadata as sensor, tiled
 from .formats.hnrfile import HnrFile
 
 Window = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows y0..y1-1, columns x0..x1-1
+RENDER_VALUES = 1 << 21  # values (pixels x bands) a tiled strip is rendered in at a time (cheap_windows models)
 
 
 def open_model(config: dict, tensors: list, height: int, width: int, positions: np.ndarray,
@@ -162,7 +163,14 @@ class Decoder:
         # tiles, not the image; the last strip's stay cached for the next request).
         for n, (s0, s1) in enumerate(strips):
             self._load(self.grid.touching(s0, s1, x0, x1))
-            out[s0 - y0:s1 - y0] = restore(self._blend(t, (s0, s1, x0, x1)), offset, scale, self.file.dtype)
+            # models that render any window at the cost of its pixels alone (the transform model's
+            # mix) go by bands of rows: temporaries of a few MB, the same memory again for every band
+            # (fresh memory for each strip-size temporary was most of a large decode's time)
+            cheap = all(getattr(self._models[i], "cheap_windows", False) for i in self.grid.touching(s0, s1, x0, x1))
+            rows = max(1, RENDER_VALUES // max(1, (x1 - x0) * len(t))) if cheap else s1 - s0
+            for r0 in range(s0, s1, rows):
+                r1 = min(s1, r0 + rows)
+                out[r0 - y0:r1 - y0] = restore(self._blend(t, (r0, r1, x0, x1)), offset, scale, self.file.dtype)
             if n + 1 < len(strips):
                 later = set(self.grid.touching(strips[n + 1][0], y1, x0, x1))
                 for i in set(self.grid.touching(s0, s1, x0, x1)) - later - cached:

@@ -610,3 +610,41 @@ def test_lowrank_round_trip_interp_and_rate() -> None:
     mid = api.interp(result.data, lambdas=[(t[5] + t[6]) / 2])[:, :, 0].astype(np.float64)
     lo, hi = np.minimum(decoded[:, :, 5], decoded[:, :, 6]), np.maximum(decoded[:, :, 5], decoded[:, :, 6])
     assert np.mean((mid >= lo - 50) & (mid <= hi + 50)) > 0.9  # between its neighbours, nearly everywhere
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.float32, np.float64])
+def test_normalised_by_strips_is_the_whole_cube_formula(dtype, monkeypatch) -> None:
+    """cube.normalised works strip by strip (float64 temporaries of a few MB): the same float32
+    values as the whole-cube formula, strips of one row or many, a constant band included."""
+    from hinercodec import cube as cube_mod
+
+    rng = np.random.default_rng(3)
+    x = (rng.random((37, 23, 5)) * 3000 - (500 if np.dtype(dtype).kind != "u" else 0)).astype(dtype)
+    offset, scale = rng.random(5) * 10, rng.random(5) * 4000
+    scale[3] = 0.0
+    safe = np.where(scale > 0, scale, 1.0)
+    ref = (np.asarray(x, np.float64) - offset) / safe
+    ref[:, :, scale <= 0] = 0.0
+    ref = np.ascontiguousarray(ref.transpose(2, 0, 1), dtype=np.float32)
+    for values in (1, 23 * 5 * 4, 1 << 20):
+        monkeypatch.setattr(cube_mod, "NORMALISE_VALUES", values)
+        out = cube_mod.normalised(x, offset, scale)
+        assert out.dtype == np.float32 and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_laplacian_energy_by_strips() -> None:
+    """tiling.laplacian_energy (SURVEY_ROWS rows at a time) against the whole-tile formula: exact
+    for integer samples (every partial sum is an integer below 2**53), to rounding for floats."""
+    from hinercodec import tiling
+
+    rng = np.random.default_rng(4)
+    for shape in ((3, 3, 2), (70, 41, 3), (tiling.SURVEY_ROWS + 2, 9, 1), (100, 5, 4)):
+        x = rng.integers(0, 65536, shape).astype(np.uint16)
+        f = x.astype(np.float64)
+        lap = 4 * f[1:-1, 1:-1] - f[:-2, 1:-1] - f[2:, 1:-1] - f[1:-1, :-2] - f[1:-1, 2:]
+        np.testing.assert_array_equal(tiling.laplacian_energy(x), (lap ** 2).sum(axis=(0, 1)))
+        y = rng.random(shape).astype(np.float32)
+        g = y.astype(np.float64)
+        lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+        np.testing.assert_allclose(tiling.laplacian_energy(y), (lap ** 2).sum(axis=(0, 1)), rtol=1e-12)

@@ -225,39 +225,18 @@ def test_transform_tiles_decode_the_same_in_threads_and_are_let_go():
     assert np.array_equal(two.bands(window=(50, 60, 0, 5)), full[50:60, 0:5]) and two.tile_reads > 10
 
 
-@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.float32, np.float64])
-def test_normalised_by_strips_is_the_whole_cube_formula(dtype, monkeypatch) -> None:
-    """cube.normalised works strip by strip (float64 temporaries of a few MB): the same float32
-    values as the whole-cube formula, strips of one row or many, a constant band included."""
-    from hinercodec import cube as cube_mod
+@pytest.mark.parametrize("values", [1, 5 * 50 * 16, 1 << 40])
+def test_transform_tiles_render_by_bands_of_rows(values, monkeypatch):
+    """A tiled transform file's strips are rendered by bands of rows (decoder.RENDER_VALUES values
+    at a time): the same cube and windows, whatever the band's height (one row, a few, the strip)."""
+    from hinercodec import decoder as decoder_mod
 
-    rng = np.random.default_rng(3)
-    x = (rng.random((37, 23, 5)) * 3000 - (500 if np.dtype(dtype).kind != "u" else 0)).astype(dtype)
-    offset, scale = rng.random(5) * 10, rng.random(5) * 4000
-    scale[3] = 0.0
-    safe = np.where(scale > 0, scale, 1.0)
-    ref = (np.asarray(x, np.float64) - offset) / safe
-    ref[:, :, scale <= 0] = 0.0
-    ref = np.ascontiguousarray(ref.transpose(2, 0, 1), dtype=np.float32)
-    for values in (1, 23 * 5 * 4, 1 << 20):
-        monkeypatch.setattr(cube_mod, "NORMALISE_VALUES", values)
-        out = cube_mod.normalised(x, offset, scale)
-        assert out.dtype == np.float32 and out.flags.c_contiguous
-        np.testing.assert_array_equal(out, ref)
-
-
-def test_laplacian_energy_by_strips() -> None:
-    """tiling.laplacian_energy (SURVEY_ROWS rows at a time) against the whole-tile formula: exact
-    for integer samples (every partial sum is an integer below 2**53), to rounding for floats."""
-    from hinercodec import tiling
-
-    rng = np.random.default_rng(4)
-    for shape in ((3, 3, 2), (70, 41, 3), (tiling.SURVEY_ROWS + 2, 9, 1), (100, 5, 4)):
-        x = rng.integers(0, 65536, shape).astype(np.uint16)
-        f = x.astype(np.float64)
-        lap = 4 * f[1:-1, 1:-1] - f[:-2, 1:-1] - f[2:, 1:-1] - f[1:-1, :-2] - f[1:-1, 2:]
-        np.testing.assert_array_equal(tiling.laplacian_energy(x), (lap ** 2).sum(axis=(0, 1)))
-        y = rng.random(shape).astype(np.float32)
-        g = y.astype(np.float64)
-        lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
-        np.testing.assert_allclose(tiling.laplacian_energy(y), (lap ** 2).sum(axis=(0, 1)), rtol=1e-12)
+    needs_data()
+    cube = cubeio.read_cube(HOUSTON)
+    crop = np.ascontiguousarray(cube.data[:60, :50, ::3])
+    data = api.encode(crop, cube.wavelengths[::3], api.EncodeOptions(bpppb=1.0, tile=20, effort=1)).data
+    ref_full = api.Decoder(io.BytesIO(data)).bands()
+    ref_window = api.Decoder(io.BytesIO(data)).bands([3, 0], window=(7, 41, 5, 33))
+    monkeypatch.setattr(decoder_mod, "RENDER_VALUES", values)
+    assert np.array_equal(api.Decoder(io.BytesIO(data)).bands(), ref_full)
+    assert np.array_equal(api.Decoder(io.BytesIO(data)).bands([3, 0], window=(7, 41, 5, 33)), ref_window)

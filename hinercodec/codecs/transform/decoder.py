@@ -132,6 +132,7 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
 
 class TransformDecoder:
     """`render(t, rect)`: bands at positions t, (K, h, w) float64 in [0, 1] (HNR.md's reconstruction).
+    Any window costs its own pixels only (a mix per pixel): cheap_windows.
 
     positions: the coded bands' positions (distinct); units: the file's per-band (offset, scale),
     so that spectra between coded bands are interpolated in the cube's own units."""
@@ -169,6 +170,9 @@ class TransformDecoder:
         units_table[:, -1] += self._o
         self._units_table = units_table
         self._tangents = akima_tangents(self._p, units_table)
+        self._rows_of: tuple = (None, None)  # (positions' bytes, their rows): _rows
+
+    cheap_windows = True  # the tiled decoder renders a strip by bands of rows (hinercodec.decoder)
 
     def render(self, t: np.ndarray, rect: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
         y0, y1, x0, x1 = rect if rect is not None else (0, self.height, 0, self.width)
@@ -176,12 +180,20 @@ class TransformDecoder:
         t = np.asarray(t, np.float64).reshape(-1)
         out = np.empty((t.size, y1 - y0, x1 - x0), np.float64)
         if bitstream.FAST and out.size and self.images.flags.c_contiguous and self.images.dtype == np.float64:
-            rows = np.ascontiguousarray([self.row(float(v)) for v in t], np.float64)  # the compiled mix:
+            rows = self._rows(t)  # the compiled mix:
             bitstream.fast_mix(rows, self.images, out, (y0, y1, x0, x1))  # the same operations, both cores
             return out
         for i, v in enumerate(t):
             out[i] = mix(self.row(float(v)), a)
         return out
+
+    def _rows(self, t: np.ndarray) -> np.ndarray:
+        """(T, K + 1) rows of these positions, remembered for the next render of the same ones (a
+        tiled decode renders each tile band of rows by band of rows)."""
+        key = t.tobytes()
+        if self._rows_of[0] != key:
+            self._rows_of = (key, np.ascontiguousarray([self.row(float(v)) for v in t], np.float64).reshape(t.size, -1))
+        return self._rows_of[1]
 
     def row(self, t: float) -> np.ndarray:
         """[B(t) | mean(t)] in the decoder's normalisation at t (float64, K + 1)."""
