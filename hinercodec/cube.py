@@ -31,6 +31,9 @@ def check_size(shape: tuple) -> None:
         raise InputError(f"cube {h} x {w} x {c} is too small: height and width must be at least {MIN_SIDE}")
 
 
+NORMALISE_VALUES = 1 << 20  # values per strip of normalised() (float64 temporaries of 8 MB)
+
+
 def normalised(x: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """H x W x C values -> C x H x W float32 in [0, 1] by the file's per-band map (a constant band,
     scale 0, gives 0)."""
@@ -47,9 +50,6 @@ def normalised(x: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarr
         y[:, :, flat] = 0.0
         out[:, r0:r0 + rows, :] = y.transpose(2, 0, 1)
     return out
-
-
-NORMALISE_VALUES = 1 << 20  # values per strip of normalised()
 
 
 def band_ranges(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
