@@ -219,3 +219,62 @@ def test_encoder_memory_reuse_keeps_the_bytes(monkeypatch):
         monkeypatch.setattr(encoder, "analyse", plain)
         files.append(tiled + whole)
     assert files[0] == files[1]
+
+
+@pytest.mark.parametrize("name", ["real", "real-coarse", "odd", "tiny", "escapes"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_predicted_size_is_within_its_margin(monkeypatch, name, fast):
+    """plan_section makes pack's bytes (the same file with or without it), and predicted_size is
+    within the encoder's margin (encoder.Prepared.margin) of the section's true size, compiled
+    stream or numpy (the path of nodata pyramids)."""
+    from hinercodec.codecs.transform import encoder
+    from hinercodec.entropy import rans
+
+    images, step = _case(name)
+    monkeypatch.setattr(bitstream, "FAST", fast)
+    for s in (step, 4 * step, step / 8):
+        pyr = _pyramid(images, s)
+        section = bitstream.plan_section(pyr, True)
+        data = bitstream.pack(pyr, True, section=section)
+        assert data == bitstream.pack(pyr, True)
+        margin = encoder.PREDICT_MARGIN + rans.choose_lanes(section.total) // 2
+        assert abs(bitstream.predicted_size(section) - len(data)) <= margin
+
+
+def test_sized_files_are_the_coded_files(monkeypatch):
+    """The encoder sizes its candidate files by prediction and codes only the one it keeps: the
+    same file as coding every candidate; and when a prediction misses by more than its margin (here
+    made to), the search runs again coding every file, so the file still fits the budget."""
+    from hinercodec import api
+    from hinercodec.codecs.transform import encoder
+    from hinercodec.formats.cubeio import read_cube
+
+    path = DATA / "houston2018_crop.mat"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    cube = np.ascontiguousarray(read_cube(path).data[:48, :64])
+    search = encoder._search_file
+    coded = []
+
+    def search_coding(job, predict):
+        coded.append(predict)
+        return search(job, False)
+
+    for rate in (0.2, 0.7):
+        predicted = api.encode(cube, bpppb=rate, effort=3)
+        monkeypatch.setattr(encoder, "_search_file", search_coding)
+        assert api.encode(cube, bpppb=rate, effort=3).data == predicted.data
+        monkeypatch.setattr(encoder, "_search_file", search)
+    assert coded == [True, True]
+    right = api.encode(cube, bpppb=0.2, effort=3).data
+    size = encoder.Prepared.predicted
+    monkeypatch.setattr(encoder.Prepared, "predicted", property(lambda p: size.fget(p) - 5000))  # far too small
+    calls = []
+
+    def search_logged(job, predict):
+        calls.append(predict)
+        return search(job, predict)
+
+    monkeypatch.setattr(encoder, "_search_file", search_logged)
+    assert api.encode(cube, bpppb=0.2, effort=3).data == right
+    assert calls == [True, False]  # the predicted search's file came out over the budget: searched again

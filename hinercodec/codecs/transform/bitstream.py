@@ -22,6 +22,7 @@ that occur, which share a table, the tables (explicit or parametric), the stream
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Optional
 
@@ -736,21 +737,37 @@ def _fast_stream(pyramid: Pyramid, signs: bool, slot: np.ndarray, sign_slot: np.
     return stream, low[:n_esc], nbits[:n_esc]
 
 
-def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
-         stats: Optional[tuple] = None) -> bytes:
-    """The coefficient section (formats/HNR.md, model `transform`; with `signs`, model
-    `transform2`) of an integer pyramid (LL (K, h, w), details finest first); with `coded`
-    (wavelet.masks), of its coded positions only (the pyramid must be 0 elsewhere). `stats`:
-    _stats(pyramid, signs) when already taken (an estimate's), without `coded`."""
+@dataclass
+class Section:
+    """What pack() decides before coding the stream (plan_section): the section's bytes before the
+    stream (context list, table sharing, tables, sign tables), the tables and each context's table
+    slot, and what predicts the stream's size."""
+
+    head: bytes
+    tables: list
+    slot: np.ndarray  # table of each magnitude/value context id (-1: unused)
+    sign_slot: np.ndarray  # table of each sign context
+    total: int  # coded symbols
+    escape_bits: int  # raw escape bits after the stream
+    ideal_bits: float  # the symbols' ideal code lengths under their tables (the stream's size, less the coder's few bytes)
+    coded: Optional[tuple] = None  # the numpy path's (groups, low, nbits) (with `coded` maps, or without _fast)
+
+
+def plan_section(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
+                 stats: Optional[tuple] = None) -> Section:
+    """pack()'s decisions for a pyramid (everything but the stream): the same tables and bytes.
+    `stats`: _stats(pyramid, signs) when already taken (an estimate's), without `coded`."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
-    compiled = FAST and pyramid[0].size and coded is None  # the stream straight from the pyramid
-    if compiled:
-        hist, sign_counts, total, _ = _stats(pyramid, signs) if stats is None else stats
+    groups = None
+    if FAST and pyramid[0].size and coded is None:  # the stream straight from the pyramid
+        hist, sign_counts, total, escape_bits = _stats(pyramid, signs) if stats is None else stats
     else:
-        (groups, low, nbits), hist, sign_counts = _coded(pyramid, signs, coded)
+        groups, hist, sign_counts = _coded(pyramid, signs, coded)
+        total, escape_bits = sum(g[0].size for g in groups[0]), int(groups[2].sum())
     used, slots, merged, _ = plan_tables(hist, signs)
     tables, bodies, kinds = [], [], []
+    ideal = 0.0
     for cid, h in zip([used[i] for i in range(used.size) if i == 0 or slots[i] != slots[i - 1]], merged):
         unsigned = signs and cid != LL_CONTEXT
         bits, params = _param_fit(h, unsigned=unsigned)
@@ -761,15 +778,18 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
         if not parametric:
             explicit = rans.build_table(h, PRECISION)
             body = rans.write_table(explicit)
-            parametric = bits < 8 * len(body) + rans.coded_bits(explicit, h)
+            explicit_bits = rans.coded_bits(explicit, h)
+            parametric = bits < 8 * len(body) + explicit_bits
         if parametric:
             tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, param_freqs(*params, unsigned)))
             bodies.append(bytes(params))
             kinds.append(True)
+            ideal += bits - PARAM_BITS
         else:
             tables.append(explicit)
             bodies.append(body)
             kinds.append(False)
+            ideal += explicit_bits
     slot = np.full(hist.shape[0], -1, np.int64)
     slot[used] = slots
     out = bytearray(huffman.write_varint(used.size))
@@ -787,21 +807,46 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
         sign_slot = np.full(N_SIGN_CONTEXTS, len(tables), np.int64)  # the P = 1/2 table
         tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, _sign_freqs(128)))
         out += huffman.write_varint(int(sign_counts.sum())) + huffman.write_varint(len(listed))
+        ideal += float(sign_counts.sum())  # one bit a sign, less where a context has its own table
         if listed:
             bitmap = np.zeros(8 * SIGN_MAP_BYTES, bool)
             for cid, q in listed:
                 bitmap[cid] = True
                 sign_slot[cid] = len(tables)
-                tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, _sign_freqs(q)))
+                f = _sign_freqs(q)
+                tables.append(rans.Table(np.zeros(0, np.int64), 0, 0, PRECISION, f))
+                pos, neg = (int(v) for v in sign_counts[cid])
+                ideal += pos * (PRECISION - math.log2(f[0])) + neg * (PRECISION - math.log2(f[1])) - pos - neg
             out += np.packbits(bitmap).tobytes() + bytes(q for _, q in listed)
-    if compiled:
-        stream, low, nbits = _fast_stream(pyramid, signs, slot, sign_slot, tables, total)
+    return Section(bytes(out), tables, slot, sign_slot, int(total), int(escape_bits), ideal, groups)
+
+
+def predicted_size(section: Section) -> int:
+    """pack()'s bytes for this section, predicted without coding the stream: exact but for the
+    stream's length, which the ideal code lengths predict to within about a byte a lane (each lane's
+    final state holds between 0 and 16 bits not yet written as words: half of that on average)."""
+    lanes = rans.choose_lanes(section.total)
+    words = max(0, math.ceil((section.ideal_bits - 8.0 * lanes) / rans.WORD_BITS))
+    stream = 1 + 4 * lanes + 2 * words
+    return len(section.head) + len(huffman.write_varint(stream)) + stream + -(-section.escape_bits // 8)
+
+
+def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
+         stats: Optional[tuple] = None, section: Optional[Section] = None) -> bytes:
+    """The coefficient section (formats/HNR.md, model `transform`; with `signs`, model
+    `transform2`) of an integer pyramid (LL (K, h, w), details finest first); with `coded`
+    (wavelet.masks), of its coded positions only (the pyramid must be 0 elsewhere). `stats`:
+    _stats(pyramid, signs) when already taken (an estimate's), without `coded`; `section`:
+    plan_section(pyramid, signs, coded) when already made."""
+    s = plan_section(pyramid, signs, coded, stats) if section is None else section
+    if s.coded is None:
+        stream, low, nbits = _fast_stream(pyramid, signs, s.slot, s.sign_slot, s.tables, s.total)
     else:
-        stream = _encode_segments([(sym, sign_slot[ctx] if is_sign else slot[ctx]) for sym, ctx, is_sign in groups],
-                                  tables)
+        groups, low, nbits = s.coded
+        stream = _encode_segments([(sym, s.sign_slot[ctx] if is_sign else s.slot[ctx]) for sym, ctx, is_sign in groups],
+                                  s.tables)
     raw = _write_bits(low, nbits)
-    out += huffman.write_varint(len(stream)) + stream + raw
-    return bytes(out)
+    return s.head + huffman.write_varint(len(stream)) + stream + raw
 
 
 def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs: bool = False,

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ...entropy import rans
 from ...errors import RequestError
 from ..base import Budget, Job
 from . import bitstream as subbands
@@ -864,9 +865,10 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
                 metric: str = "psnr_band", memo: Optional[dict] = None,
                 valid: Optional[np.ndarray] = None, plan: Optional[Plan] = None,
                 cap_bits: Optional[float] = None, written: frozenset = frozenset(),
-                slack: float = 0.0) -> Optional[tuple[Optional[dict], bytes, float, np.ndarray]]:
-    """(config, payload, encoder's score, band weight codes) for a normalised cube (C, H, W)
-    whose payload fits `budget_bits` by the estimate; None when not even one component fits.
+                slack: float = 0.0) -> Optional[tuple[Optional[Prepared], float, np.ndarray]]:
+    """(the candidate ready to write (Prepared), encoder's score, band weight codes) for a
+    normalised cube (C, H, W) whose payload fits `budget_bits` by the estimate; None when not even
+    one component fits.
     Without a `plan` (or the `weights` of an earlier call), the search plans it: on the cube itself,
     or on a sample of it (plan_sample) when it has more than SAMPLE_FROM pixels (SAMPLE_FROM_FAST
     at low effort). With one, only the
@@ -874,9 +876,9 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     metric "psnr_global" keeps every band's weight at 1 (the plain MSE of the normalised cube).
     `memo` (a dict kept by the caller across calls on the same cube): the analysis coded, with its
     cached pyramids, estimates and candidates, and the plan, for the re-aiming calls. `cap_bits`:
-    a candidate whose estimated bits exceed it is not packaged (config None: a re-aim that would
-    come out over the budget, predicted from the last file's true size). `written`: the (K, step
-    code) of files already written: such a candidate is not packaged again (config None). `slack`:
+    a candidate whose estimated bits exceed it is not prepared (None: a re-aim that would come out
+    over the budget, predicted from the last file's size). `written`: the (K, step code) of files
+    already sized: such a candidate is not prepared again (None). `slack`:
     with a plan, its step is searched (estimated bits) for this much more room than the exact
     candidate then gets (finalise steps down to fit): the search's estimate of a candidate is up to
     ~0.3 % off its exact bits, and a re-aim at the budget itself should not stop a step short."""
@@ -928,11 +930,11 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             report("search", 0, 1, value)
     memo["bits"] = cand.bits + _weight_bits(plan.weights)  # the whole payload's estimate
     if (cap_bits is not None and memo["bits"] > cap_bits) or (cand.k, cand.code) in written:
-        return None, b"", value, plan.weights  # predicted over the budget, or written before: not written
+        return None, value, plan.weights  # predicted over the budget, or written before: not written
     maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
     if memo.get("analysis") is not None:  # the search's memory is not needed to write the file
         _drop_buffers(memo["analysis"])
-    return (*package(cand, plan.weights, h, w, maps), value, plan.weights)
+    return prepare(cand, plan.weights, h, w, maps), value, plan.weights
 
 
 def constant_bands(cube: np.ndarray, valid: Optional[np.ndarray]) -> np.ndarray:
@@ -950,11 +952,38 @@ def _weight_bits(codes: np.ndarray) -> float:
     return 0.0 if not codes.any() else subbands.estimate_vector_bits([codes]) - 40
 
 
-def package(cand: Candidate, codes: np.ndarray, height: int, width: int,
-            coded: Optional[subbands.Maps] = None) -> tuple[dict, bytes]:
-    """(MODL config, payload). With `coded` (wavelet.masks of a nodata mask: the pyramid is
-    shape-adaptive) the coefficient section holds only those positions, and the config says so
-    ("nodata": 1)."""
+PREDICT_MARGIN = 32  # bytes (plus half a byte a lane): how far a predicted payload size may be from the true one
+
+
+@dataclass
+class Prepared:
+    """A candidate ready to write: its MODL config, its side information's bytes, and its
+    coefficient section planned (bitstream.plan_section: the tables made) but not yet coded, so
+    that the payload's size is known (`predicted`, within `margin` bytes) before the stream is."""
+
+    config: dict
+    side: bytes
+    ints: subbands.Pyramid
+    section: subbands.Section
+    coded: Optional[subbands.Maps]
+
+    @property
+    def predicted(self) -> int:
+        return len(self.side) + subbands.predicted_size(self.section)
+
+    @property
+    def margin(self) -> int:
+        return PREDICT_MARGIN + rans.choose_lanes(self.section.total) // 2
+
+    def payload(self) -> bytes:
+        return self.side + subbands.pack(self.ints, SIGNS, self.coded, section=self.section)
+
+
+def prepare(cand: Candidate, codes: np.ndarray, height: int, width: int,
+            coded: Optional[subbands.Maps] = None) -> Prepared:
+    """The candidate with band weight codes `codes`, ready to write (package() writes it). With
+    `coded` (wavelet.masks of a nodata mask: the pyramid is shape-adaptive) the coefficient section
+    holds only those positions, and the config says so ("nodata": 1)."""
     ints, offsets, b_int, b_exps, m_int, m_exp, levels = cand.parts
     side = [codes, _predict_residual(m_int)] + [_predict_residual(b_int[:, j]) for j in range(cand.k)]
     config = {"model": MODEL, "height": height, "width": width, "bands": int(codes.size),
@@ -962,7 +991,27 @@ def package(cand: Candidate, codes: np.ndarray, height: int, width: int,
               "mean_exp": int(m_exp), "offsets": list(map(int, offsets))}
     if coded is not None:
         config["nodata"] = 1
-    return config, subbands.pack_vectors(side) + subbands.pack(ints, SIGNS, coded, None if coded else cand.stats)
+    section = subbands.plan_section(ints, SIGNS, coded, None if coded else cand.stats)
+    return Prepared(config, subbands.pack_vectors(side), ints, section, coded)
+
+
+def package(cand: Candidate, codes: np.ndarray, height: int, width: int,
+            coded: Optional[subbands.Maps] = None) -> tuple[dict, bytes]:
+    """(MODL config, payload) of a candidate (prepare(), then its stream coded)."""
+    p = prepare(cand, codes, height, width, coded)
+    return p.config, p.payload()
+
+
+def prepare_again(memo: dict, k: int, code: int, height: int, width: int,
+                  valid: Optional[np.ndarray] = None) -> Prepared:
+    """The Prepared that encode_cube returned for (K, step code) with this `memo`: the same
+    candidate of the same analysis (remembered, or evaluated again: evaluate is deterministic)."""
+    a, plan = memo["analysis"], memo["plan"]
+    cand = next((c for key, c in a.cache.get("evaluated", {}).items() if key[:3] == (k, code, plan.rounding)), None)
+    if cand is None:
+        cand = evaluate(a, k, code, plan.rounding, exact_mse=False)
+    maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(height, width))
+    return prepare(cand, plan.weights, height, width, maps)
 
 
 def probe_config(height: int, width: int, bands: int) -> dict:
@@ -1040,10 +1089,22 @@ def encode(job: Job) -> tuple[bytes, dict]:
 
 def _encode(job: Job) -> tuple[bytes, dict]:
     """Transform model: search K, the step and the band weights for the budget (estimated sizes),
-    then write the file and check its true size; re-aim if it came out over the budget or further
-    under it than `fill`: at the budget itself, through the ratio of the file's true payload size
-    to its estimate (which varies far less between neighbouring steps than it does between cubes
-    and rates, 0.1 to 1.6 %), so that one re-aim usually lands on the finest step that fits."""
+    then size the file and re-aim if it came out over the budget or further under it than `fill`:
+    at the budget itself, through the ratio of the file's true payload size to its estimate (which
+    varies far less between neighbouring steps than it does between cubes and rates, 0.1 to 1.6 %),
+    so that one re-aim usually lands on the finest step that fits. A file's size is predicted
+    (Prepared.predicted: its tables made, its stream not coded) and only the file kept is coded,
+    unless a prediction is too close to a threshold to decide by (then that file is coded to know);
+    should the file kept still come out over the budget, the search runs again coding every file."""
+    for predict in (True, False):
+        found = _search_file(job, predict)
+        if found is not None:
+            return found
+    raise RequestError("could not meet the rate target for this cube")  # pragma: no cover - coded sizes decide
+
+
+def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
+    """_encode's loop; None when a predicted size proved wrong (the file kept is over the budget)."""
     h, w, c = job.shape
     cube = np.asarray(job.target)  # float32: analyse() makes the float64 copy it needs
     effort, metric = job.options.effort, job.options.optimise
@@ -1054,49 +1115,68 @@ def _encode(job: Job) -> tuple[bytes, dict]:
     overhead = len(job.pack_payload(probe_config(h, w, c), noise)) - 1000  # all but the payload
     room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
     fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a first file must land
-    best, weights, data = None, None, b""
+    budget = job.budget.bytes
+    best, weights, size = None, None, 0
     memo: dict = {"tile": job.plan is not None}  # a part of a tiled cube (its plan made for every part)
-    sizes: dict[tuple[int, int], int] = {}  # bytes of each (K, step code) written
+    sizes: dict[tuple[int, int], int] = {}  # bytes of each (K, step code) sized
     cap_bits: Optional[float] = None
+    last: Optional[tuple[tuple[int, int], Prepared, Optional[bytes]]] = None  # the last file sized
     for attempt in range(4):
+        last = prepared = None  # its integers are as large as K images: not held through the next search
         found = encode_cube(
             cube, 8.0 * room, effort,
             lambda stage, p, n, score: job.report("search", p + 1, n, float("nan"), score, "K, step, band weights"),
             weights, metric, memo, valid, plan, cap_bits, frozenset(sizes), REAIM_SLACK if attempt else 0.0)
         if found is None:
             raise job.too_low("transform", overhead + int(smallest_bits(cube, valid) / 8) + 1)
-        config, payload, score, weights = found
-        if config is None:
-            break  # predicted over the budget (large images: steps are coarse), or a file written before
+        prepared, score, weights = found
+        if prepared is None:
+            break  # predicted over the budget (large images: steps are coarse), or a file sized before
+        config = prepared.config
         key = (config["components"], config["step_code"])
-        data = job.pack_payload(config, payload)
-        sizes[key] = len(data)
+        around = len(job.pack_payload(config, b""))  # the container's bytes: the payload is stored as it is
+        payload_size, data = prepared.predicted, None
+        thresholds = (budget, job.budget.floor, fill * budget)
+        if not predict or min(abs(around + payload_size - t) for t in thresholds) <= prepared.margin:
+            data = job.pack_payload(config, prepared.payload())  # too close to call: the true size
+            payload_size = len(data) - around
+        size = around + payload_size
+        sizes[key] = size
+        last = (key, prepared, data)
         # true payload bits over the estimate, learnt from this file: the next aim, and a re-aim
-        # whose estimate times this exceeds the budget is not written (each write of a large image
+        # whose estimate times this exceeds the budget is not sized (each one of a large image
         # costs a second or more)
-        ratio = 8.0 * len(payload) / max(memo.get("bits", 0.0), 1.0)
+        ratio = 8.0 * payload_size / max(memo.get("bits", 0.0), 1.0)
         # the estimated payload bytes at which the file would fill the budget (between neighbouring
         # steps the ratio moves by less than 0.05 %: no margin; a re-aim that comes out over steps back)
-        aimed = (job.budget.bytes - (len(data) - len(payload))) / ratio
-        cap_bits = CAP_MARGIN * 8.0 * aimed if len(data) <= job.budget.bytes else None
-        if len(data) <= job.budget.bytes and (best is None or len(data) > len(best[0])):
-            best = (data, {"components": config["components"], "levels": config["levels"],
-                           "step_code": config["step_code"], f"encoder_{metric}": round(score, 3),
-                           "attempts": attempt + 1})
-        if job.budget.floor <= len(data) <= job.budget.bytes and (len(data) >= fill * job.budget.bytes or attempt):
+        aimed = (budget - around) / ratio
+        cap_bits = CAP_MARGIN * 8.0 * aimed if size <= budget else None
+        if size <= budget and (best is None or size > best[0]):
+            best = (size, key, data, {"components": config["components"], "levels": config["levels"],
+                                      "step_code": config["step_code"], f"encoder_{metric}": round(score, 3),
+                                      "attempts": attempt + 1})
+        if job.budget.floor <= size <= budget and (size >= fill * budget or attempt):
             break  # in the window; after a re-aim (aimed at the budget itself), under it is enough
         k, code = key
-        if (len(data) > job.budget.bytes and sizes.get((k, code - 1), math.inf) <= job.budget.bytes) or \
-                (len(data) <= job.budget.bytes and sizes.get((k, code + 1), -1) > job.budget.bytes):
+        if (size > budget and sizes.get((k, code - 1), math.inf) <= budget) or \
+                (size <= budget and sizes.get((k, code + 1), -1) > budget):
             break  # the next finer step is over the budget: no finer file fits at this K
-        if len(data) <= job.budget.bytes:
-            room = max(aimed, memo.get("bits", 0.0) / 8.0)  # never coarser than the file just written
+        if size <= budget:
+            room = max(aimed, memo.get("bits", 0.0) / 8.0)  # never coarser than the file just sized
         else:  # over: at least below this candidate's own estimate, so that the search cannot pick it again
             room = min(aimed, memo.get("bits", math.inf) / 8.0 - 1.0)
         job.report("size", attempt + 1, 4, float("nan"), float("nan"),
-                   f"{len(data)} bytes for a budget of {job.budget.bytes}: re-aiming")
+                   f"{size} bytes for a budget of {budget}: re-aiming")
     if best is None:
-        raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(len(data))} bpppb)")
-    if len(best[0]) < job.budget.floor:
-        best[1]["below_target"] = True  # every component already coded near-losslessly
-    return best
+        raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(size)} bpppb)")
+    size, key, data, stats = best
+    if data is None:
+        prepared = last[1] if last is not None and last[0] == key else \
+            prepare_again(memo, *key, h, w, valid)
+        last = None
+        data = job.pack_payload(prepared.config, prepared.payload())
+        if len(data) > budget:
+            return None  # the prediction missed by more than its margin: search again coding every file
+    if len(data) < job.budget.floor:
+        stats["below_target"] = True  # every component already coded near-losslessly
+    return data, stats
