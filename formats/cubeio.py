@@ -37,7 +37,7 @@ import numpy as np
 
 from hinercodec.errors import HinercError, InputError, OutputError, OutputExistsError, UsageError
 
-from . import envi
+from . import envi, mat5
 
 # Names under which a file may carry band centres (matched case-insensitively, first name wins).
 WAVELENGTH_NAMES = ("wavelength_nm", "wavelengths", "wavelength", "wl", "lambda", "bands_nm")
@@ -332,6 +332,25 @@ def _npz_variables(zf: zipfile.ZipFile) -> dict:
 
 
 def _mat5_variables(src: _Source) -> dict:
+    """MAT v5 variables: formats/mat5.py's reader (no scipy import) for files of real numeric
+    arrays, scipy.io for any other."""
+    try:
+        with _binary(src) as f:
+            listed = mat5.variables(f)
+    except mat5.Unsupported:
+        return _scipy_mat5_variables(src)
+    out = {}
+    for var in listed:
+
+        def load(var: mat5.Variable = var) -> np.ndarray:
+            with _binary(src) as f:
+                return mat5.read(f, var)
+
+        out[var.name] = _Var(var.name, var.shape, _MATLAB_NUMPY[var.mclass], "real", load)
+    return out
+
+
+def _scipy_mat5_variables(src: _Source) -> dict:
     import scipy.io
 
     with _binary(src) as f:

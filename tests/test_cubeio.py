@@ -390,3 +390,89 @@ def test_write_npy_stream_without_seek(houston: np.ndarray) -> None:
 def test_formats_never_import_torch() -> None:
     code = "import hinercodec.formats.cubeio, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- MAT v5 without scipy (formats/mat5.py)
+
+MAT5_DTYPES = ["float64", "float32", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("dtype", MAT5_DTYPES)
+def test_mat5_reader_matches_scipy(tmp_path: Path, dtype: str, compress: bool) -> None:
+    """formats/mat5.py lists and reads what scipy.io.whosmat / loadmat do (the stored type, the
+    shape, the values, writable), for every numeric type, names of 1 to 40 characters (a name of
+    up to 4 is a small data element), 1 to 4 bytes of data (a small element too) and larger."""
+    from hinercodec.formats import mat5
+
+    rng = np.random.default_rng(MAT5_DTYPES.index(dtype))
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    def make(shape):
+        if info is None:
+            return rng.normal(size=shape).astype(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    arrays = {"c": make((7, 5, 3)), "longer_name_of_a_cube_variable_here": make((2, 3, 4, 2)), "one": make((1, 1)),
+              "wl": make((1, 9)), "big": make((33, 17))}
+    path = tmp_path / "v.mat"
+    scipy.io.savemat(path, arrays, do_compression=compress)
+    with open(path, "rb") as f:
+        listed = mat5.variables(f)
+        assert [(v.name, v.shape, v.mclass) for v in listed] == scipy.io.whosmat(path)
+        for v in listed:
+            got, ref = mat5.read(f, v), scipy.io.loadmat(path, variable_names=[v.name])[v.name]
+            assert got.dtype == ref.dtype and got.shape == ref.shape and np.array_equal(got, ref)
+            assert got.flags.writeable
+    assert np.array_equal(read_cube(path, key="c").data, arrays["c"])
+
+
+def _element(kind: int, data: bytes) -> bytes:
+    """One MAT v5 data element (small format for 4 bytes or less), padded to 8 bytes."""
+    import struct
+    if len(data) <= 4:
+        return struct.pack("<I", len(data) << 16 | kind) + data.ljust(4, b"\0")
+    return struct.pack("<II", kind, len(data)) + data + b"\0" * (-len(data) % 8)
+
+
+def test_mat5_stored_type_smaller_than_class(tmp_path: Path) -> None:
+    """MATLAB stores a double array of small integers as uint8 (and so on): read as stored, like
+    scipy.io.loadmat (whosmat names the class), a 4-byte real part as a small element."""
+    import struct
+
+    from hinercodec.formats import mat5
+
+    path = tmp_path / "m.mat"
+    values = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    body = (_element(6, struct.pack("<II", 6, 0)) + _element(5, struct.pack("<3i", 2, 3, 4)) + _element(1, b"x")
+            + _element(2, values.tobytes(order="F")))
+    small = (_element(6, struct.pack("<II", 6, 0)) + _element(5, struct.pack("<2i", 2, 2)) + _element(1, b"s")
+             + _element(2, bytes([1, 2, 3, 4])))
+    head = b"MATLAB 5.0 MAT-file, written by a test".ljust(116, b" ") + b"\0" * 8 + b"\x00\x01IM"
+    path.write_bytes(head + struct.pack("<II", 14, len(body)) + body + struct.pack("<II", 14, len(small)) + small)
+    with open(path, "rb") as f:
+        listed = mat5.variables(f)
+        assert [(v.name, v.shape, v.mclass) for v in listed] == scipy.io.whosmat(path)
+        for v in listed:
+            ref = scipy.io.loadmat(path, variable_names=[v.name])[v.name]
+            got = mat5.read(f, v)
+            assert got.dtype == ref.dtype and np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("extra", [{"note": "a string"}, {"flag": np.array([True, False])},
+                                   {"s": {"a": np.ones(3)}}, {"z": np.ones(4) * (1 + 2j)}, {"cells": np.array([1, "a"], object)}])
+def test_mat5_anything_else_is_read_by_scipy(samson: np.ndarray, tmp_path: Path, extra: dict) -> None:
+    """A file holding anything but real numeric arrays (text, logical, struct, complex, cells):
+    the reader says Unsupported and the file is read with scipy, the cube the same."""
+    from hinercodec.formats import mat5
+
+    path = tmp_path / "x.mat"
+    scipy.io.savemat(path, {"cube": samson, **extra})
+    with open(path, "rb") as f, pytest.raises(mat5.Unsupported):
+        mat5.variables(f)
+    assert np.array_equal(read_cube(path, key="cube").data, samson)
+
+
+def test_mat5_reading_needs_no_scipy(data: Path) -> None:
+    """Reading a real-scene .mat (v5) does not import scipy.io (a quarter of a second)."""
+    code = ("import sys; from hinercodec.formats.cubeio import read_cube; c = read_cube(sys.argv[1]); "
+            "assert c.data.shape == (95, 95, 156); assert 'scipy.io' not in sys.modules, 'scipy.io imported'")
+    subprocess.run([sys.executable, "-c", code, str(data / "samson.mat")], check=True)
