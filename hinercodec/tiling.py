@@ -278,20 +278,23 @@ def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> byt
     return pack_tiled(head, tiles)  # type: ignore[arg-type]
 
 
+MEASURE_THREADS = 2  # threads of the summary's distortion sums (the same figures for any count)
+
+
 def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Survey, device: str) -> dict:
-    """PROTOCOL.md distortion of the tiled file against the source, tile by tile (bounded memory),
-    over the data pixels (PROTOCOL.md "Nodata")."""
+    """PROTOCOL.md distortion of the tiled file against the source, a row of cores at a time
+    (bounded memory: the decoder opens the row's tile models MEASURE_THREADS at a time, and the
+    sums go by strips in as many threads), over the data pixels (PROTOCOL.md "Nodata")."""
     dec = Decoder(data, device)
     acc = StreamingDistortion(s.lo, s.hi)
-    grid = dec.grid
-    _, cols = grid.shape
-    for i in range(len(grid)):  # core by core: bounded memory (each network runs for up to 9 cores)
-        y0, y1, x0, x1 = grid.rect(i)
-        original, decoded = read(y0, y1, x0, x1), dec.bands(window=(y0, y1, x0, x1))
+    edges, width = dec.grid.y_edges, dec.grid.x_edges[-1]
+    for y0, y1 in zip(edges[:-1], edges[1:]):
+        original, decoded = read(y0, y1, 0, width), dec.bands(window=(y0, y1, 0, width))
         if s.valid is not None:
-            keep = s.valid[y0:y1, x0:x1]
+            keep = s.valid[y0:y1]
             original, decoded = original[keep][:, None], decoded[keep][:, None]
-        acc.add(original, decoded)
-        if i % cols == cols - 1 and y1 < grid.y_edges[-1]:  # a row of cores done: keep the models the rest needs
-            dec.forget(keep=dec.grid.touching(y1, grid.y_edges[-1], 0, grid.x_edges[-1]))
+        acc.add(original, decoded, MEASURE_THREADS)
+        del original, decoded
+        if y1 < edges[-1]:  # a row of cores done: keep the models the rest needs (networks reach across)
+            dec.forget(keep=dec.grid.touching(y1, edges[-1], 0, width))
     return acc.result().as_dict()

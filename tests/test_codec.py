@@ -648,3 +648,36 @@ def test_laplacian_energy_by_strips() -> None:
         g = y.astype(np.float64)
         lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
         np.testing.assert_allclose(tiling.laplacian_energy(y), (lap ** 2).sum(axis=(0, 1)), rtol=1e-12)
+
+
+def test_streaming_distortion_is_the_same_in_threads(monkeypatch):
+    """StreamingDistortion.add takes its strips' sums in threads and adds them in strip order: the
+    same figures, to the last bit, for any thread count, and those of distortion() on the whole."""
+    from hinercodec import metrics
+
+    rng = np.random.default_rng(3)
+    original = rng.integers(0, 4000, size=(61, 23, 7)).astype(np.uint16)
+    decoded = (original + rng.integers(-9, 10, size=original.shape)).clip(0, 4000).astype(np.uint16)
+    monkeypatch.setattr(metrics, "STRIP_VALUES", 200)  # many strips of a few rows
+    results = []
+    for threads in (1, 2, 5):
+        acc = metrics.StreamingDistortion(original.min(axis=(0, 1)), original.max(axis=(0, 1)))
+        acc.add(original[:40], decoded[:40], threads)
+        acc.add(original[40:], decoded[40:], threads)
+        results.append(acc.result().as_dict())
+    assert results[0] == results[1] == results[2]
+    whole = distortion(original, decoded).as_dict()
+    assert all(abs(whole[k] - results[0][k]) < 1e-9 for k in ("psnr_band", "psnr_global", "sam_deg", "max_abs_error"))
+
+
+def test_tiled_summary_is_the_decoded_distortion():
+    """A tiled file's summary (tiling.measure: a row of tiles at a time, sums in threads) is the
+    distortion of the file's decode against the cube."""
+    path = DATA / "houston2018_crop.mat"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    cube = np.ascontiguousarray(read_cube(path).data[:70, :90])
+    result = api.encode(cube, bpppb=0.5, tile=32)
+    assert result.stats["tiles"] == 9
+    decoded = distortion(cube, api.decode(result.data))
+    assert abs(decoded.psnr_band - result.psnr_band) < 1e-9
