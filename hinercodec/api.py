@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, registry, tiling
+from . import __version__, parallel, registry, tiling
 from . import nodata as nodata_pixels
 from .codecs.base import Budget
 from .cube import band_ranges, check_cube, check_size, normalised, positions_of
@@ -168,8 +168,9 @@ def _fit_tiles(map_fn: MapFn, tasks: list, opts: EncodeOptions) -> list:
         return list(map_fn(tiling.fit_tile, tasks))
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(min(threads, len(tasks))) as pool:
-        return list(pool.map(tiling.fit_tile, tasks))
+    workers = min(threads, len(tasks))
+    with ThreadPoolExecutor(workers) as pool:  # each worker's compiled steps get its share of the cores
+        return list(pool.map(parallel.run_limited(tiling.fit_tile, parallel.share(workers)), tasks))
 
 
 def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarray],

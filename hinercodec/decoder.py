@@ -11,7 +11,7 @@ from typing import BinaryIO, Optional, Sequence, Union
 
 import numpy as np
 
-from . import registry
+from . import parallel, registry
 from .codecs.base import payload_of
 from .cube import band_lerp, restore
 from .errors import CorruptFileError, RequestError
@@ -129,8 +129,10 @@ class Decoder:
                          self.file.dtype, None if self.valid is None else self.valid[y0:y1, x0:x1]))
         numpy_only = all(registry.for_file(job[0].get("model")).payload for job in jobs)
         if len(jobs) > 1 and numpy_only and self.THREADS > 1:
-            with ThreadPoolExecutor(min(self.THREADS, len(jobs))) as pool:
-                models = list(pool.map(lambda job: open_model(*job), jobs))
+            workers = min(self.THREADS, len(jobs))
+            build = parallel.run_limited(lambda job: open_model(*job), parallel.share(workers))
+            with ThreadPoolExecutor(workers) as pool:  # each worker's compiled steps get its share of the cores
+                models = list(pool.map(build, jobs))
         else:
             models = [open_model(*job) for job in jobs]
         for i, model in zip(todo, models):

@@ -278,3 +278,42 @@ def test_sized_files_are_the_coded_files(monkeypatch):
     monkeypatch.setattr(encoder, "_search_file", search_logged)
     assert api.encode(cube, bpppb=0.2, effort=3).data == right
     assert calls == [True, False]  # the predicted search's file came out over the budget: searched again
+
+
+def test_worker_thread_limit(monkeypatch):
+    """hinercodec.parallel: a pool's workers get their share of the cores, a compiled step started
+    inside limited(n) uses at most n threads, and the statistics are the same for any limit."""
+    from hinercodec import parallel
+
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    assert [parallel.share(w) for w in (1, 2, 3, 4, 32)] == [16, 8, 5, 4, 1]
+    monkeypatch.setattr(bitstream, "THREADS", 7)
+    seen = []
+    with parallel.limited(2):
+        seen.append(bitstream._threads())
+        with parallel.limited(1):
+            seen.append(wavelet._threads())
+        seen.append(bitstream._threads())
+    seen.append(bitstream._threads())
+    assert seen == [2, 1, 2, 7]
+    images, step = _case("real")
+    pyr = _pyramid(images, step)
+    ref = bitstream._stats(pyr, True)
+    with parallel.limited(1):
+        got = bitstream._stats(pyr, True)
+    assert all(np.array_equal(a, b) for a, b in zip(got[:2], ref[:2])) and got[2:] == ref[2:]
+
+
+def test_stream_refuses_too_few_escape_slots():
+    """The compiled stream writes the escapes' low bits into buffers sized by the statistics' count
+    of escape symbols, and refuses (ValueError) buffers too short for them, never writing past."""
+    images, _ = _case("escapes")
+    pyr = _pyramid(images, 1.0)
+    section = bitstream.plan_section(pyr, True)
+    assert section.escapes > 0
+    stream, low, nbits = bitstream._fast_stream(pyr, True, section.slot, section.sign_slot, section.tables,
+                                                section.total, section.escapes)
+    assert low.size == nbits.size == section.escapes and int(nbits.sum()) == section.escape_bits
+    with pytest.raises(ValueError):
+        bitstream._fast_stream(pyr, True, section.slot, section.sign_slot, section.tables, section.total,
+                               section.escapes - 1)

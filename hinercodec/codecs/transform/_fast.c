@@ -75,7 +75,8 @@ typedef struct {
     int too_big, failed;
     /* mode 1: entries (each group padded to whole steps), the escapes' low bits and bit counts */
     int64_t *low, *nbits;
-    int64_t n_esc;
+    int64_t n_esc, cap_esc; /* escapes written, room for them in low and nbits */
+    int esc_overflow;
     const int64_t *slot, *sign_slot, *tab_off, *tab_size, *index;
     int64_t n_slot, lanes, pad_entry, group_start, n_ent, cap_ent;
     int32_t *ent;
@@ -100,8 +101,12 @@ static inline void emit_value(Out *o, int64_t v, int64_t c, int is_signed) {
         s = ESCAPE + 2 * (n - 4) + neg;
         o->escape_bits += n;
         if (o->mode == 1) {
-            o->low[o->n_esc] = a - ((int64_t)1 << n);
-            o->nbits[o->n_esc] = n;
+            if (o->n_esc < o->cap_esc) {
+                o->low[o->n_esc] = a - ((int64_t)1 << n);
+                o->nbits[o->n_esc] = n;
+            } else {
+                o->esc_overflow = 1;
+            }
             o->n_esc++;
         }
     }
@@ -567,7 +572,7 @@ static PyObject *rans_encode_core(const int32_t *e32, const int64_t *e64, Py_ssi
    slot / sign_slot, the table's symbol -> entry by index[tab_off[t] + s]), each group padded to whole
    steps with the last (no-op) entry, then rans_encode over them: the bytes of rans.encode_segments of
    bitstream._coded's segments, without their (symbol, context, table) arrays. total: the symbols (for the
-   entry buffer); low, nbits: int64 buffers of K H W (the escapes' low bits and counts). */
+   entry buffer); low, nbits: int64 buffers of one entry per escape (the escapes' low bits and counts; ValueError if too short). */
 static PyObject *py_stream(PyObject *self, PyObject *args) {
     int K, H, W, levels, signs, precision, lanes, word_bits;
     long long state_low, total;
@@ -587,8 +592,9 @@ static PyObject *py_stream(PyObject *self, PyObject *args) {
     for (; no < 9; no++)
         if (PyObject_GetBuffer(objs[no], &ob[no], no >= 7 ? PyBUF_WRITABLE : PyBUF_SIMPLE) != 0) goto done;
     const Py_ssize_t n = (Py_ssize_t)K * H * W, n_tables = ob[2].len / 8, n_entries = ob[5].len / 8;
-    if (ob[1].len != N_SIGN_CTX * 8 || ob[3].len != ob[2].len || ob[6].len != ob[5].len || ob[7].len < n * 8 ||
-        ob[8].len < n * 8 || lanes < 1 || lanes > 256 || total < 0 || n_entries < 1) {
+    (void)n;
+    if (ob[1].len != N_SIGN_CTX * 8 || ob[3].len != ob[2].len || ob[6].len != ob[5].len || ob[7].len != ob[8].len ||
+        lanes < 1 || lanes > 256 || total < 0 || n_entries < 1) {
         PyErr_SetString(PyExc_ValueError, "stream: inconsistent buffers");
         goto done;
     }
@@ -614,6 +620,7 @@ static PyObject *py_stream(PyObject *self, PyObject *args) {
     o.cap_ent = total + (int64_t)lanes * (1 + 2 * 3 * (int64_t)levels * K);
     o.ent = (int32_t *)malloc((size_t)o.cap_ent * 4);
     o.low = (int64_t *)ob[7].buf; o.nbits = (int64_t *)ob[8].buf;
+    o.cap_esc = ob[7].len / 8;
     if (!o.ent) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
     walk_ll(&P, &o);
@@ -621,6 +628,7 @@ static PyObject *py_stream(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     if (o.failed) { PyErr_NoMemory(); goto done; }
     if (o.too_big) { PyErr_Format(PyExc_ValueError, "coefficient magnitude exceeds 2**%d", MAX_LOG); goto done; }
+    if (o.esc_overflow) { PyErr_SetString(PyExc_ValueError, "stream: more escapes than low and nbits hold"); goto done; }
     if (o.bad_symbol || o.total != total) {
         PyErr_SetString(PyExc_ValueError, "symbol with frequency 0 in its table (or a count other than `total`)");
         goto done;

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from hinercodec import parallel
 from hinercodec.errors import CorruptFileError
 
 from ...entropy import huffman, rans
@@ -39,6 +40,11 @@ except ImportError:  # pragma: no cover - a build without the extension
     _fast = None
 FAST = _fast is not None  # tests switch it off to compare both paths
 THREADS = 2  # threads of the compiled statistics (integer histograms: the result does not depend on it)
+
+
+def _threads() -> int:
+    """THREADS, or fewer where the calling thread's limit is lower (hinercodec.parallel)."""
+    return min(THREADS, parallel.limit())
 
 DIRECT = 16  # |v| below this is a symbol of its own
 ESCAPE = 2 * DIRECT - 1  # first escape symbol (|v| in [16, 32))
@@ -603,7 +609,7 @@ def _stats(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None) 
     if FAST and pyramid[0].size and coded is None:
         hist = np.zeros((1 + int(context_id(MAX_LEVELS - 1, PASSES - 1, N_BUCKETS - 1)), ALPHABET), np.int64)
         sign_counts = np.zeros((N_SIGN_CONTEXTS, 2), np.int64)
-        total, escape_bits = _fast.stats(*_fast_args(pyramid, signs), hist, sign_counts, THREADS)
+        total, escape_bits = _fast.stats(*_fast_args(pyramid, signs), hist, sign_counts, _threads())
         return hist, sign_counts, total, escape_bits
     groups, hist, sign_counts = _histograms(pyramid, signs, coded)
     return hist, sign_counts, sum(g[0].size for g in groups), sum(int(g[2].sum()) for g in groups)
@@ -663,7 +669,7 @@ def fast_mix(rows: np.ndarray, images: np.ndarray, out: np.ndarray, rect: tuple[
     """The compiled decoder.mix of rows (T, K + 1) over the rectangle (y0, y1, x0, x1) of the
     C-contiguous float64 images (K, H, W), into out (T, y1 - y0, x1 - x0)."""
     k, h, w = images.shape
-    _fast.mix(rows, images, out, rows.shape[0], k, h, w, *rect, THREADS)
+    _fast.mix(rows, images, out, rows.shape[0], k, h, w, *rect, _threads())
 
 
 RESTORE_KINDS = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16),
@@ -679,7 +685,7 @@ def fast_restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np
     y = np.ascontiguousarray(y)
     out = np.empty((h, w, k), dtype)
     _fast.restore(y, out, k, h * w, np.ascontiguousarray(scale, np.float64), np.ascontiguousarray(offset, np.float64),
-                  y.dtype == np.float64, RESTORE_KINDS.index(dtype), THREADS)
+                  y.dtype == np.float64, RESTORE_KINDS.index(dtype), _threads())
     return out
 
 
@@ -692,7 +698,7 @@ def fast_dequantise(q: np.ndarray, step: float, frac: float, in_place: bool = Fa
     in_place = in_place and q.dtype == np.int64 and q.flags.c_contiguous and q.flags.writeable
     q = np.ascontiguousarray(q, np.int64)
     out = q.view(np.float64) if in_place else np.empty(q.shape, np.float64)
-    _fast.dequantise(q, out, float(step), float(frac), THREADS)
+    _fast.dequantise(q, out, float(step), float(frac), _threads())
     return out
 
 
@@ -724,13 +730,13 @@ def _entropy_bits(hist: np.ndarray) -> float:
 
 
 def _fast_stream(pyramid: Pyramid, signs: bool, slot: np.ndarray, sign_slot: np.ndarray, tables: list,
-                 total: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+                 total: int, escapes: int) -> tuple[bytes, np.ndarray, np.ndarray]:
     """(rANS stream, escape low bits, their bit counts) of pack's groups, compiled (_fast.stream: the
-    bytes of _encode_segments over _coded's segments, without their per-symbol arrays)."""
+    bytes of _encode_segments over _coded's segments, without their per-symbol arrays). `escapes`:
+    how many escape symbols the pyramid has (its statistics' count)."""
     index, offsets, sizes, starts, freqs = rans.entry_index(tables)
     args = _fast_args(pyramid, signs)
-    n = args[0] * args[1] * args[2]
-    low, nbits = np.empty(n, np.int64), np.empty(n, np.int64)
+    low, nbits = np.empty(escapes, np.int64), np.empty(escapes, np.int64)
     stream, n_esc = _fast.stream(*args, slot, sign_slot, offsets, sizes, index, freqs, starts, PRECISION,
                                  rans.choose_lanes(total), rans.STATE_LOW, rans.WORD_BITS, total, low, nbits)
     rans.check_density(total, stream)
@@ -748,6 +754,7 @@ class Section:
     slot: np.ndarray  # table of each magnitude/value context id (-1: unused)
     sign_slot: np.ndarray  # table of each sign context
     total: int  # coded symbols
+    escapes: int  # escape symbols among them
     escape_bits: int  # raw escape bits after the stream
     ideal_bits: float  # the symbols' ideal code lengths under their tables (the stream's size, less the coder's few bytes)
     coded: Optional[tuple] = None  # the numpy path's (groups, low, nbits) (with `coded` maps, or without _fast)
@@ -818,7 +825,8 @@ def plan_section(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = 
                 pos, neg = (int(v) for v in sign_counts[cid])
                 ideal += pos * (PRECISION - math.log2(f[0])) + neg * (PRECISION - math.log2(f[1])) - pos - neg
             out += np.packbits(bitmap).tobytes() + bytes(q for _, q in listed)
-    return Section(bytes(out), tables, slot, sign_slot, int(total), int(escape_bits), ideal, groups)
+    escapes = int(hist[:, ESCAPE:].sum())
+    return Section(bytes(out), tables, slot, sign_slot, int(total), escapes, int(escape_bits), ideal, groups)
 
 
 def predicted_size(section: Section) -> int:
@@ -840,7 +848,7 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
     plan_section(pyramid, signs, coded) when already made."""
     s = plan_section(pyramid, signs, coded, stats) if section is None else section
     if s.coded is None:
-        stream, low, nbits = _fast_stream(pyramid, signs, s.slot, s.sign_slot, s.tables, s.total)
+        stream, low, nbits = _fast_stream(pyramid, signs, s.slot, s.sign_slot, s.tables, s.total, s.escapes)
     else:
         groups, low, nbits = s.coded
         stream = _encode_segments([(sym, s.sign_slot[ctx] if is_sign else s.slot[ctx]) for sym, ctx, is_sign in groups],

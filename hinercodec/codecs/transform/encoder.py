@@ -333,7 +333,15 @@ MAX_MAGNITUDE_LOG2 = 36  # keep every quantised integer far below the coder's 2*
 def finest_code(a: Analysis, k: int) -> int:
     """The largest step code worth trying for K components: FINEST_CODE, or less where the largest
     coefficient (or basis entry) would quantise to more than 2**MAX_MAGNITUDE_LOG2. High rates then
-    stop at the finest useful step instead of overflowing the coder (hinerc 0.4 crashed above ~2 bpppb)."""
+    stop at the finest useful step instead of overflowing the coder (hinerc 0.4 crashed above ~2 bpppb).
+    Remembered per K (a re-aim asks again once the pyramid is let go)."""
+    key = ("finest", k)
+    if key not in a.cache:
+        a.cache[key] = _finest_code(a, k)
+    return a.cache[key]
+
+
+def _finest_code(a: Analysis, k: int) -> int:
     pyr = _pyramid(a, k)
     ll_gain, det_gains = wavelet.gains(len(pyr[1])) if pyr[1] else (1.0, [])
     worst = float(np.abs(pyr[0]).max(initial=0.0)) * ll_gain
@@ -365,6 +373,8 @@ def _evaluated(a: Analysis, k: int, code: int, rounding: float, budget_bits: Opt
     """evaluate(), remembered for the last EVALUATED_KEPT candidates of this analysis."""
     kept = a.cache.setdefault("evaluated", {})
     key = (k, code, rounding, exact_mse)
+    if not exact_mse and (k, code, rounding, True) in kept:
+        key = (k, code, rounding, True)  # the exact MSE serves where the estimate was asked
     if key in kept:
         kept[key] = kept.pop(key)  # most recently used last
     else:
@@ -557,6 +567,17 @@ def _fits(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -
     return _estimate_bits(a, k, code, rounding) <= budget_bits
 
 
+def _known_fit(a: Analysis, k: int, code: int, rounding: float, budget_bits: float) -> Optional[bool]:
+    """_fits(a, k, code, rounding, budget_bits) when the estimates already made decide it, else None."""
+    exact = a.cache.get(("bits", k, code, rounding))
+    if exact is not None:
+        return exact <= budget_bits
+    found = a.cache.get(("approx", k, code, rounding))
+    if found is None or found[1] or abs(found[0] - budget_bits) <= FIT_MARGIN * abs(budget_bits) + 1.0:
+        return None
+    return found[0] <= budget_bits
+
+
 LOG_SLOPE = 0.016  # typical d ln(bits) / d code near the usual rates (bits double every ~43 codes)
 
 
@@ -573,21 +594,33 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
     lo, hi = -1, top + 1  # fits(lo) (-1: "before the start"), not fits(hi) (top + 1: "past the end")
     seen: dict[int, float] = {}
 
-    def probe(code: int) -> None:
+    def record(code: int, ok: bool) -> None:
         nonlocal lo, hi
-        ok = _fits(a, k, code, rounding, budget_bits)
         seen[code] = _bits_seen(a, k, code, rounding)
         if ok:
             lo = max(lo, code)
         else:
             hi = min(hi, code)
 
-    probe(min(max(top // 2 if hint is None else hint, 0), top))
-    first = next(iter(seen))
+    def probe(code: int) -> None:
+        record(code, _fits(a, k, code, rounding, budget_bits))
+
+    # the estimates already made at this K (an earlier search, a re-aim's first file) that decide
+    # without new work: a re-aim whose bracket they close needs no pyramid at all
+    for code in sorted({key[2] for key in a.cache if key[0] in ("bits", "approx") and key[1] == k
+                        and key[3] == rounding and 0 <= key[2] <= top}):
+        ok = _known_fit(a, k, code, rounding, budget_bits)
+        if ok is not None:
+            record(code, ok)
+    if hi - lo <= 1:
+        return None if lo < 0 else _estimated(a, k, lo, rounding)
+    probe(min(max(top // 2 if hint is None else hint, lo + 1, 0), hi - 1, top))
+    first = list(seen)[-1]
     step = 8  # the second probe: where the typical slope of log(bits) puts the budget, one code beyond
     if math.isfinite(seen[first]) and seen[first] > 0 and budget_bits > 0:
         step = min(max(abs(round(math.log(budget_bits / seen[first]) / LOG_SLOPE)) + 1, 1), 64)
-    probe(min(first + step, top) if first == lo else max(first - step, 0))
+    if hi - lo > 1:
+        probe(min(max(first + step if first == lo else first - step, lo + 1, 0), hi - 1, top))
     while hi - lo > 1:
         width = hi - lo
         # the secant through the nearest probes on each side of the budget (the bracket's ends when
@@ -932,8 +965,6 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     if (cap_bits is not None and memo["bits"] > cap_bits) or (cand.k, cand.code) in written:
         return None, value, plan.weights  # predicted over the budget, or written before: not written
     maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
-    if memo.get("analysis") is not None:  # the search's memory is not needed to write the file
-        _drop_buffers(memo["analysis"])
     return prepare(cand, plan.weights, h, w, maps), value, plan.weights
 
 
@@ -1170,6 +1201,8 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
     if best is None:
         raise RequestError(f"could not meet the rate target for this cube (last try: {job.bpppb_of(size)} bpppb)")
     size, key, data, stats = best
+    if memo.get("analysis") is not None:  # the search's buffers (kept through re-aims) are not needed to write
+        _drop_buffers(memo["analysis"])
     if data is None:
         prepared = last[1] if last is not None and last[0] == key else \
             prepare_again(memo, *key, h, w, valid)

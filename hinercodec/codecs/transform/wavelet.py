@@ -14,12 +14,19 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from hinercodec import parallel
+
 try:  # compiled lifting (_fast.c): the same operations per sample, so the same bits
     from . import _fast
 except ImportError:  # pragma: no cover - a build without the extension
     _fast = None
 FAST = _fast is not None  # tests switch it off to compare both paths
 THREADS = 2  # threads of the compiled lifting (images split: the same bits for any count)
+
+
+def _threads() -> int:
+    """THREADS, or fewer where the calling thread's limit is lower (hinercodec.parallel)."""
+    return min(THREADS, parallel.limit())
 
 
 # Lifting steps (predict, update, predict, update) and the final scaling of the CDF 9/7 filter.
@@ -120,7 +127,7 @@ def _fast_level(x: np.ndarray, take: Callable[[tuple], np.ndarray] = np.empty
     hs, hd, ws, wd = (h + 1) // 2, h // 2, (w + 1) // 2, w // 2
     ll, hl = np.empty(lead + (hs, ws)), take(lead + (hs, wd))
     lh, hh = take(lead + (hd, ws)), take(lead + (hd, wd))
-    _fast.level(x, ll, hl, lh, hh, k, h, w, False, _consts(), THREADS)
+    _fast.level(x, ll, hl, lh, hh, k, h, w, False, _consts(), _threads())
     return ll, hl, lh, hh
 
 
@@ -130,7 +137,7 @@ def _fast_unlevel(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray
     lead = ll.shape[:-2]
     h, w = ll.shape[-2] + lh.shape[-2], ll.shape[-1] + hl.shape[-1]
     out = np.empty(lead + (h, w))
-    _fast.level(out, ll, hl, lh, hh, int(np.prod(lead, dtype=np.int64)), h, w, True, _consts(), THREADS)
+    _fast.level(out, ll, hl, lh, hh, int(np.prod(lead, dtype=np.int64)), h, w, True, _consts(), _threads())
     return out
 
 
