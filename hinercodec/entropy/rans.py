@@ -29,6 +29,7 @@ while rounding the other frequencies to levels costs a fraction of a percent of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -56,10 +57,14 @@ def _level_cap(r: int) -> int:
     return (MAX_PRECISION + 1 - r) << r
 
 
+@lru_cache(maxsize=None)
 def _delta_lengths(r: int, g: int) -> np.ndarray:
-    """Code lengths of the zigzagged level changes 0..2*cap: Exp-Golomb shape of order g."""
+    """Code lengths of the zigzagged level changes 0..2*cap: Exp-Golomb shape of order g (made once
+    per (r, g), read-only)."""
     z = np.arange(2 * _level_cap(r) + 1)
-    return (2 * np.floor(np.log2((z >> g) + 1)) + 1 + g).astype(np.uint8)
+    lengths = (2 * np.floor(np.log2((z >> g) + 1)) + 1 + g).astype(np.uint8)
+    lengths.flags.writeable = False
+    return lengths
 
 
 def level_values(codes: np.ndarray, r: int) -> np.ndarray:
@@ -110,9 +115,10 @@ def _quantise(hist: np.ndarray, r: int, precision: int) -> np.ndarray | None:
         if scale is None:  # round to the nearer of the two levels around the share
             codes = codes + (target * target > level_values(codes, r) * level_values(codes + 1, r))
         codes = np.where(used, codes, 0)
-        biggest = int(np.delete(codes, top).max(initial=0))
+        codes[top] = 0  # the others' largest code and total first (codes are >= 0, level_values(0) = 0)
+        biggest = int(codes.max())
+        rest = (1 << precision) - int(level_values(codes, r).sum())
         codes[top] = max(1, biggest + int(biggest in codes[:top]))
-        rest = (1 << precision) - int(level_values(np.delete(codes, top), r).sum())
         if rest >= 1 and codes[top] <= _level_cap(r):
             return codes
     return None
@@ -139,9 +145,10 @@ def build_table(histogram: np.ndarray, precision: int | None = None) -> Table:
         freqs = _frequencies(codes, r, precision)
         used = hist > 0
         coded = float(np.dot(hist[used], precision - np.log2(freqs[used])))
-        z = _zigzag(codes)
+        changes = np.bincount(_zigzag(codes), minlength=2 * _level_cap(r) + 1)  # how often each change occurs
         for g in range(MAX_ORDER + 1):
-            table_bits = 8 * (len(huffman.write_varint(hist.size)) + 1 + -(-int(_delta_lengths(r, g)[z].sum()) // 8))
+            delta_bits = int(np.dot(changes, _delta_lengths(r, g).astype(np.int64)))  # the same integer as summing per symbol
+            table_bits = 8 * (len(huffman.write_varint(hist.size)) + 1 + -(-delta_bits // 8))
             cost = table_bits + coded
             if best is None or cost < best[0] - 1e-9:
                 best = (cost, Table(codes, r, g, precision, freqs))
