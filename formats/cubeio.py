@@ -30,10 +30,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence, Union
 
-import h5py
 import numpy as np
+
+if TYPE_CHECKING:  # h5py is imported where an HDF5 file is read or written
+    import h5py
 
 from hinercodec.errors import HinercError, InputError, OutputError, OutputExistsError, UsageError
 
@@ -283,6 +285,8 @@ def _variables(src: _Source, fmt: str) -> Iterator[dict]:
     elif fmt == "mat5":
         yield _mat5_variables(src)
     else:
+        import h5py  # imported where an HDF5 file is read or written (30 ms of every start-up otherwise)
+
         with h5py.File(io.BytesIO(src) if isinstance(src, bytes) else src, "r") as h5:
             yield _hdf5_variables(h5, reverse_all=fmt == "mat73")
 
@@ -371,8 +375,10 @@ def _scipy_mat5_variables(src: _Source) -> dict:
     return out
 
 
-def _hdf5_variables(h5: h5py.File, reverse_all: bool) -> dict:
+def _hdf5_variables(h5: "h5py.File", reverse_all: bool) -> dict:
     """Every dataset, recursively; MATLAB ones (class attribute or v7.3 header) get their axes reversed."""
+    import h5py
+
     out = {}
 
     def visit(name: str, obj: object) -> None:
@@ -1290,6 +1296,8 @@ def _write_mat(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> 
 
 def _write_mat73(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> None:
     """MATLAB v7.3: HDF5 after a 512-byte MATLAB header, axes reversed as MATLAB stores them."""
+    import h5py
+
     with h5py.File(tmp, "w", userblock_size=512) as h5:
         ds = h5.create_dataset(key, shape=data.shape[::-1], dtype=data.dtype)
         for band in range(data.shape[2]):  # band by band: no full transposed copy of a > 2 GB cube
@@ -1305,6 +1313,8 @@ def _write_mat73(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -
 
 
 def _write_h5(tmp: Path, data: np.ndarray, wl: np.ndarray | None, key: str) -> None:
+    import h5py
+
     with h5py.File(tmp, "w") as h5:
         h5.create_dataset(key, data=data)
         if wl is not None:
