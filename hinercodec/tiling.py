@@ -279,22 +279,27 @@ def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> byt
 
 
 MEASURE_THREADS = 2  # threads of the summary's distortion sums (the same figures for any count)
+MEASURE_VALUES = 1 << 23  # values of the source (and of the decode) a summary compares at a time
 
 
 def measure(data: bytes, read: Callable[[int, int, int, int], np.ndarray], s: Survey, device: str) -> dict:
-    """PROTOCOL.md distortion of the tiled file against the source, a row of cores at a time
-    (bounded memory: the decoder opens the row's tile models MEASURE_THREADS at a time, and the
-    sums go by strips in as many threads), over the data pixels (PROTOCOL.md "Nodata")."""
+    """PROTOCOL.md distortion of the tiled file against the source, a row of tiles at a time (the
+    decoder opens the row's tile models two at a time), by bands of rows of MEASURE_VALUES values
+    (bounded memory: the row's models and one band of both cubes), the sums by strips in
+    MEASURE_THREADS threads; over the data pixels (PROTOCOL.md "Nodata")."""
     dec = Decoder(data, device)
     acc = StreamingDistortion(s.lo, s.hi)
     edges, width = dec.grid.y_edges, dec.grid.x_edges[-1]
+    rows = max(1, MEASURE_VALUES // max(1, width * dec.shape[2]))
     for y0, y1 in zip(edges[:-1], edges[1:]):
-        original, decoded = read(y0, y1, 0, width), dec.bands(window=(y0, y1, 0, width))
-        if s.valid is not None:
-            keep = s.valid[y0:y1]
-            original, decoded = original[keep][:, None], decoded[keep][:, None]
-        acc.add(original, decoded, MEASURE_THREADS)
-        del original, decoded
-        if y1 < edges[-1]:  # a row of cores done: keep the models the rest needs (networks reach across)
+        for r0 in range(y0, y1, rows):
+            r1 = min(y1, r0 + rows)
+            original, decoded = read(r0, r1, 0, width), dec.bands(window=(r0, r1, 0, width))
+            if s.valid is not None:
+                keep = s.valid[r0:r1]
+                original, decoded = original[keep][:, None], decoded[keep][:, None]
+            acc.add(original, decoded, MEASURE_THREADS)
+            del original, decoded
+        if y1 < edges[-1]:  # a row of tiles done: keep the models the rest needs (networks reach across)
             dec.forget(keep=dec.grid.touching(y1, edges[-1], 0, width))
     return acc.result().as_dict()

@@ -317,3 +317,24 @@ def test_stream_refuses_too_few_escape_slots():
     with pytest.raises(ValueError):
         bitstream._fast_stream(pyr, True, section.slot, section.sign_slot, section.tables, section.total,
                                section.escapes - 1)
+
+
+def test_dequantise_and_inverse_into_given_memory():
+    """dequantise_pyramid(storage=) and wavelet.inverse(out=) (the encoder's exact candidates in a
+    tile's idle buffers): the same values as in fresh memory, made in the memory given."""
+    from hinercodec.codecs.transform import decoder
+
+    images, step = _case("odd")
+    pyr = _pyramid(images, step)
+    steps = decoder.band_steps(step, len(pyr[1]))
+    offsets = [3] * (len(pyr[1]) + 1)
+    fresh = decoder.dequantise_pyramid(pyr, steps, offsets)
+    storage = np.full(wavelet.pyramid_size(images.shape, len(pyr[1])), np.nan)
+    given = decoder.dequantise_pyramid(pyr, steps, offsets, storage=storage)
+    assert np.array_equal(given[0], fresh[0])
+    for a, b in zip(given[1], fresh[1]):
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y) and np.shares_memory(x, storage)
+    out = np.full(images.shape, np.nan)
+    back = wavelet.inverse(given, out)
+    assert back is out and np.array_equal(back, wavelet.inverse(fresh))

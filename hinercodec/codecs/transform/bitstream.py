@@ -689,15 +689,18 @@ def fast_restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np
     return out
 
 
-def fast_dequantise(q: np.ndarray, step: float, frac: float, in_place: bool = False) -> Optional[np.ndarray]:
+def fast_dequantise(q: np.ndarray, step: float, frac: float, in_place: bool = False,
+                    out: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """decoder.dequantise_pyramid of one integer band compiled (_fast.dequantise: the same binary64
     operations), or None without the compiled coder. `in_place`: the values overwrite q's memory
-    (q, C-contiguous int64, is then gone; no new memory to clear)."""
+    (q, C-contiguous int64, is then gone; no new memory to clear); `out`: a C-contiguous float64
+    array of q's shape that receives them."""
     if not FAST:
         return None
     in_place = in_place and q.dtype == np.int64 and q.flags.c_contiguous and q.flags.writeable
     q = np.ascontiguousarray(q, np.int64)
-    out = q.view(np.float64) if in_place else np.empty(q.shape, np.float64)
+    if out is None:
+        out = q.view(np.float64) if in_place else np.empty(q.shape, np.float64)
     _fast.dequantise(q, out, float(step), float(frac), _threads())
     return out
 

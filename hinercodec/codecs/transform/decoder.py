@@ -51,15 +51,24 @@ def restore_predicted(r: np.ndarray) -> np.ndarray:
 
 
 def dequantise_pyramid(ints: bitstream.Pyramid, steps: tuple[float, list[float]], offsets: list[int],
-                       in_place: bool = False) -> wavelet.Pyramid:
+                       in_place: bool = False, storage: Optional[np.ndarray] = None) -> wavelet.Pyramid:
     """The coefficients of an integer pyramid (HNR.md); `in_place`: written over the integers' memory
-    where the compiled path can (the integers are then gone)."""
-    def d(i: np.ndarray, s: float, o: int) -> np.ndarray:
-        fast = bitstream.fast_dequantise(i, s, o / OFFSET_RESOLUTION, in_place)
+    where the compiled path can (the integers are then gone); `storage`: a flat float64 array the
+    detail bands are made in, in order (views of it), as far as it holds them (the compiled path)."""
+    used = 0
+
+    def d(i: np.ndarray, s: float, o: int, detail: bool = True) -> np.ndarray:
+        nonlocal used
+        out = None
+        if storage is not None and detail and used + i.size <= storage.size:
+            out = storage[used:used + i.size].reshape(i.shape)
+        fast = bitstream.fast_dequantise(i, s, o / OFFSET_RESOLUTION, in_place, out)
+        if fast is not None and out is not None:
+            used += i.size
         return np.sign(i) * (np.abs(i) + o / OFFSET_RESOLUTION) * s if fast is None else fast
 
     ll_step, det_steps = steps
-    return (d(ints[0], ll_step, offsets[0]),
+    return (d(ints[0], ll_step, offsets[0], detail=False),
             [tuple(d(b, s, o) for b in bands) for bands, s, o in zip(ints[1], det_steps, offsets[1:])])
 
 

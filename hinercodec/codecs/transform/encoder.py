@@ -204,8 +204,15 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     if not exact_mse:
         mse = _estimated(a, k, code, rounding).mse
     elif maps is None:
-        rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets)).reshape(k, -1)
+        # the coefficients in the spare pyramid memory and the images in the images buffer (a tile's
+        # analysis: both idle now), not in fresh memory
+        storage = _take_storage(a, wavelet.pyramid_size((k, a.height, a.width), levels))
+        buf = _images_buffer(a, k, levels)
+        rec = wavelet.inverse(dequantise_pyramid(ints, steps, offsets, storage=storage),
+                              None if buf is None else buf.reshape(k, a.height, a.width)).reshape(k, -1)
         mse = _band_errors(a, b_hat, m_hat, rec) / a.weights
+        del rec
+        _give_storage(a, storage)
     else:
         rec = wavelet.inverse_masked(dequantise_pyramid(ints, steps, offsets), a.valid).reshape(k, -1)
         mse = _band_errors(a, b_hat, m_hat, rec) / a.weights
@@ -299,7 +306,8 @@ def psnr_band(mse: np.ndarray, constant: np.ndarray) -> float:
     return float(np.mean(10 * np.log10(1.0 / np.maximum(mse[keep], 1e-30))))
 
 
-PYRAMIDS_KEPT = 2  # unquantised pyramids remembered per analysis (each the size of K images: peak memory)
+PYRAMIDS_KEPT = 1  # unquantised pyramids remembered per analysis (each the size of K images: peak memory; a
+# search never goes back to a K it left without its estimates, which stay: one is enough)
 
 
 def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
@@ -1161,6 +1169,7 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
         if found is None:
             raise job.too_low("transform", overhead + int(smallest_bits(cube, valid) / 8) + 1)
         prepared, score, weights = found
+        found = None  # (its candidate is held by `last` alone: let go before the next search)
         if prepared is None:
             break  # predicted over the budget (large images: steps are coarse), or a file sized before
         config = prepared.config

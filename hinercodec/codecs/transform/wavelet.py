@@ -131,12 +131,15 @@ def _fast_level(x: np.ndarray, take: Callable[[tuple], np.ndarray] = np.empty
     return ll, hl, lh, hh
 
 
-def _fast_unlevel(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray) -> np.ndarray:
-    """The inverse of _fast_level (the subbands are not modified)."""
+def _fast_unlevel(ll: np.ndarray, hl: np.ndarray, lh: np.ndarray, hh: np.ndarray,
+                  out: Optional[np.ndarray] = None) -> np.ndarray:
+    """The inverse of _fast_level (the subbands are not modified); `out`: a C-contiguous float64
+    array of the result's shape that receives it (sharing no memory with the subbands)."""
     ll, hl, lh, hh = (np.ascontiguousarray(a, np.float64) for a in (ll, hl, lh, hh))
     lead = ll.shape[:-2]
     h, w = ll.shape[-2] + lh.shape[-2], ll.shape[-1] + hl.shape[-1]
-    out = np.empty(lead + (h, w))
+    if out is None or out.shape != lead + (h, w):
+        out = np.empty(lead + (h, w))
     _fast.level(out, ll, hl, lh, hh, int(np.prod(lead, dtype=np.int64)), h, w, True, _consts(), _threads())
     return out
 
@@ -193,12 +196,13 @@ def forward(images: np.ndarray, levels: int, storage: Optional[np.ndarray] = Non
     return ll, details
 
 
-def inverse(pyramid: Pyramid) -> np.ndarray:
-    """Images back from a pyramid made by forward."""
+def inverse(pyramid: Pyramid, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Images back from a pyramid made by forward. `out`: a C-contiguous float64 array of the
+    images' shape, sharing no memory with the pyramid, that the compiled last level writes them in."""
     ll, details = pyramid
-    for hl, lh, hh in reversed(details):
+    for n, (hl, lh, hh) in enumerate(reversed(details)):
         if _mergeable(ll, hl, lh, hh):
-            ll = _fast_unlevel(ll, hl, lh, hh)
+            ll = _fast_unlevel(ll, hl, lh, hh, out if n == len(details) - 1 else None)
             continue
         lo = np.swapaxes(_inverse_1d(np.swapaxes(ll, -1, -2), np.swapaxes(lh, -1, -2)), -1, -2)
         hi = np.swapaxes(_inverse_1d(np.swapaxes(hl, -1, -2), np.swapaxes(hh, -1, -2)), -1, -2)
