@@ -285,7 +285,7 @@ def _variables(src: _Source, fmt: str) -> Iterator[dict]:
     elif fmt == "mat5":
         yield _mat5_variables(src)
     else:
-        import h5py  # imported where an HDF5 file is read or written (30 ms of every start-up otherwise)
+        import h5py  # imported where an HDF5 file is read or written (not at every start-up)
 
         with h5py.File(io.BytesIO(src) if isinstance(src, bytes) else src, "r") as h5:
             yield _hdf5_variables(h5, reverse_all=fmt == "mat73")

@@ -1,7 +1,7 @@
 """MATLAB v5 MAT-files (MATLAB's `save -v7`, scipy.io.savemat): the numeric arrays, read without scipy.
 
-Why our own reader: importing scipy.io takes about a quarter of a second (it pulls in
-scipy.sparse), as much as coding a small cube; the format of numeric arrays is a short tagged
+Why our own reader: importing scipy.io pulls in scipy.sparse, a noticeable part of the time of
+coding a small cube; the format of numeric arrays is a short tagged
 layout (MathWorks, "MAT-File Format", version 5). What this reads is exactly what
 scipy.io.loadmat returns by default (the stored type, Fortran order, at least two dimensions);
 anything else in a file (cells, structs, characters, sparse, logical or complex arrays,

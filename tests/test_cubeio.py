@@ -472,13 +472,13 @@ def test_mat5_anything_else_is_read_by_scipy(samson: np.ndarray, tmp_path: Path,
 
 
 def test_mat5_reading_needs_no_scipy(data: Path) -> None:
-    """Reading a real-scene .mat (v5) does not import scipy.io (a quarter of a second)."""
+    """Reading a real-scene .mat (v5) does not import scipy.io (it pulls in scipy.sparse)."""
     code = ("import sys; from hinercodec.formats.cubeio import read_cube; c = read_cube(sys.argv[1]); "
             "assert c.data.shape == (95, 95, 156); assert 'scipy.io' not in sys.modules, 'scipy.io imported'")
     subprocess.run([sys.executable, "-c", code, str(data / "samson.mat")], check=True)
 
 
 def test_start_up_imports_no_hdf5_library() -> None:
-    """h5py (30 ms) is imported where an HDF5 file is read or written, not at every start-up."""
+    """h5py is imported where an HDF5 file is read or written, not at every start-up."""
     code = "import sys, hinercodec.cli.main; assert 'h5py' not in sys.modules, 'h5py imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
