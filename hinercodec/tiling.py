@@ -203,6 +203,7 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
         valid = ~invalid
         block = nodata_pixels.filled(block, valid)
     target = normalised(block, task.offset, task.scale)
+    del block, invalid  # the tile as read: not needed once normalised (peak memory)
     try:
         data, stats = run_encoder(target, task.dtype, task.offset, task.scale, task.wavelengths, task.budget, opts,
                                   task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ",
