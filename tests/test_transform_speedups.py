@@ -338,3 +338,20 @@ def test_dequantise_and_inverse_into_given_memory():
     out = np.full(images.shape, np.nan)
     back = wavelet.inverse(given, out)
     assert back is out and np.array_equal(back, wavelet.inverse(fresh))
+
+
+def test_prepare_again_gives_the_same_file():
+    """encoder.prepare_again (the file kept when a later re-aim's came out over the budget) makes
+    the same payload as the Prepared the search returned, from the memo's analysis and plan, with
+    the candidate remembered or evaluated afresh."""
+    from hinercodec.codecs.transform import encoder
+
+    images = _real_images(k=12, side=48).astype(np.float32)
+    cube = (images - images.min()) / np.ptp(images)
+    memo: dict = {}
+    prepared, _, _ = encoder.encode_cube(cube, 8 * 3000, 3, memo=memo)
+    key = (prepared.config["components"], prepared.config["step_code"])
+    again = encoder.prepare_again(memo, *key, *cube.shape[1:])
+    assert again.config == prepared.config and again.payload() == prepared.payload()
+    memo["analysis"].cache.pop("evaluated")  # forgotten: evaluated again
+    assert encoder.prepare_again(memo, *key, *cube.shape[1:]).payload() == prepared.payload()
