@@ -59,7 +59,7 @@ def single(args: argparse.Namespace) -> None:
 
     y = normalised(args.cube)
     a = tf.analyse(y)
-    comp = (a.basis[:, :1].T @ (a.x - a.mean[:, None])).reshape(a.height, a.width)
+    comp = (a.basis[:, :1].T @ (a.block(0, a.pixels) - a.mean[:, None])).reshape(a.height, a.width)
     img = np.rint((comp - comp.min()) / np.ptp(comp) * 65535).astype(np.uint16)
     x = img.astype(np.float64)
     levels = wavelet.levels_for(*x.shape)

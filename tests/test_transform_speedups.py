@@ -355,3 +355,21 @@ def test_prepare_again_gives_the_same_file():
     assert again.config == prepared.config and again.payload() == prepared.payload()
     memo["analysis"].cache.pop("evaluated")  # forgotten: evaluated again
     assert encoder.prepare_again(memo, *key, *cube.shape[1:]).payload() == prepared.payload()
+
+
+def test_analysis_keeps_no_float64_copy():
+    """An analysis reads the cube it was given (no C x N float64 copy kept: the largest array of a
+    tile's encode); its blocks are the weighted values in float64, and a projection made block by
+    block is the same as one product of the whole."""
+    from hinercodec.codecs.transform import encoder
+
+    images = _real_images(k=8, side=40)
+    cube = np.ascontiguousarray((images - images.min()) / np.ptp(images), np.float32)  # as a job's target
+    weights = 2.0 ** (np.arange(8) / 8.0)
+    a = encoder.analyse(cube, weights)
+    assert np.shares_memory(a.cube, cube) and not any(
+        isinstance(v, np.ndarray) and v.dtype == np.float64 and v.size >= cube.size for v in vars(a).values())
+    whole = np.multiply(cube.reshape(8, -1), np.sqrt(weights)[:, None], dtype=np.float64)
+    assert np.array_equal(a.block(0, a.pixels), whole) and np.array_equal(a.block(100, 357), whole[:, 100:357])
+    assert np.array_equal(a.basis[:, :3].T @ whole, np.concatenate(
+        [a.basis[:, :3].T @ a.block(p, min(p + 500, a.pixels)) for p in range(0, a.pixels, 500)], axis=1))

@@ -46,18 +46,32 @@ K_LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128
 class Analysis:
     """What the encoder computes once per cube: mean, principal directions and their variances."""
 
-    x: np.ndarray  # (C, N) normalised cube, float64
+    cube: np.ndarray  # (C, N) the normalised cube as given (float32 or float64; not copied)
+    root: np.ndarray  # (C,) sqrt(weights): the analysed values are x = root * cube (block(): float64)
     height: int
     width: int
     mean: np.ndarray  # (C,)
     basis: np.ndarray  # (C, C) eigenvectors, strongest first
     variance: np.ndarray  # (C,) per-pixel variance of each component
     constant: np.ndarray  # (C,) bool: bands with no range (decoded exactly from BNDS)
-    weights: np.ndarray  # (C,) band weights: x holds sqrt(w_c) * the normalised band c
+    weights: np.ndarray  # (C,) band weights: x is sqrt(w_c) * the normalised band c
     cache: dict = field(default_factory=dict)
     valid: Optional[np.ndarray] = None  # (H, W) bool: the data pixels when some are nodata (else None)
     side_share: float = 1.0  # the share of the side information's bits this cube carries (plan_sample)
     reuse: bool = False  # keep large buffers for reuse (_images_buffer, _take_storage): a tile's analysis
+
+    @property
+    def bands(self) -> int:
+        return self.cube.shape[0]
+
+    @property
+    def pixels(self) -> int:
+        return self.cube.shape[1]
+
+    def block(self, p0: int, p1: int) -> np.ndarray:
+        """x[:, p0:p1] in float64 (C-contiguous): the values a float64 copy of the whole weighted cube
+        would hold, made block by block where they are used (no C x N float64 copy kept)."""
+        return np.multiply(self.cube[:, p0:p1], self.root[:, None], dtype=np.float64)
 
 
 def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> Analysis:
@@ -65,8 +79,10 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optio
     `valid` (H, W) bool: the data pixels, the only ones the mean and the basis are learnt from."""
     c, h, w = cube.shape
     weights = np.ones(c) if weights is None else np.asarray(weights, np.float64)
-    # float64 (C, N) in one allocation, from a float32 or float64 cube alike (the same values)
-    x = np.multiply(np.asarray(cube).reshape(c, h * w), np.sqrt(weights)[:, None], dtype=np.float64)
+    flat, root = np.asarray(cube).reshape(c, h * w), np.sqrt(weights)
+    # float64 (C, N) in one allocation, from a float32 or float64 cube alike (the same values), for
+    # the mean and covariance only: later steps make their blocks of it (Analysis.block)
+    x = np.multiply(flat, root[:, None], dtype=np.float64)
     data = x if valid is None else x[:, valid.reshape(-1)]
     mean = data.mean(axis=1)
     cov = np.zeros((c, c))
@@ -79,8 +95,9 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optio
     vec = vec[:, order]
     # Sign convention (deterministic files): the largest entry of each direction is positive.
     vec *= np.where(vec[np.argmax(np.abs(vec), axis=0), np.arange(c)] < 0, -1.0, 1.0)
-    return Analysis(x=x, height=h, width=w, mean=mean, basis=vec, variance=np.maximum(var[order], 0.0),
-                    constant=np.ptp(data, axis=1) <= 0, weights=weights, valid=valid)
+    constant = np.ptp(data, axis=1) <= 0
+    return Analysis(cube=flat, root=root, height=h, width=w, mean=mean, basis=vec,
+                    variance=np.maximum(var[order], 0.0), constant=constant, weights=weights, valid=valid)
 
 
 # ---------------------------------------------------------------- integer side information
@@ -100,7 +117,7 @@ def _quantise_side(a: Analysis, k: int, step: float) -> tuple[np.ndarray, list[i
     RD: an error e in basis entry (c, k) costs e^2 * variance_k * N in band c, one in a coefficient
     costs e^2 once, so the basis step that spends bits at the same slope as the images is
     step / sqrt(variance_k * N); likewise step / sqrt(N) for the mean."""
-    n = a.x.shape[1] if a.valid is None else int(np.count_nonzero(a.valid))  # the pixels that count
+    n = a.pixels if a.valid is None else int(np.count_nonzero(a.valid))  # the pixels that count
     exps = [_exponent(step, step / math.sqrt(max(a.variance[j], 1e-30) * n)) for j in range(k)]
     steps = np.array([sub_step(step, e) for e in exps])
     b_int = np.rint(a.basis[:, :k] / steps[None, :]).astype(np.int64)
@@ -240,11 +257,11 @@ def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, out: Optio
     (b_hat.T b_hat) c = b_hat.T (x - m_hat), solved for SOLVE_BLOCK pixels at a time (one call
     for an image of at most that many: no (K, N) right-hand side and copies beside the result).
     `out`: a C-contiguous (K, N) float64 array that receives them."""
-    k, n = b_hat.shape[1], a.x.shape[1]
+    k, n = b_hat.shape[1], a.pixels
     system = b_hat.T @ b_hat + 1e-12 * np.eye(k)
     shift = (b_hat.T @ m_hat)[:, None]
     if n <= SOLVE_BLOCK:
-        rhs = b_hat.T @ a.x
+        rhs = b_hat.T @ a.block(0, n)
         rhs -= shift  # b_hat.T (x - m_hat), without a (C, N) temporary
         found = np.linalg.solve(system, rhs)
         if out is None:
@@ -253,7 +270,7 @@ def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, out: Optio
         return out
     coeff = np.empty((k, n)) if out is None else out
     for p0 in range(0, n, SOLVE_BLOCK):
-        rhs = b_hat.T @ a.x[:, p0:p0 + SOLVE_BLOCK]
+        rhs = b_hat.T @ a.block(p0, p0 + SOLVE_BLOCK)
         rhs -= shift
         coeff[:, p0:p0 + SOLVE_BLOCK] = np.linalg.solve(system, rhs)
     return coeff
@@ -262,7 +279,7 @@ def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, out: Optio
 def _band_errors(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, rec: np.ndarray) -> np.ndarray:
     """(C,) mean over the (data) pixels of (clip(m_hat + b_hat rec, 0, sqrt(w)) - x) ** 2, block by
     block of pixels: no (C, N) temporaries, and each block is made and summed while in cache."""
-    c, n = a.x.shape
+    c, n = a.bands, a.pixels
     root = np.sqrt(a.weights)[:, None]
     total = np.zeros(c)
     flat_valid = None if a.valid is None else a.valid.reshape(-1)
@@ -271,7 +288,7 @@ def _band_errors(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, rec: np.ndar
         xh = b_hat @ rec[:, p0:p1]
         xh += m_hat[:, None]
         np.clip(xh, 0.0, root, out=xh)
-        xh -= a.x[:, p0:p1]
+        xh -= a.block(p0, p1)
         np.square(xh, out=xh)
         total += xh.sum(axis=1) if flat_valid is None else xh[:, flat_valid[p0:p1]].sum(axis=1)
     return total / (n if flat_valid is None else max(1, int(np.count_nonzero(flat_valid))))
@@ -321,7 +338,10 @@ def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
         while len(kept) >= PYRAMIDS_KEPT:
             _release_pyramid(a, kept.pop(0))
         levels = wavelet.levels_for(a.height, a.width)
-        coeff = np.matmul(a.basis[:, :k].T, a.x, out=_images_buffer(a, k, levels))
+        coeff = _images_buffer(a, k, levels)
+        coeff = np.empty((k, a.pixels)) if coeff is None else coeff
+        for p0 in range(0, a.pixels, SOLVE_BLOCK):  # (the same products as one matmul of the whole)
+            coeff[:, p0:p0 + SOLVE_BLOCK] = a.basis[:, :k].T @ a.block(p0, p0 + SOLVE_BLOCK)
         coeff -= (a.basis[:, :k].T @ a.mean)[:, None]  # no (C, N) temporary
         images = coeff.reshape(k, a.height, a.width)
         if a.valid is None:
@@ -356,7 +376,7 @@ def _finest_code(a: Analysis, k: int) -> int:
     for bands, g in zip(pyr[1], det_gains):
         worst = max(worst, max(float(np.abs(b).max(initial=0.0)) for b in bands) * g)
     # side information: a basis entry (at most 1) over its sub-step, step / sqrt(variance * N)
-    worst = max(worst, 4.0 * math.sqrt(max(float(a.variance[0]), 1e-30) * a.x.shape[1]), float(np.abs(a.mean).max()))
+    worst = max(worst, 4.0 * math.sqrt(max(float(a.variance[0]), 1e-30) * a.pixels), float(np.abs(a.mean).max()))
     if worst <= 0:
         return FINEST_CODE
     return int(max(0, min(FINEST_CODE, math.floor(STEP_RESOLUTION * (MAX_MAGNITUDE_LOG2 - math.log2(worst))))))
@@ -429,7 +449,7 @@ def _images_buffer(a: Analysis, k: int, levels: int) -> Optional[np.ndarray]:
     unless the analysis is a tile's (a.reuse): tiles run two or more at a time in one process, where
     every fresh page costs more (faults and unmapping contend between the threads); one untiled
     cube gained no time from the reuse and held more memory (the CAVE scenes: peak +70-90 MB)."""
-    n = a.x.shape[1]
+    n = a.pixels
     if not a.reuse or levels < 1 or 8 * k * n < IMAGES_BUFFER_FROM:
         return None
     buf = a.cache.get("images")
@@ -672,7 +692,7 @@ def _estimated(a: Analysis, k: int, code: int, rounding: float) -> Candidate:
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
     b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * sub_step(step, m_exp)
-    n = a.x.shape[1] if a.valid is None else int(np.count_nonzero(a.valid))
+    n = a.pixels if a.valid is None else int(np.count_nonzero(a.valid))
     mse = ((b_hat ** 2) @ err / n + (a.basis[:, k:] ** 2) @ a.variance[k:]
            + ((a.basis[:, :k] - b_hat) ** 2) @ a.variance[:k] + (a.mean - m_hat) ** 2) / a.weights
     return Candidate(k, code, float(_bits_seen(a, k, code, rounding)), mse, (), exact=False, estimated=True)
@@ -701,7 +721,7 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
     it improves, then down; each K at the finest step that fits the budget (estimated candidates:
     _estimated), the first searched from `code` (a step code found before, if any). `runner_up`:
     a list that receives the second best K's candidate, if any."""
-    ks = [k for k in ladder if k <= a.x.shape[0]]
+    ks = [k for k in ladder if k <= a.bands]
     if not ks:
         return None
     i0 = min(range(len(ks)), key=lambda i: abs(ks[i] - (start or 8)))
