@@ -351,10 +351,10 @@ def test_prepare_again_gives_the_same_file():
     memo: dict = {}
     prepared, _, _ = encoder.encode_cube(cube, 8 * 3000, 3, memo=memo)
     key = (prepared.config["components"], prepared.config["step_code"])
-    again = encoder.prepare_again(memo, *key, *cube.shape[1:])
+    again = encoder.prepare_again(memo, *key)
     assert again.config == prepared.config and again.payload() == prepared.payload()
     memo["analysis"].cache.pop("evaluated")  # forgotten: evaluated again
-    assert encoder.prepare_again(memo, *key, *cube.shape[1:]).payload() == prepared.payload()
+    assert encoder.prepare_again(memo, *key).payload() == prepared.payload()
 
 
 def test_analysis_keeps_no_float64_copy():

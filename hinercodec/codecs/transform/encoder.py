@@ -280,7 +280,7 @@ def _band_errors(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, rec: np.ndar
     """(C,) mean over the (data) pixels of (clip(m_hat + b_hat rec, 0, sqrt(w)) - x) ** 2, block by
     block of pixels: no (C, N) temporaries, and each block is made and summed while in cache."""
     c, n = a.bands, a.pixels
-    root = np.sqrt(a.weights)[:, None]
+    root = a.root[:, None]
     total = np.zeros(c)
     flat_valid = None if a.valid is None else a.valid.reshape(-1)
     for p0 in range(0, n, ERROR_CHUNK):
@@ -1061,16 +1061,14 @@ def package(cand: Candidate, codes: np.ndarray, height: int, width: int,
     return p.config, p.payload()
 
 
-def prepare_again(memo: dict, k: int, code: int, height: int, width: int,
-                  valid: Optional[np.ndarray] = None) -> Prepared:
+def prepare_again(memo: dict, k: int, code: int) -> Prepared:
     """The Prepared that encode_cube returned for (K, step code) with this `memo`: the same
     candidate of the same analysis (remembered, or evaluated again: evaluate is deterministic)."""
     a, plan = memo["analysis"], memo["plan"]
     cand = next((c for key, c in a.cache.get("evaluated", {}).items() if key[:3] == (k, code, plan.rounding)), None)
     if cand is None:
         cand = evaluate(a, k, code, plan.rounding, exact_mse=False)
-    maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(height, width))
-    return prepare(cand, plan.weights, height, width, maps)
+    return prepare(cand, plan.weights, a.height, a.width, _maps(a))
 
 
 def probe_config(height: int, width: int, bands: int) -> dict:
@@ -1165,7 +1163,7 @@ def _encode(job: Job) -> tuple[bytes, dict]:
 def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
     """_encode's loop; None when a predicted size proved wrong (the file kept is over the budget)."""
     h, w, c = job.shape
-    cube = np.asarray(job.target)  # float32: analyse() makes the float64 copy it needs
+    cube = np.asarray(job.target)  # float32: the analysis reads it in float64 blocks (Analysis.block)
     effort, metric = job.options.effort, job.options.optimise
     valid = None if job.valid is None or job.valid.all() else np.asarray(job.valid, bool)
     plan = None if job.plan is None else Plan.from_dict(job.plan)
@@ -1233,8 +1231,7 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
     if memo.get("analysis") is not None:  # the search's buffers (kept through re-aims) are not needed to write
         _drop_buffers(memo["analysis"])
     if data is None:
-        prepared = last[1] if last is not None and last[0] == key else \
-            prepare_again(memo, *key, h, w, valid)
+        prepared = last[1] if last is not None and last[0] == key else prepare_again(memo, *key)
         last = None
         data = job.pack_payload(prepared.config, prepared.payload())
         if len(data) > budget:
