@@ -108,6 +108,7 @@ class Tile:
 
     model_config: dict
     tensors: list  # list[formats.tensors.QuantTensor]
+    coder: Optional[int] = None  # TENS coder (formats.tensors.pack_tensors): None picks the smallest
 
 
 @dataclass(eq=False)
@@ -147,7 +148,7 @@ def _tidx(grid: TileGrid, entries: Sequence[tuple[int, int]]) -> bytes:
 
 def tile_data(i: int, tile: Tile) -> bytes:
     modl = zjson(tile.model_config)
-    return _TILE_HEAD.pack(i, len(modl)) + modl + pack_tensors(tile.tensors)
+    return _TILE_HEAD.pack(i, len(modl)) + modl + pack_tensors(tile.tensors, tile.coder)
 
 
 def pack_tiled(head: TiledHead, tiles: Sequence[Tile]) -> bytes:

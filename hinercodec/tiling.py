@@ -24,6 +24,7 @@ from .decoder import Decoder
 from .errors import InputError, RequestError
 from .formats import cubeio
 from .formats.hnrfile import HnrFile, band_normalisation, pack, unpack
+from .formats.tensors import CODER_STORED
 from .formats.tiled import Tile, TiledHead, TileGrid, pack_tiled, tile_data
 from .jobs import run_encoder
 from .metrics import StreamingDistortion
@@ -222,7 +223,7 @@ def _standalone_extra(head: TiledHead, payload: bool) -> int:
     A codec with its own bitstream has it in CODE alone and as a stored byte tensor in its TILE
     (a few bytes of tensor header more; 8 bytes of margin cover the varints of any length)."""
     body = np.random.default_rng(0).bytes(1000) if payload else None  # incompressible, like a payload
-    probe = Tile({}, [stored_tensor(body)] if payload else [])
+    probe = Tile({}, [stored_tensor(body)], CODER_STORED) if payload else Tile({}, [])
     alone = pack(HnrFile(height=1, width=1, bands=head.bands, dtype=head.dtype, band_offset=head.band_offset,
                          band_scale=head.band_scale, wavelengths=head.wavelengths, model_config={}, tensors=[],
                          meta=head.meta, payload=body))
@@ -271,8 +272,10 @@ def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> byt
     """The tiled file from the tiles' stand-alone files (any order)."""
     tiles: list[Optional[Tile]] = [None] * len(head.grid)
     for index, data, _ in results:
-        f = unpack(data)  # a tile's payload travels in its TILE chunk as one stored byte tensor
-        tiles[index] = Tile(f.model_config, f.tensors if f.payload is None else [stored_tensor(f.payload)])
+        f = unpack(data)  # a tile's payload travels in its TILE chunk as one stored byte tensor (an
+        # entropy-coded payload: the other coders cannot make it smaller, so they are not tried)
+        tiles[index] = (Tile(f.model_config, f.tensors) if f.payload is None
+                        else Tile(f.model_config, [stored_tensor(f.payload)], CODER_STORED))
     missing = [i for i, t in enumerate(tiles) if t is None]
     if missing:
         raise RuntimeError(f"tiles {missing} were not fitted")
