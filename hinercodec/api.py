@@ -187,7 +187,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         progress(Progress("survey", 0, 1, note="reading the cube once for its band ranges"))
     tile = tile_for(opts, shape)
     look = float("nan") if nodata is None and np.dtype(dtype).kind == "f" else nodata
-    survey = tiling.survey(read, tiling.grid_of(shape, tile), int(shape[2]), look)
+    survey = tiling.survey(read, tiling.grid_of(shape, tile, opts.model), int(shape[2]), look)
     meta = dict(metadata or {})
     if nodata is not None:
         meta["nodata"] = float(nodata)
@@ -218,7 +218,9 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
     data = sensor.add_chunks(tiling.assemble(head, results), extra)
     if progress is not None:
         progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))
-    dist = tiling.measure(data, read, survey, opts.device)
+    dist = tiling.measured(results, survey)  # tiles side by side measured themselves
+    if dist is None:  # blended tiles: the file decoded a row of tiles at a time
+        dist = tiling.measure(data, read, survey, opts.device)
     stats = {"tiles": len(tasks), "grid": list(head.grid.shape), "split": opts.split,
              **({} if survey.valid is None else {"nodata_pixels": int(survey.valid.size - np.count_nonzero(survey.valid))}),
              "tile_bytes": [r[2]["bytes"] for r in sorted(results, key=lambda r: r[0])],

@@ -113,12 +113,22 @@ class StreamingDistortion:
                 sums = list(pool.map(lambda s: self._strip(*s), strips))
         else:
             sums = [self._strip(*s) for s in strips]
-        for sse, pixels, max_abs, angle_sum, angle_count in sums:
-            self.sse += sse
-            self.pixels += pixels
-            self.max_abs = max(self.max_abs, max_abs)
-            self.angle_sum += angle_sum
-            self.angle_count += angle_count
+        for part in sums:
+            self.add_sums(part)
+
+    def add_sums(self, part: tuple) -> None:
+        """Add the sums of another window (a strip's, or sums() of another accumulator over other pixels)."""
+        sse, pixels, max_abs, angle_sum, angle_count = part
+        self.sse += np.asarray(sse, np.float64)
+        self.pixels += int(pixels)
+        self.max_abs = max(self.max_abs, float(max_abs))
+        self.angle_sum += float(angle_sum)
+        self.angle_count += int(angle_count)
+
+    def sums(self) -> tuple[np.ndarray, int, float, float, int]:
+        """(per-band sum of squared normalised errors, pixels, largest |error|, sum of spectral
+        angles, pixels with an angle) so far: what add_sums() of another accumulator takes."""
+        return self.sse.copy(), self.pixels, self.max_abs, self.angle_sum, self.angle_count
 
     def _strip(self, original: np.ndarray, decoded: np.ndarray) -> tuple[np.ndarray, int, float, float, int]:
         """(per-band sum of squared normalised errors, pixels, largest |error|, sum of spectral

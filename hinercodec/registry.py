@@ -27,6 +27,8 @@ class Codec:
     normalised_input: bool = True  # its encoder reads Job.target (the normalised cube); False: Job.cube only
     planner: Optional[str] = None  # "module:function": the search's plan for every tile of a large cube, found
     # once on a sample of it (transform.encoder.plan_reader), handed to each tile as Job.plan
+    blends_tiles: bool = True  # a tiled cube's tiles overlap and the decoder blends them (networks: no seams
+    # where a network fits its edges worst); False: tiles side by side, each coding its own pixels once
 
 
 CODECS = {
@@ -35,7 +37,7 @@ CODECS = {
         "hinercodec.codecs.default:encode", "hinercodec.codecs.transform.decoder:TransformDecoder",
         ("transform", "transform2"), payload=True, needs_torch=False,
         effort="re-weighting passes 0, 1, 2, 3, 3, 4, 4, 5, 6 and dead-zone roundings tried (1 up to 3, 2 at 4, 3 from 5)",
-        planner="hinercodec.codecs.transform.encoder:plan_reader"),
+        planner="hinercodec.codecs.transform.encoder:plan_reader", blends_tiles=False),
     "lossless": Codec(
         "lossless", "every value exact (--lossless) or within a bound (--max-error): adaptive prediction, "
         "context-modelled range coding", "hinercodec.codecs.lossless.codec:encode",

@@ -23,6 +23,7 @@ from .cube import normalised
 from .decoder import Decoder
 from .errors import InputError, RequestError
 from .formats import cubeio
+from .formats import metadata as sensor
 from .formats.hnrfile import HnrFile, band_normalisation, pack, unpack
 from .formats.tensors import CODER_STORED
 from .formats.tiled import Tile, TiledHead, TileGrid, pack_tiled, tile_data
@@ -187,6 +188,8 @@ class TileTask:
     progress: Optional[Callable] = None  # local runs only: tasks sent to other processes carry None
     nodata: Optional[float] = None  # the value of nodata pixels (NaN too) when the cube has some
     plan: Optional[dict] = None  # the codec's search plan for every tile (registry.planner), or None
+    band_range: Optional[tuple] = None  # (min, max) [C] of the whole cube: the tile measures its own file's
+    # distortion (tiles side by side: its pixels are decoded from it alone), partial sums in its stats
 
 
 def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
@@ -198,7 +201,8 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
     block = task.window()
     invalid = nodata_pixels.invalid_pixels(block, task.nodata)
     valid = None
-    if invalid is not None and invalid.all():
+    nothing = invalid is not None and bool(invalid.all())  # a tile of nodata alone
+    if nothing:
         block = np.broadcast_to(task.offset.astype(np.float64), block.shape)
     elif invalid is not None and invalid.any():
         valid = ~invalid
@@ -209,11 +213,40 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
         data, stats = run_encoder(target, task.dtype, task.offset, task.scale, task.wavelengths, task.budget, opts,
                                   task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ",
                                   valid=valid, plan=task.plan)
+        del target
     except RequestError as exc:
         y0, y1, x0, x1 = task.rect
         raise RequestError(f"tile {task.index + 1} (rows {y0}:{y1}, columns {x0}:{x1}): {exc} "
                            "(use a higher rate or larger tiles, --tile)") from None
-    return task.index, data, {**stats, "seconds": time.perf_counter() - started, "bytes": len(data)}
+    stats = {**stats, "seconds": time.perf_counter() - started, "bytes": len(data)}
+    if task.band_range is not None:
+        stats["distortion_sums"] = _own_distortion(task, data, valid, nothing)
+    return task.index, data, stats
+
+
+def _own_distortion(task: TileTask, data: bytes, valid: Optional[np.ndarray], nothing: bool) -> tuple:
+    """StreamingDistortion.sums() of a tile's stand-alone file against the tile read again, over
+    its data pixels (the tiled file's decode of these pixels: the same operations on them)."""
+    acc = StreamingDistortion(*task.band_range)
+    if not nothing:
+        with_mask = data if valid is None else sensor.add_chunks(data, [sensor.mask_chunk(valid)])
+        decoded = Decoder(with_mask, "cpu").bands()
+        original = task.window()
+        if valid is not None:
+            original, decoded = original[valid][:, None], decoded[valid][:, None]
+        acc.add(original, decoded)
+    return acc.sums()
+
+
+def measured(results: Sequence[tuple[int, bytes, dict]], s: Survey) -> Optional[dict]:
+    """The distortion of a tiled file from its tiles' own sums (_own_distortion), added in tile
+    order; None when some tile has none (blended tiles: measure)."""
+    if not results or any("distortion_sums" not in r[2] for r in results):
+        return None
+    acc = StreamingDistortion(s.lo, s.hi)
+    for _, _, stats in sorted(results, key=lambda r: r[0]):
+        acc.add_sums(stats.pop("distortion_sums"))
+    return acc.result().as_dict()
 
 
 # ---------------------------------------------------------------------------------------- encode
@@ -237,7 +270,7 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
     """The head of the file and one task per tile, budgets shared out before any fit. `s`: the
     survey when it was made already (grid_of(shape, tile)); `nodata`: the value of nodata pixels."""
     h, w, c = shape
-    grid = grid_of(shape, tile)
+    grid = grid_of(shape, tile, options.model)
     s = survey(read, grid, c, nodata) if s is None else s
     offset, scale = band_normalisation(s.lo, s.hi)
     head = TiledHead(height=h, width=w, bands=c, dtype=np.dtype(dtype), band_offset=offset, band_scale=scale,
@@ -254,7 +287,8 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
         tasks.append(TileTask(index=i, rect=grid.fit_rect(i), window=window_of(grid.fit_rect(i)), offset=offset,
                               scale=scale,
                               wavelengths=head.wavelengths, dtype=np.dtype(dtype), budget=budget, options=options,
-                              nodata=None if s.valid is None else nodata))
+                              nodata=None if s.valid is None else nodata,
+                              band_range=None if grid.overlap else (s.lo, s.hi)))
     planner = registry.planner(options.model) if len(tasks) > 1 else None
     if planner is not None:  # one search on a sample of the whole cube; each tile then searches its step
         found = planner(read, shape, offset, scale, s.valid, options, h * w / len(tasks))
@@ -263,9 +297,10 @@ def plan(shape: tuple[int, int, int], dtype: np.dtype, wavelengths: Optional[np.
     return head, tasks, s
 
 
-def grid_of(shape: tuple, tile: int) -> TileGrid:
-    """The tile grid of a cube coded in tiles of side `tile`."""
-    return TileGrid.split(int(shape[0]), int(shape[1]), tile, OVERLAP)
+def grid_of(shape: tuple, tile: int, model: str) -> TileGrid:
+    """The tile grid of a cube coded in tiles of side `tile` by codec `model`: overlapping by
+    OVERLAP when the codec's tiles are blended (registry.Codec.blends_tiles), else side by side."""
+    return TileGrid.split(int(shape[0]), int(shape[1]), tile, OVERLAP if registry.codec(model).blends_tiles else 0)
 
 
 def assemble(head: TiledHead, results: Sequence[tuple[int, bytes, dict]]) -> bytes:

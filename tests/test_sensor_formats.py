@@ -204,7 +204,7 @@ def test_tiled_nan_border_window(tmp_path):
         pytest.skip("../shared/data not found")
     samson = loadmat(DATA / "samson.mat")["samson"].astype(np.float32)[:40, :40, :24]
     framed, valid = _rotated_frame(samson, np.nan)
-    result = api.encode(framed, None, bpppb=0.5, effort=1, tile=24)
+    result = api.encode(framed, None, bpppb=1.0, effort=1, tile=24)
     assert result.stats["tiles"] == 9 and result.stats["nodata_pixels"] == int((~valid).sum())
     dec = api.Decoder(result.data)
     full = dec.bands()

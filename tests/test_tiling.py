@@ -240,3 +240,10 @@ def test_transform_tiles_render_by_bands_of_rows(values, monkeypatch):
     monkeypatch.setattr(decoder_mod, "RENDER_VALUES", values)
     assert np.array_equal(api.Decoder(io.BytesIO(data)).bands(), ref_full)
     assert np.array_equal(api.Decoder(io.BytesIO(data)).bands([3, 0], window=(7, 41, 5, 33)), ref_window)
+
+
+def test_transform_tiles_side_by_side() -> None:
+    """The transform codec's tiles do not overlap (each codes its own pixels once; a tile measures
+    its own distortion); the networks' tiles overlap and are blended."""
+    assert tiling.grid_of((100, 100, 10), 32, "transform").overlap == 0
+    assert tiling.grid_of((100, 100, 10), 32, "hiner").overlap == tiling.OVERLAP
