@@ -1071,6 +1071,20 @@ def prepare_again(memo: dict, k: int, code: int) -> Prepared:
     return prepare(cand, plan.weights, a.height, a.width, _maps(a))
 
 
+def finer_known_over(memo: dict, key: tuple[int, int], budget_bits: float, slack: float) -> bool:
+    """True when the estimates already made show that the next finer step than `key` (K, step
+    code) does not fit `budget_bits` searched with `slack` (encode_cube's re-aim at the plan's K):
+    that re-aim would come back to this file or a coarser one, so it need not run."""
+    a, plan = memo.get("analysis"), memo.get("plan")
+    if a is None or plan is None:
+        return False
+    k, code = key
+    if code + 1 > finest_code(a, k):
+        return True
+    room = (budget_bits - _weight_bits(plan.weights)) * (1.0 + slack)
+    return _known_fit(a, k, code + 1, plan.rounding, room) is False
+
+
 def probe_config(height: int, width: int, bands: int) -> dict:
     """A config of a typical size, to measure the container's bytes around a payload before encoding."""
     levels = wavelet.levels_for(height, width)
@@ -1221,6 +1235,8 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
             break  # the next finer step is over the budget: no finer file fits at this K
         if size <= budget:
             room = max(aimed, memo.get("bits", 0.0) / 8.0)  # never coarser than the file just sized
+            if finer_known_over(memo, key, 8.0 * room, REAIM_SLACK):
+                break  # the re-aim would find this file again (or a coarser one): keep it
         else:  # over: at least below this candidate's own estimate, so that the search cannot pick it again
             room = min(aimed, memo.get("bits", math.inf) / 8.0 - 1.0)
         job.report("size", attempt + 1, 4, float("nan"), float("nan"),
