@@ -225,7 +225,7 @@ def main() -> None:
               help="Split a cube with a side over N pixels into tiles of at most N x N, each fitted on its own "
                    f"and decodable alone (a tiled .hnr, format 2.0); 0: never tile, else at least {TILE.MIN_TILE}. "
                    f"Default: {DEFAULT_TILE} for the network models; the transform model tiles only cubes of over "
-                   "2**25 values.")
+                   "2**25 values or 2**23 / min(bands, 32) pixels.")
 @click.option("--split", type=click.Choice(["equal", "difficulty"]), default=DEFAULT_SPLIT,
               help="How tiles share the bytes: by pixel count, or more to tiles with more detail.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, show_default="one per core",
@@ -255,8 +255,9 @@ def encode(inputs: tuple, output: Optional[str], output_dir: Optional[str], file
 
     The summary (output, bpppb, size, PSNR_band, wall-clock seconds from reading to the file on
     disk, device) goes to stderr, or with --json to stdout. The default model (transform) codes
-    the cube whole up to 2**25 values; a cube with a side over --tile pixels (auto: see --tile) is
-    read, coded and stored tile by tile (a tiled .hnr that decodes by windows).
+    the cube whole up to 2**25 values (and 2**23 / min(bands, 32) pixels); a cube with a side over
+    --tile pixels (auto: see --tile) is read, coded and stored tile by tile (a tiled .hnr that
+    decodes by windows).
 
     With several inputs, --from-list or -O, every scene is encoded to its own file (an archive run:
     a bad scene is reported and the others finish, exit code 8; a rerun skips valid outputs; on

@@ -44,14 +44,18 @@ def _options(options: Optional[EncodeOptions], keywords: dict) -> EncodeOptions:
     return opts
 
 
-TRANSFORM_TILE_VALUES = 1 << 25  # the transform model holds a few float64 copies of this many values (peak memory)
+TRANSFORM_TILE_VALUES = 1 << 25  # cube values a transform tile holds at most (its float32 copy, read blocks)
+TRANSFORM_TILE_IMAGES = 1 << 23  # pixels x min(bands, TYPICAL_K) a transform tile holds at most: the search's
+TYPICAL_K = 32  # float64 / int64 arrays are K component images (K <= bands; up to ~32 on large cubes)
 
 
 def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
     """The tile side an encode uses (0: one untiled file). Auto: DEFAULT_TILE for the network
     models (their fitting memory grows with the pixels); the transform model codes the whole cube
-    at once (one basis, one wavelet: better rate-distortion) unless it holds over 2**25 values,
-    then tiles of at most 2**25 values (peak memory: a tile in flight holds ~40 bytes a value)."""
+    at once (one basis, one wavelet: better rate-distortion) unless it holds over
+    TRANSFORM_TILE_VALUES values or pixels x min(bands, TYPICAL_K) over TRANSFORM_TILE_IMAGES, then
+    tiles within both (peak memory: ~40 bytes a component-image value in flight, two tiles at a
+    time; a cube of few bands has K close to its band count, one of many bands far fewer)."""
     if opts.model == "lossless":
         return 0  # codes the whole cube: one predictor run over every band
     if opts.tile is not None:
@@ -59,9 +63,10 @@ def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
     if opts.model != "transform":
         return DEFAULT_TILE
     h, w, c = (int(s) for s in shape[:3])
-    if h * w * c <= TRANSFORM_TILE_VALUES:
+    pixels = min(TRANSFORM_TILE_VALUES / c, TRANSFORM_TILE_IMAGES / min(c, TYPICAL_K))
+    if h * w <= pixels:
         return 0
-    return max(4 * 4 * 16, int(math.sqrt(TRANSFORM_TILE_VALUES / c)) // 64 * 64)
+    return max(4 * 4 * 16, int(math.sqrt(pixels)) // 64 * 64)
 
 
 def _tiles_needed(opts: EncodeOptions, shape: tuple[int, ...]) -> bool:
