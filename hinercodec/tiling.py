@@ -192,6 +192,20 @@ class TileTask:
     # distortion (tiles side by side: its pixels are decoded from it alone), partial sums in its stats
 
 
+def _libc_trim() -> Callable[[], None]:
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0) and None
+
+
+trim_heap = _libc_trim()  # give the heap's free pages back to the system (glibc; elsewhere nothing): a
+# tile's large temporaries, freed, otherwise stay resident in fragments between tiles (peak memory)
+
+
 def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
     """Fit one tile: (index, its stand-alone 1.x file, stats). Runs in whichever process gets it.
     Its nodata pixels (task.nodata) go to the codec as its mask (Job.valid), filled as in api.encode;
@@ -214,6 +228,7 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
                                   task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ",
                                   valid=valid, plan=task.plan)
         del target
+        trim_heap()
     except RequestError as exc:
         y0, y1, x0, x1 = task.rect
         raise RequestError(f"tile {task.index + 1} (rows {y0}:{y1}, columns {x0}:{x1}): {exc} "
@@ -221,6 +236,7 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
     stats = {**stats, "seconds": time.perf_counter() - started, "bytes": len(data)}
     if task.band_range is not None:
         stats["distortion_sums"] = _own_distortion(task, data, valid, nothing)
+        trim_heap()
     return task.index, data, stats
 
 
