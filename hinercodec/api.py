@@ -63,7 +63,7 @@ def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
     if opts.model != "transform":
         return DEFAULT_TILE
     h, w, c = (int(s) for s in shape[:3])
-    pixels = min(TRANSFORM_TILE_VALUES / c, TRANSFORM_TILE_IMAGES / min(c, TYPICAL_K))
+    pixels = min(TRANSFORM_TILE_VALUES / max(c, 1), TRANSFORM_TILE_IMAGES / max(min(c, TYPICAL_K), 1))
     if h * w <= pixels:
         return 0
     return max(4 * 4 * 16, int(math.sqrt(pixels)) // 64 * 64)
