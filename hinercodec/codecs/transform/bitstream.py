@@ -781,9 +781,11 @@ def plan_section(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = 
     for cid, h in zip([used[i] for i in range(used.size) if i == 0 or slots[i] != slots[i - 1]], merged):
         unsigned = signs and cid != LL_CONTEXT
         bits, params = _param_fit(h, unsigned=unsigned)
-        # an explicit table costs at least the histogram's entropy and 3 bytes (size, parameters, a
-        # byte of levels): below that the parametric table wins without building the explicit one
-        floor = _entropy_bits(h) + 8 * (len(huffman.write_varint(int(np.flatnonzero(h)[-1]) + 1)) + 2)
+        # an explicit table costs at least the histogram's entropy, its size and parameter bytes and
+        # a bit a symbol of level changes (rans.write_table): below that the parametric table wins
+        # without building the explicit one
+        size = int(np.flatnonzero(h)[-1]) + 1
+        floor = _entropy_bits(h) + 8 * (len(huffman.write_varint(size)) + 1 + -(-size // 8))
         parametric = bits < floor * (1 - 1e-9) - 1e-6
         if not parametric:
             explicit = rans.build_table(h, PRECISION)
