@@ -841,7 +841,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     return Plan(codes, cand.k, rounding, cand.code), cand, value
 
 
-PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is checked against its ladder neighbours on the whole cube
+PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is hill-climbed from on the whole cube (else kept)
 CLOSE_DB = 0.1  # estimated scores of the two best K closer than this: both are evaluated exactly
 CLOSE_EFFORT = 2  # from this effort up
 SAMPLE_BLOCK = 128  # pixels per side of the blocks a large image's search looks at
@@ -914,10 +914,25 @@ def plan_reader(read: Callable[[int, int, int, int], np.ndarray], shape: tuple[i
         masks_.append(m)
     part = mosaic(grid, parts)
     part_valid = None if valid is None else mosaic(grid, masks_)
+    if part_valid is not None and not part_valid.any():
+        return None
+    part_valid = None if part_valid is None or part_valid.all() else part_valid
     bits = 0.99 * 8.0 * Budget.from_bpppb(options.bpppb, (part.shape[1], part.shape[2], c)).bytes
-    found = _plan_mosaic(part, part_valid, bits, part[0].size / max(part_pixels, 1.0), options.effort,
-                         options.optimise)
-    return None if found is None else found.as_dict()
+    share = part[0].size / max(part_pixels, 1.0)
+    found = plan_cube(part, bits, options.effort, None, options.optimise, part_valid, share)
+    if found is None:
+        return None
+    plan, cand, _ = found
+    out = plan.as_dict()
+    # the sample's true coefficient bytes over their estimate: a tile's first aim (_search_file)
+    maps = None if part_valid is None else wavelet.masks(part_valid, wavelet.levels_for(*part.shape[1:]))
+    prepared = prepare(cand, plan.weights, part.shape[1], part.shape[2], maps)
+    ints, _, b_int, _, m_int, _, _ = cand.parts
+    coefficients = cand.bits - share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
+    if coefficients > 0:
+        out["size_ratio"] = 8.0 * (prepared.predicted - len(prepared.side)) / coefficients
+        out["side_bytes"] = len(prepared.side)
+    return out
 
 
 def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
@@ -968,8 +983,9 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         room = budget_bits - _weight_bits(codes)
         ks = [k for k in K_LADDER if k <= c]
         i = min(range(len(ks)), key=lambda j: abs(ks[j] - plan.components))
-        # effort >= PLAN_NEIGHBOURS: the plan's K and its ladder neighbours, hill-climbed on this cube
-        near = tuple(ks[max(0, i - 1):i + 2]) if effort >= PLAN_NEIGHBOURS and weights is None else (ks[i],)
+        # effort >= PLAN_NEIGHBOURS: K hill-climbed on this cube from the plan's, up or down the ladder
+        # while it improves (the sample's K can be a few rungs off a tile's best: its blocks are small)
+        near = tuple(ks) if effort >= PLAN_NEIGHBOURS and weights is None else (ks[i],)
         second: list = []
         first = search(a, room * (1.0 + slack), plan.rounding, ladder=near, start=ks[i], metric=metric,
                        runner_up=second, code=plan.code)
@@ -1149,6 +1165,7 @@ def _single_threaded_blas():
                 put(_BLAS_USERS[1])
 
 
+PLAN_AIM = 1.0  # a tile's first aim: this much under the budget as the plan's size ratio predicts it
 CAP_MARGIN = 1.005  # the true/estimated size ratio varies ~0.5 % between candidates: skip only clear overs
 REAIM_SLACK = 0.002  # a re-aim's step search: the search's estimate against the exact bits (encode_cube)
 
@@ -1185,6 +1202,9 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
     noise = np.random.default_rng(0).bytes(1000)  # incompressible, like a real payload: stored as it is
     overhead = len(job.pack_payload(probe_config(h, w, c), noise)) - 1000  # all but the payload
     room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
+    if job.plan is not None and job.plan.get("size_ratio"):  # a tile: aimed by the sample's true/estimated bytes
+        side = float(job.plan["side_bytes"])
+        room = PLAN_AIM * ((job.budget.bytes - overhead - side) / float(job.plan["size_ratio"]) + side)
     fill = 0.995 if effort >= 3 else 0.97  # how close under the budget a first file must land
     budget = job.budget.bytes
     best, weights, size = None, None, 0
