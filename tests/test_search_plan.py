@@ -67,3 +67,30 @@ def test_threads_option_is_checked() -> None:
 
     with pytest.raises(UsageError):
         api.encode(np.zeros((8, 8, 3), np.float32), bpppb=0.5, threads=0)
+
+
+def test_tile_plan_carries_the_size_ratio(samson: np.ndarray, monkeypatch) -> None:
+    """The plan handed to tiles carries the sample's true/estimated coefficient bytes (a tile's
+    first aim), and tiles hill-climb K from the plan's over the whole ladder: a plan whose K is far
+    off still gives the file of a plan at the tile's own best K."""
+    plans = []
+    plan_reader = transform.plan_reader
+
+    def spy(*args, **kwargs):
+        plans.append(plan_reader(*args, **kwargs))
+        return plans[-1]
+
+    monkeypatch.setattr(transform, "plan_reader", spy)
+    monkeypatch.setattr(transform, "SAMPLE_BLOCK", 32)
+    good = api.encode(samson, bpppb=0.3, tile=48)
+    assert len(plans) == 1 and 0.95 < plans[0]["size_ratio"] < 1.05 and plans[0]["side_bytes"] > 0
+    assert 0.9 * 0.3 <= good.bpppb <= 0.3
+
+    def far_off(*args, **kwargs):  # the plan's K two rungs low
+        found = plan_reader(*args, **kwargs)
+        ks = list(transform.K_LADDER)
+        return {**found, "components": ks[max(0, ks.index(found["components"]) - 2)]}
+
+    monkeypatch.setattr(transform, "plan_reader", far_off)
+    off = api.encode(samson, bpppb=0.3, tile=48)
+    assert 0.9 * 0.3 <= off.bpppb <= 0.3 and off.psnr_band > good.psnr_band - 0.1
