@@ -221,10 +221,10 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
                 task.progress = progress
         results = _fit_tiles(map_fn, tasks, opts)
     data = sensor.add_chunks(tiling.assemble(head, results), extra)
-    if progress is not None:
-        progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))
     dist = tiling.measured(results, survey)  # tiles side by side measured themselves
     if dist is None:  # blended tiles: the file decoded a row of tiles at a time
+        if progress is not None:
+            progress(Progress("check", 0, 1, note="decoding the file tile by tile to measure it"))
         dist = tiling.measure(data, read, survey, opts.device)
     stats = {"tiles": len(tasks), "grid": list(head.grid.shape), "split": opts.split,
              **({} if survey.valid is None else {"nodata_pixels": int(survey.valid.size - np.count_nonzero(survey.valid))}),

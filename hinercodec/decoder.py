@@ -196,15 +196,14 @@ class Decoder:
         """(K, h, w) model outputs in [0, 1] over the window, overlapping tiles blended."""
         y0, y1, x0, x1 = window
         touching = self.grid.touching(y0, y1, x0, x1)
-        if len(touching) == 1 and self.grid.overlap == 0:  # one model covers the window alone
-            ty0, _, tx0, _ = self.grid.fit_rect(touching[0])
-            return self._model(touching[0]).render(t, (y0 - ty0, y1 - ty0, x0 - tx0, x1 - tx0))
         if self.grid.overlap == 0:  # tiles side by side: each pixel from one model alone, as that model made it
             out = None
             for i in touching:
                 ty0, ty1, tx0, tx1 = self.grid.fit_rect(i)
                 a0, a1, b0, b1 = max(y0, ty0), min(y1, ty1), max(x0, tx0), min(x1, tx1)
                 y = self._model(i).render(t, (a0 - ty0, a1 - ty0, b0 - tx0, b1 - tx0))
+                if len(touching) == 1:
+                    return y  # one model covers the window alone
                 if out is None:
                     out = np.empty((len(t), y1 - y0, x1 - x0), y.dtype)
                 out[:, a0 - y0:a1 - y0, b0 - x0:b1 - x0] = y

@@ -192,18 +192,23 @@ class TileTask:
     # distortion (tiles side by side: its pixels are decoded from it alone), partial sums in its stats
 
 
-def _libc_trim() -> Callable[[], None]:
+def _malloc_trim() -> Optional[Callable[[int], int]]:
     try:
         import ctypes
 
-        trim = ctypes.CDLL(None).malloc_trim  # glibc
+        return ctypes.CDLL(None).malloc_trim  # glibc
     except (OSError, AttributeError):
-        return lambda: None
-    return lambda: trim(0) and None
+        return None
 
 
-trim_heap = _libc_trim()  # give the heap's free pages back to the system (glibc; elsewhere nothing): a
-# tile's large temporaries, freed, otherwise stay resident in fragments between tiles (peak memory)
+_TRIM = _malloc_trim()
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc; elsewhere nothing): a tile's large
+    temporaries, freed, otherwise stay resident in fragments between tiles (peak memory)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:

@@ -927,7 +927,7 @@ def plan_reader(read: Callable[[int, int, int, int], np.ndarray], shape: tuple[i
     # the sample's true coefficient bytes over their estimate: a tile's first aim (_search_file)
     maps = None if part_valid is None else wavelet.masks(part_valid, wavelet.levels_for(*part.shape[1:]))
     prepared = prepare(cand, plan.weights, part.shape[1], part.shape[2], maps)
-    ints, _, b_int, _, m_int, _, _ = cand.parts
+    _, _, b_int, _, m_int, _, _ = cand.parts
     coefficients = cand.bits - share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
     if coefficients > 0:
         out["size_ratio"] = 8.0 * (prepared.predicted - len(prepared.side)) / coefficients
@@ -1165,7 +1165,7 @@ def _single_threaded_blas():
                 put(_BLAS_USERS[1])
 
 
-PLAN_AIM = 1.0  # a tile's first aim: this much under the budget as the plan's size ratio predicts it
+PLAN_AIM = 1.0  # a tile's first aim: this share of the budget, as the plan's size ratio predicts the bytes
 CAP_MARGIN = 1.005  # the true/estimated size ratio varies ~0.5 % between candidates: skip only clear overs
 REAIM_SLACK = 0.002  # a re-aim's step search: the search's estimate against the exact bits (encode_cube)
 
