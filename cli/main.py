@@ -11,6 +11,7 @@ import io
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional, Union
 
@@ -370,14 +371,24 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], window
 def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Optional[tuple], force: bool,
                       target: Optional[cubeio.OutputTarget]) -> None:
     """A tiled file to .npy one row of tiles at a time, straight into the file: the decoded cube is
-    never whole in memory (a large scene's cube may not fit)."""
+    never whole in memory (a large scene's cube may not fit). A row is written in a thread while
+    the next one is decoded (at most one write in flight: two rows in memory)."""
     h, w, c = decoder.shape
     y0, y1, x0, x1 = window or (0, h, 0, w)
     count = c if bands is None else len(bands)
     edges = [e for e in decoder.grid.y_edges if y0 < e < y1]
-    with cubeio.npy_rows_writer(out, (y1 - y0, x1 - x0, count), decoder.dtype, force=force, target=target) as write:
-        for s0, s1 in zip([y0] + edges, edges + [y1]):
-            write(decoder.bands(bands, window=(s0, s1, x0, x1)))
+    tallest = max(b - a for a, b in zip([y0] + edges, edges + [y1]))
+    with cubeio.npy_rows_writer(out, (y1 - y0, x1 - x0, count), decoder.dtype, force=force, target=target) as write, \
+            ThreadPoolExecutor(1) as writer:
+        pending = None
+        memory = [np.empty((tallest, x1 - x0, count), decoder.dtype) for _ in range(2)]  # decoded / being written
+        for n, (s0, s1) in enumerate(zip([y0] + edges, edges + [y1])):
+            rows = decoder.bands(bands, window=(s0, s1, x0, x1), out=memory[n % 2][:s1 - s0])
+            if pending is not None:
+                pending.result()  # the row before is written (a failed write raises here)
+            pending = writer.submit(write, rows)
+        if pending is not None:
+            pending.result()
 
 
 @main.command(short_help="Bands at any wavelength, between the coded ones.")

@@ -1150,7 +1150,7 @@ def npy_rows_writer(path: str | os.PathLike, shape: tuple, dtype: np.dtype, forc
                 if rows.shape[1:] != tuple(shape[1:]) or written + rows.shape[0] > total:
                     raise ValueError(f"rows of shape {rows.shape} do not continue a {tuple(shape)} array")
                 with _writing(path, tmp):
-                    write_all(f, np.ascontiguousarray(rows, dtype=dtype).tobytes())
+                    write_all(f, np.ascontiguousarray(rows, dtype=dtype).reshape(-1).view(np.uint8))  # no copy
                 written += rows.shape[0]
 
             yield write

@@ -81,17 +81,20 @@ def positions_of(wavelengths: Optional[np.ndarray], bands: int) -> np.ndarray:
     return positions(wl)
 
 
-def restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype,
+            out: Optional[np.ndarray] = None) -> np.ndarray:
     """Decoded (K, H, W) in [0, 1] -> H x W x K in the cube's units and dtype (HNR.md,
     reconstruction: binary64 y * scale + offset, then round half to even and clip for integer
     types). In place on one float64 copy: a strip of a large image must not cost several copies;
-    compiled (the same operations, both cores) for the usual types when the coder is built."""
+    compiled (the same operations, both cores) for the usual types when the coder is built.
+    `out`: where the compiled path writes the result when it can (a C-contiguous H x W x K array of
+    `dtype`); the returned array is the result either way."""
     from .codecs.transform.bitstream import fast_restore
 
     dtype = np.dtype(dtype)
-    out = fast_restore(y, offset, scale, dtype)
-    if out is not None:
-        return out
+    restored = fast_restore(y, offset, scale, dtype, out)
+    if restored is not None:
+        return restored
     x = np.array(y, dtype=np.float64)
     x *= scale.astype(np.float64)[:, None, None]
     x += offset.astype(np.float64)[:, None, None]

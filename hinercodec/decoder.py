@@ -17,6 +17,7 @@ from .cube import band_lerp, restore
 from .errors import CorruptFileError, RequestError
 from .formats import metadata as sensor, tiled
 from .formats.hnrfile import HnrFile
+from .memory import Spare
 
 Window = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows y0..y1-1, columns x0..x1-1
 RENDER_VALUES = 1 << 21  # values (pixels x bands) a tiled strip is rendered in at a time (cheap_windows models)
@@ -25,16 +26,19 @@ RENDER_VALUES = 1 << 21  # values (pixels x bands) a tiled strip is rendered in 
 def open_model(config: dict, tensors: list, height: int, width: int, positions: np.ndarray,
                units: tuple[np.ndarray, np.ndarray], device: str = "cpu", where: str = "",
                payload: Optional[bytes] = None, dtype: Optional[np.dtype] = None,
-               valid: Optional[np.ndarray] = None):
+               valid: Optional[np.ndarray] = None, spare: Optional[Spare] = None):
     """The decoder of one model (a whole file's or a tile's): `.render(t, rect)` -> (K, h, w) in [0, 1].
     CorruptFileError when its configuration and data do not fit together; UnsupportedFileError
     for a model this hinerc does not know. `valid`: the model's part of the file's nodata mask,
-    given to a model whose config says its section depends on it ("nodata")."""
+    given to a model whose config says its section depends on it ("nodata"); `spare`: memory of
+    models let go of, for a model class that takes it (`takes_spare`)."""
     codec = registry.for_file(config.get("model"))
     cls = registry.decoder_class(codec)
     try:
         if codec.payload:
             extra = {"valid": valid} if config.get("nodata") else {}
+            if spare is not None and getattr(cls, "takes_spare", False):
+                extra["spare"] = spare
             model = cls(config, payload if payload is not None else payload_of(tensors), positions, units, dtype,
                         **extra)
         else:
@@ -63,6 +67,7 @@ class Decoder:
     def __init__(self, data: Union[bytes, BinaryIO], device: str = "auto"):
         self.device = device
         self._models: dict[int, object] = {}
+        self._spare = Spare()  # the memory of tile models let go of, for the next ones
         self.tile_reads = 0
         if isinstance(data, (bytes, bytearray, memoryview)):
             parsed = tiled.read_any(bytes(data))
@@ -106,7 +111,13 @@ class Decoder:
     def forget(self, keep: Sequence[int] = ()) -> None:
         """Let go of the cached tile models but `keep` (the memory of a walk over a large file)."""
         for i in set(self._models) - set(keep) if self._tile is not None else ():
-            del self._models[i]
+            self._drop(i)
+
+    def _drop(self, i: int) -> None:
+        """Let go of tile model i (if cached), its memory kept for the next model built."""
+        model = self._models.pop(i, None)
+        if model is not None and hasattr(model, "release"):
+            self._spare.give(model.release())
 
     def _model(self, i: int):
         self._load([i])
@@ -126,7 +137,7 @@ class Decoder:
             self.tile_reads += 1
             jobs.append((tile.model_config, tile.tensors, y1 - y0, x1 - x0, self.file.band_positions(),
                          (self.file.band_offset, self.file.band_scale), self.device, f"tile {i}: ", None,
-                         self.file.dtype, None if self.valid is None else self.valid[y0:y1, x0:x1]))
+                         self.file.dtype, None if self.valid is None else self.valid[y0:y1, x0:x1], self._spare))
         numpy_only = all(registry.for_file(job[0].get("model")).payload for job in jobs)
         if len(jobs) > 1 and numpy_only and self.THREADS > 1:
             workers = min(self.THREADS, len(jobs))
@@ -135,9 +146,10 @@ class Decoder:
                 models = list(pool.map(build, jobs))
         else:
             models = [open_model(*job) for job in jobs]
+        self._spare.clear()  # what these models did not take
         for i, model in zip(todo, models):
             while len(self._models) >= self._CACHE:
-                self._models.pop(next(iter(self._models)))
+                self._drop(next(iter(self._models)))
             self._models[i] = model
 
     def _window(self, window: Optional[Window]) -> Window:
@@ -150,11 +162,16 @@ class Decoder:
                                f"{h} x {w} image (rows 0:{h}, columns 0:{w})")
         return y0, y1, x0, x1
 
-    def _render(self, t: np.ndarray, offset: np.ndarray, scale: np.ndarray, window: Optional[Window]) -> np.ndarray:
+    def _render(self, t: np.ndarray, offset: np.ndarray, scale: np.ndarray, window: Optional[Window],
+                out: Optional[np.ndarray] = None) -> np.ndarray:
         y0, y1, x0, x1 = self._window(window)
         if self._tile is None and hasattr(self._models[0], "render_units"):  # values in the cube's units
             return self._nodata(self._models[0].render_units(t, (y0, y1, x0, x1)), (y0, y1, x0, x1))
-        out = np.empty((y1 - y0, x1 - x0, len(t)), dtype=self.file.dtype)
+        shape = (y1 - y0, x1 - x0, len(t))
+        if out is not None and (out.shape != shape or out.dtype != self.file.dtype or not out.flags.c_contiguous
+                                or not out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous {shape} array of {self.file.dtype}")
+        out = np.empty(shape, dtype=self.file.dtype) if out is None else out
         edges = self.grid.y_edges
         cached = set(self._models)
         strips = [(max(y0, edges[r]), min(y1, edges[r + 1])) for r in range(len(edges) - 1)]
@@ -172,11 +189,14 @@ class Decoder:
             rows = max(1, RENDER_VALUES // max(1, (x1 - x0) * len(t))) if cheap else s1 - s0
             for r0 in range(s0, s1, rows):
                 r1 = min(s1, r0 + rows)
-                out[r0 - y0:r1 - y0] = restore(self._blend(t, (r0, r1, x0, x1)), offset, scale, self.file.dtype)
+                rows_out = out[r0 - y0:r1 - y0]
+                done = restore(self._blend(t, (r0, r1, x0, x1)), offset, scale, self.file.dtype, rows_out)
+                if done is not rows_out:  # the compiled path writes into `out` itself
+                    rows_out[...] = done
             if n + 1 < len(strips):
                 later = set(self.grid.touching(strips[n + 1][0], y1, x0, x1))
                 for i in set(self.grid.touching(s0, s1, x0, x1)) - later - cached:
-                    self._models.pop(i, None)
+                    self._drop(i)
         return self._nodata(out, (y0, y1, x0, x1))
 
     def _nodata(self, out: np.ndarray, window: Window) -> np.ndarray:
@@ -219,15 +239,18 @@ class Decoder:
             acc[:, a0 - y0:a1 - y0, b0 - x0:b1 - x0] += y
         return acc
 
-    def bands(self, bands: Optional[Sequence[int]] = None, window: Optional[Window] = None) -> np.ndarray:
+    def bands(self, bands: Optional[Sequence[int]] = None, window: Optional[Window] = None,
+              out: Optional[np.ndarray] = None) -> np.ndarray:
         """The coded bands (all, or the listed 0-based ones in that order) of the whole image or a
-        window: H x W x K in the original dtype."""
+        window: H x W x K in the original dtype. `out`: a writeable C-contiguous array of that shape
+        and dtype to decode into, where the decode goes by strips (a tiled file; else ignored): a
+        caller decoding strip after strip need not touch fresh memory for each."""
         f = self.file
         idx = np.arange(f.bands) if bands is None else np.asarray(list(bands), dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= f.bands):
             bad = int(idx[(idx < 0) | (idx >= f.bands)][0])
             raise RequestError(f"band {bad} is out of range: the file has bands 0..{f.bands - 1}")
-        return self._render(f.band_positions()[idx], f.band_offset[idx], f.band_scale[idx], window)
+        return self._render(f.band_positions()[idx], f.band_offset[idx], f.band_scale[idx], window, out)
 
     def at(self, t: Sequence[float], window: Optional[Window] = None) -> np.ndarray:
         """Bands at normalised wavelengths t in [0, 1]: H x W x K, original dtype.

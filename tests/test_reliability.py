@@ -209,6 +209,17 @@ def test_decode_to_full_file_system(scene, full_fs, ext, tmp_path):
     assert sorted(os.listdir(full_fs)) == ["filler"]
 
 
+def test_tiled_decode_to_full_file_system(scene, full_fs, tmp_path):
+    """A tiled file goes to .npy a row of tiles at a time, each row written in a thread while the
+    next is decoded: a failed write still ends the decode with one line, and leaves nothing."""
+    tiled = tmp_path / "tiled.hnr"
+    assert run("encode", scene["npz"], "-o", tiled, "--tile", "16", *FAST).exit_code == 0
+    out = full_fs / "x.npy"
+    result = run("decode", tiled, "-o", out)
+    assert assert_exit(result, 9) == f"hinerc: error: cannot write {out}: No space left on device"
+    assert sorted(os.listdir(full_fs)) == ["filler"]
+
+
 def test_decode_stdout_redirected_to_full_file_system(scene, full_fs, tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()

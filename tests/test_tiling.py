@@ -225,6 +225,38 @@ def test_transform_tiles_decode_the_same_in_threads_and_are_let_go():
     assert np.array_equal(two.bands(window=(50, 60, 0, 5)), full[50:60, 0:5]) and two.tile_reads > 10
 
 
+def test_transform_tiles_reuse_the_memory_of_tiles_let_go(monkeypatch):
+    """A whole-image decode lets each row of tile models go before it builds the next row, whose
+    models decode into the memory the first ones gave back (memory.Spare): the same values as
+    models built in fresh memory (a new decoder for every row). bands(out=) decodes into the
+    caller's array."""
+    from hinercodec.memory import Spare
+
+    needs_data()
+    cube = cubeio.read_cube(HOUSTON)
+    crop = np.ascontiguousarray(cube.data[:60, :50, ::3])
+    data = api.encode(crop, cube.wavelengths[::3], api.EncodeOptions(bpppb=1.0, tile=20, effort=1)).data
+    fresh = np.concatenate([api.Decoder(data).bands(window=(y, y + 20, 0, 50)) for y in (0, 20, 40)])
+    taken = []
+    take = Spare.take
+
+    def counting(self, shape, dtype):
+        found = take(self, shape, dtype)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(Spare, "take", counting)
+    dec = api.Decoder(io.BytesIO(data))
+    assert np.array_equal(dec.bands(), fresh)
+    assert taken.count(True) == 6  # rows 2 and 3 in the memory of rows 1 and 2
+    buffer = np.full((80, 50, crop.shape[2]), 7, crop.dtype)
+    strip = api.Decoder(data).bands(window=(20, 40, 0, 50), out=buffer[:20])
+    assert np.shares_memory(strip, buffer) and np.array_equal(buffer[:20], fresh[20:40])
+    assert (buffer[20:] == 7).all()
+    with pytest.raises(ValueError, match="C-contiguous"):
+        api.Decoder(data).bands(window=(20, 40, 0, 50), out=buffer[:21])
+
+
 @pytest.mark.parametrize("values", [1, 5 * 50 * 16, 1 << 40])
 def test_transform_tiles_render_by_bands_of_rows(values, monkeypatch):
     """A tiled transform file's strips are rendered by bands of rows (decoder.RENDER_VALUES values

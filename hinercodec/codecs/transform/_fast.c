@@ -36,6 +36,14 @@
 #define N_SIGN_CTX (3 * PASSES * SIGN_SCORES * 3)
 #define MAX_THREADS 64
 
+/* AVX2 where the CPU has it (4 doubles an instruction; no FMA: -ffp-contract=off keeps every
+   multiply and add its own rounding, so both clones give the same bits) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default"), optimize("O3")))
+#else
+#define VECTOR_CLONES
+#endif
+
 static const int SIGN_POLARITY[3][2] = {{-1, 1}, {1, -1}, {-1, -1}};
 
 static inline int bucket_of(int64_t a) {
@@ -164,27 +172,17 @@ static void walk_ll(const Pyr *P, Out *o) {
     close_group(o);
 }
 
-/* parent activity at child (i, j): 2 |p| + (sum of |p|'s 4 neighbours) // 2 */
-static inline int64_t parent_act(const int64_t *par, int ph, int pw, int i, int j) {
-    if (!par) return 0;
-    int pi = i / 2 < ph - 1 ? i / 2 : ph - 1, pj = j / 2 < pw - 1 ? j / 2 : pw - 1;
-    const int64_t *r = par + (size_t)pi * pw;
-    int64_t around = (pi > 0 ? iabs(r[pj - pw]) : 0) + (pi + 1 < ph ? iabs(r[pj + pw]) : 0) +
-                     (pj > 0 ? iabs(r[pj - 1]) : 0) + (pj + 1 < pw ? iabs(r[pj + 1]) : 0);
-    return 2 * iabs(r[pj]) + around / 2;
-}
-
-static inline int64_t at(const int64_t *b, int h, int w, int i, int j) {
-    return (i < 0 || j < 0 || i >= h || j >= w) ? 0 : b[(size_t)i * w + j];
-}
-
 /* Per (level, image, orientation) scratch: |band| and sign(band) with a border of zeros, and the
    parent activity (2 |p| + (sum of |p|'s 4 neighbours) // 2) at the parent's resolution, so that the
-   loops below read neighbours without bounds checks. */
+   loops below read neighbours without bounds checks. A context reads magnitudes only through its
+   bucket (bucket_lut), which is the same for every activity >= ACT_CAP, and every term of an
+   activity is >= 0: so the magnitudes are kept clamped at ACT_CAP and the parent activity (halved
+   in some contexts) at 2 ACT_CAP, which changes no context and keeps the scratch small (16 bits). */
+#define ACT_CAP 256
 typedef struct {
-    int64_t *abs_; /* (h + 2) x (w + 2) */
-    int8_t *sgn_;  /* (h + 2) x (w + 2) */
-    int64_t *pact; /* ph x pw (or NULL without a parent) */
+    uint16_t *abs_; /* (h + 2) x (w + 2): min(|v|, ACT_CAP) */
+    int8_t *sgn_;   /* (h + 2) x (w + 2) */
+    uint16_t *pact; /* ph x pw (or NULL without a parent): min(parent activity, 2 ACT_CAP) */
     size_t cap_abs, cap_par;
     int failed;
 } Scratch;
@@ -193,14 +191,14 @@ static int grow(Scratch *S, size_t n_abs, size_t n_par) {
     if (n_abs > S->cap_abs) {
         free(S->abs_);
         free(S->sgn_);
-        S->abs_ = (int64_t *)malloc(n_abs * 8);
+        S->abs_ = (uint16_t *)malloc(n_abs * 2);
         S->sgn_ = (int8_t *)malloc(n_abs);
         S->cap_abs = n_abs;
         if (!S->abs_ || !S->sgn_) { S->cap_abs = 0; return -1; }
     }
     if (n_par > S->cap_par) {
         free(S->pact);
-        S->pact = (int64_t *)malloc(n_par * 8);
+        S->pact = (uint16_t *)malloc(n_par * 2);
         S->cap_par = n_par;
         if (!S->pact) { S->cap_par = 0; return -1; }
     }
@@ -220,24 +218,55 @@ static const int64_t *parent_of(const Pyr *P, int l, int or, int k, int *ph, int
     return PB ? PB->p + (size_t)k * *ph * *pw : NULL;
 }
 
-static int prepare(const Pyr *P, Scratch *S, int l, int k, int or) {
+/* one row of the scratch: clamped magnitudes and signs of n values */
+VECTOR_CLONES static void scratch_row(const int64_t *b, uint16_t *a, int8_t *g, int n) {
+    for (int j = 0; j < n; j++) {
+        const int64_t v = b[j], m = v < 0 ? -v : v;
+        a[j] = (uint16_t)(m < ACT_CAP ? m : ACT_CAP);
+        g[j] = (int8_t)((v > 0) - (v < 0));
+    }
+}
+
+/* a row of parent activities (parent_act at the children (2 i, 2 j)), clamped at 2 ACT_CAP: the
+   row r of the parent and the rows above and below it (NULL at the edges) */
+VECTOR_CLONES static void pact_row(const int64_t *r, const int64_t *above, const int64_t *below, uint16_t *out, int pw) {
+    for (int j = 0; j < pw; j++) {
+        const int64_t c = r[j] < 0 ? -r[j] : r[j];
+        const int64_t u = above ? (above[j] < 0 ? -above[j] : above[j]) : 0;
+        const int64_t d = below ? (below[j] < 0 ? -below[j] : below[j]) : 0;
+        const int64_t lf = j > 0 ? (r[j - 1] < 0 ? -r[j - 1] : r[j - 1]) : 0;
+        const int64_t rt = j + 1 < pw ? (r[j + 1] < 0 ? -r[j + 1] : r[j + 1]) : 0;
+        const int64_t act = 2 * c + (u + d + lf + rt) / 2;
+        out[j] = (uint16_t)(act < 2 * ACT_CAP ? act : 2 * ACT_CAP);
+    }
+}
+
+/* the scratch of band (l, k, or); `values` 0: the parent activity only (a decoder's pass A, whose
+   contexts read no neighbour of the band) */
+static int prepare(const Pyr *P, Scratch *S, int l, int k, int or, int values) {
     const Band *B = &P->det[l][or];
     const int h = B->h, w = B->w, W2 = w + 2;
     int ph, pw;
     const int64_t *par = parent_of(P, l, or, k, &ph, &pw);
     if (grow(S, (size_t)(h + 2) * W2, (size_t)ph * pw + 1)) { S->failed = 1; return -1; }
-    memset(S->abs_, 0, (size_t)(h + 2) * W2 * 8);
-    memset(S->sgn_, 0, (size_t)(h + 2) * W2);
-    const int64_t *b = B->p + (size_t)k * h * w;
-    for (int i = 0; i < h; i++)
-        for (int j = 0; j < w; j++) {
-            int64_t v = b[(size_t)i * w + j];
-            S->abs_[(size_t)(i + 1) * W2 + j + 1] = iabs(v);
-            S->sgn_[(size_t)(i + 1) * W2 + j + 1] = (int8_t)sgn(v);
+    if (values) {
+        memset(S->abs_, 0, (size_t)W2 * 2); /* the border: first and last rows, first and last columns */
+        memset(S->sgn_, 0, (size_t)W2);
+        memset(S->abs_ + (size_t)(h + 1) * W2, 0, (size_t)W2 * 2);
+        memset(S->sgn_ + (size_t)(h + 1) * W2, 0, (size_t)W2);
+        const int64_t *b = B->p + (size_t)k * h * w;
+        for (int i = 0; i < h; i++) {
+            uint16_t *a = S->abs_ + (size_t)(i + 1) * W2;
+            int8_t *g = S->sgn_ + (size_t)(i + 1) * W2;
+            a[0] = a[w + 1] = 0;
+            g[0] = g[w + 1] = 0;
+            scratch_row(b + (size_t)i * w, a + 1, g + 1, w);
         }
+    }
     if (par)
         for (int i = 0; i < ph; i++)
-            for (int j = 0; j < pw; j++) S->pact[(size_t)i * pw + j] = parent_act(par, ph, pw, 2 * i, 2 * j);
+            pact_row(par + (size_t)i * pw, i > 0 ? par + (size_t)(i - 1) * pw : NULL,
+                     i + 1 < ph ? par + (size_t)(i + 1) * pw : NULL, S->pact + (size_t)i * pw, pw);
     return 0;
 }
 
@@ -262,12 +291,12 @@ static void walk_values(const Pyr *P, const Scratch *S, Out *o, int l, int phase
     int ph, pw;
     const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
     const int64_t cbase = 1 + (int64_t)(l * PASSES + phase) * N_BUCKETS;
-    const int64_t *A = S->abs_;
+    const uint16_t *A = S->abs_;
     for (int i = 0; i < h; i++) {
         int j0 = phase == 0 ? (i % 2 ? w : 0) : (phase == 1 ? (i % 2 ? 1 : w) : (i % 2 ? 0 : 1));
         const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
-        const int64_t *prow = has_par ? S->pact + (size_t)pi * pw : NULL;
-        const int64_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
+        const uint16_t *prow = has_par ? S->pact + (size_t)pi * pw : NULL;
+        const uint16_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
         for (int j = j0; j < w; j += 2) {
             int64_t pa = has_par ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0, act;
             if (phase == 0) act = pa;
@@ -309,18 +338,21 @@ static void walk_signs(const Pyr *P, const Scratch *S, Out *o, int l, int phase,
 }
 
 /* statistics only (order free): every pass of one (level, image, orientation) in one sweep, row by
-   row and, within a row, the columns of one pass after the other (pass known at compile time) */
+   row and, within a row, the columns of one pass after the other (pass known at compile time). A
+   histogram bin is counted up by runs (most neighbours share their bin: one memory update a run,
+   not a chain of dependent updates of the same counter); the sign counts only at nonzero values. */
 typedef struct {
     int64_t *hist, *scount;
     int64_t escape_bits, signs_seen;
+    int64_t last, run; /* the bin of the current run and its length (flushed into hist) */
     int too_big;
 } Acc;
 
 static inline __attribute__((always_inline)) void stats_at(Acc *o, const int phase, int l, int signs, int wx, int wy,
-                                                           int64_t sbase, const int64_t *up, const int64_t *mid,
-                                                           const int64_t *down, const int8_t *gup, const int8_t *gmid,
+                                                           int64_t sbase, const uint16_t *up, const uint16_t *mid,
+                                                           const uint16_t *down, const int8_t *gup, const int8_t *gmid,
                                                            const int8_t *gdown, const int64_t *row,
-                                                           const int64_t *prow_img, const int64_t *prow, int pw,
+                                                           const int64_t *prow_img, const uint16_t *prow, int pw,
                                                            int j) {
     const int64_t pa = prow ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0;
     int64_t act;
@@ -341,13 +373,19 @@ static inline __attribute__((always_inline)) void stats_at(Acc *o, const int pha
         sym = ESCAPE + 2 * (n - 4) + (!signs && v < 0);
         o->escape_bits += n;
     }
-    o->hist[c * ALPHABET + sym]++;
-    if (signs) {
+    const int64_t bin = c * ALPHABET + sym;
+    if (bin == o->last) {
+        o->run++;
+    } else {
+        o->hist[o->last] += o->run;
+        o->last = bin;
+        o->run = 1;
+    }
+    if (signs && v) {
         const int64_t score = sign_score(phase, wx, wy, gup, gmid, gdown, j);
         const int64_t sc = (sbase + phase * SIGN_SCORES + score + 2) * 3 + (pv > 0) - (pv < 0) + 1;
-        const int64_t nz = v != 0;
-        o->scount[sc * 2 + (v < 0)] += nz;
-        o->signs_seen += nz;
+        o->scount[sc * 2 + (v < 0)]++;
+        o->signs_seen++;
     }
 }
 
@@ -357,16 +395,16 @@ static void stats_band(const Pyr *P, const Scratch *S, Out *out, int l, int k, i
     const int64_t *b = B->p + (size_t)k * h * w, *prev = k ? b - (size_t)h * w : NULL;
     int ph, pw;
     const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
-    const int64_t *A = S->abs_;
+    const uint16_t *A = S->abs_;
     const int8_t *G = S->sgn_;
     const int wx = SIGN_POLARITY[or][0], wy = SIGN_POLARITY[or][1];
     const int64_t sbase = (int64_t)((l < 2 ? l : 2) * PASSES) * SIGN_SCORES;
     const int signs = P->signs;
-    Acc o = {out->hist, out->scount, 0, 0, 0};
+    Acc o = {out->hist, out->scount, 0, 0, 0, 0, 0};
     for (int i = 0; i < h; i++) {
         const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
-        const int64_t *prow = has_par ? S->pact + (size_t)pi * pw : NULL;
-        const int64_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
+        const uint16_t *prow = has_par ? S->pact + (size_t)pi * pw : NULL;
+        const uint16_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
         const int8_t *gup = G + (size_t)i * W2 + 1, *gmid = gup + W2, *gdown = gmid + W2;
         const int64_t *row = b + (size_t)i * w, *prow_img = prev ? prev + (size_t)i * w : NULL;
 #define AT(PHASE, J) stats_at(&o, PHASE, l, signs, wx, wy, sbase, up, mid, down, gup, gmid, gdown, row, prow_img, prow, pw, J)
@@ -379,6 +417,7 @@ static void stats_band(const Pyr *P, const Scratch *S, Out *out, int l, int k, i
         }
 #undef AT
     }
+    out->hist[o.last] += o.run; /* bin 0 with a run of 0 when the band was empty */
     out->escape_bits += o.escape_bits;
     out->total += (int64_t)h * w + o.signs_seen;
     out->too_big |= o.too_big;
@@ -395,7 +434,7 @@ static void walk_details(const Pyr *P, Out *o, int k0, int k1) {
             for (int k = k0; k < k1; k++)
                 for (int or = 0; or < 3; or++) {
                     if (!(P->det[l][or].h > 0 && P->det[l][or].w > 0)) continue;
-                    if (prepare(P, &S[0], l, k, or)) { o->failed = 1; goto out; }
+                    if (prepare(P, &S[0], l, k, or, 1)) { o->failed = 1; goto out; }
                     stats_band(P, &S[0], o, l, k, or);
                 }
             continue;
@@ -403,7 +442,7 @@ static void walk_details(const Pyr *P, Out *o, int k0, int k1) {
         for (int phase = 0; phase < PASSES; phase++)
             for (int k = k0; k < k1; k++) {
                 for (int or = 0; or < 3; or++)
-                    if (P->det[l][or].h > 0 && P->det[l][or].w > 0 && prepare(P, &S[or], l, k, or)) {
+                    if (P->det[l][or].h > 0 && P->det[l][or].w > 0 && prepare(P, &S[or], l, k, or, 1)) {
                         o->failed = 1;
                         goto out;
                     }
@@ -1046,13 +1085,6 @@ static int get_doubles(PyObject *o, Py_buffer *b, Py_ssize_t n, int writable, co
     return 0;
 }
 
-/* AVX2 where the CPU has it (4 doubles an instruction; no FMA: -ffp-contract=off keeps every
-   multiply and add its own rounding, so both clones give the same bits) */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default"), optimize("O3")))
-#else
-#define VECTOR_CLONES
-#endif
 
 /* the column lifting of a level: S (ns rows) and D (nd rows) of W samples each, forward or inverse, in place: every sample's operations in the order of lift_fwd_line /
    lift_inv_line, a row of samples at a time */
@@ -1547,7 +1579,7 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
     for (int or = 0; or < 3; or++) {
         const Band *B = &P->det[l][or];
         if (!(B->h > 0 && B->w > 0)) continue;
-        if (prepare(P, &S[or], l, k, or)) return dec_fail(D, "out of memory");
+        if (prepare(P, &S[or], l, k, or, phase != 0)) return dec_fail(D, "out of memory");
         count += (int64_t)B->h * B->w; /* more than any pass holds */
     }
     if (dec_grow(D, (size_t)count)) return -1;
@@ -1560,11 +1592,11 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
         int ph, pw;
         const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
         const int64_t cbase = 1 + (int64_t)(l * PASSES + phase) * N_BUCKETS;
-        const int64_t *A = S[or].abs_;
+        const uint16_t *A = S[or].abs_;
         for (int i = 0; i < h; i++) {
             const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
-            const int64_t *prow = has_par ? S[or].pact + (size_t)pi * pw : NULL;
-            const int64_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
+            const uint16_t *prow = has_par ? S[or].pact + (size_t)pi * pw : NULL;
+            const uint16_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
             for (int j = first_column(phase, i, w); j < w; j += 2) {
                 int64_t pa = has_par ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0, act;
                 if (phase == 0) act = pa;

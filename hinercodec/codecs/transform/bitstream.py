@@ -676,14 +676,17 @@ RESTORE_KINDS = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.uint8),
                  np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.uint32), np.dtype(np.int8))
 
 
-def fast_restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> Optional[np.ndarray]:
-    """cube.restore compiled (_fast.restore): H x W x K in `dtype` from y (K, H, W) float32/64, or
-    None where it does not apply (no compiled coder, another type)."""
+def fast_restore(y: np.ndarray, offset: np.ndarray, scale: np.ndarray, dtype: np.dtype,
+                 out: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """cube.restore compiled (_fast.restore): H x W x K in `dtype` from y (K, H, W) float32/64 (into
+    `out` when given: a C-contiguous array of that shape and dtype), or None where it does not apply
+    (no compiled coder, another type)."""
     if not FAST or dtype not in RESTORE_KINDS or y.ndim != 3 or y.dtype not in (np.float32, np.float64):
         return None
     k, h, w = y.shape
     y = np.ascontiguousarray(y)
-    out = np.empty((h, w, k), dtype)
+    if out is None or out.shape != (h, w, k) or out.dtype != dtype or not out.flags.c_contiguous:
+        out = np.empty((h, w, k), dtype)
     _fast.restore(y, out, k, h * w, np.ascontiguousarray(scale, np.float64), np.ascontiguousarray(offset, np.float64),
                   y.dtype == np.float64, RESTORE_KINDS.index(dtype), _threads())
     return out

@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from ...memory import Spare
 from . import bitstream, wavelet
 
 MODELS = ("transform", "transform2")  # MODL values this decoder reads ("transform2": sign contexts, 0.4)
@@ -107,12 +108,14 @@ def _int(v) -> int:
     return v
 
 
-def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = None,
+                   out: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images A (K, H, W) float64, basis (C, K), mean (C,)) in normalised units: band c =
     mean_c + B_c A. ValueError (or CorruptFileError from the entropy decoder) on a config or
     payload that does not fit together. `valid` (H, W) bool: the file's data pixels (its `mask`
-    chunk), needed by a config with "nodata": 1 (the shape-adaptive wavelet of the data pixels)."""
+    chunk), needed by a config with "nodata": 1 (the shape-adaptive wavelet of the data pixels).
+    `out`: memory the images may be made in (a C-contiguous float64 (K, H, W) array; ignored when
+    it is not one: the memory of an earlier model, not touched afresh)."""
     check_config(config)
     h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
     code = int(config["step_code"])
@@ -135,7 +138,10 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
     ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
     pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets, in_place=True)
     del ints
-    images = wavelet.inverse(pyramid) if coded is None else wavelet.inverse_masked(pyramid, valid)
+    if out is not None and (out.shape != (k, h, w) or out.dtype != np.float64 or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        out = None
+    images = wavelet.inverse(pyramid, out) if coded is None else wavelet.inverse_masked(pyramid, valid)
     return images, basis, mean
 
 
@@ -147,9 +153,19 @@ class TransformDecoder:
     so that spectra between coded bands are interpolated in the cube's own units."""
 
     def __init__(self, config: dict, payload: bytes, positions: np.ndarray, units: tuple[np.ndarray, np.ndarray],
-                 dtype: Optional[np.dtype] = None, valid: Optional[np.ndarray] = None):
-        images, basis, mean = decode_payload(config, payload, valid)
+                 dtype: Optional[np.dtype] = None, valid: Optional[np.ndarray] = None, spare: Optional[Spare] = None):
+        shape = tuple(config.get(n) for n in ("components", "height", "width"))
+        memory = spare.take(shape, np.float64) if spare is not None else None
+        images, basis, mean = decode_payload(config, payload, valid, memory)
         self._setup(images, basis, mean, positions, units)
+
+    takes_spare = True  # hinercodec.decoder gives it the memory of the models it let go of
+
+    def release(self) -> Optional[np.ndarray]:
+        """Give up this model's component images, for a later model of the same shape to decode
+        into (fresh memory costs a page clear per page). The model renders no more."""
+        images, self.images = self.images, None
+        return images if isinstance(images, np.ndarray) and images.flags.c_contiguous and images.base is None else None
 
     @classmethod
     def from_parts(cls, images: np.ndarray, basis: np.ndarray, mean: np.ndarray, positions: np.ndarray,
