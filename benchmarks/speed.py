@@ -1,7 +1,7 @@
 """Encode and decode speed of hinerc against PCA + JPEG 2000 (and optionally PCA + x265), as issue 16 asks.
 
     python benchmarks/speed.py [CUBE...] [--rates 0.2] [--large] [--baselines pca-jpeg2000,pca-x265]
-                               [--k 16] [--json OUT] [--workdir DIR]
+                               [--k 16] [--effort-one] [--json OUT] [--workdir DIR]
     python benchmarks/speed.py --plot OUT.png RESULTS.json [RESULTS.json ...]
 
 For every cube and rate target, each codec runs as its own process, timed whole (wall clock from the
@@ -16,6 +16,8 @@ Reported per process: wall seconds, MB/s (input MB = H * W * C * the stored dtyp
 the input for encoding, of the decoded output for decoding), peak resident memory (the child's own
 ru_maxrss from wait4), the file's bpppb and PSNR_band (measured afterwards, not timed), and the
 ratios hinerc / baseline. On the shared CPU machines compare ratios measured in one run only.
+--effort-one also encodes (and decodes) each cube with `--effort 1` right after the default encode,
+and prints the default's encode time over effort 1's (issue 16 asks for at least 3).
 
 Default cubes: every scene of ../shared/data plus a 512 x 512 crop of cave_balloons.h5; --large adds
 the 1000 x 1000 x 156 mirror-tiled Samson and the 2048 x 2560 x 20 mirror-tiled CAVE balloons
@@ -141,7 +143,8 @@ def _measure(original, path: Path, decoded: Path) -> dict:
     return out
 
 
-def run(cubes: list[Path], rates: list[float], baselines: list[str], k: int, workdir: Path) -> list[dict]:
+def run(cubes: list[Path], rates: list[float], baselines: list[str], k: int, workdir: Path,
+        effort_one: bool = False) -> list[dict]:
     import numpy as np  # noqa: F401
 
     from hinercodec.formats.cubeio import read_cube
@@ -164,6 +167,17 @@ def run(cubes: list[Path], rates: list[float], baselines: list[str], k: int, wor
                 row["hinerc"]["decode"] = timed([py, "-m", "hinercodec.cli.main", "decode", str(hnr), "-o",
                                                  str(dec)])
                 row["hinerc"].update(_measure(cube, hnr, dec))
+            if effort_one:
+                e1, d1 = stem.with_suffix(".e1.hnr"), Path(f"{stem}.hinerc-e1.npy")
+                for f in (e1, d1):
+                    f.unlink(missing_ok=True)
+                row["hinerc_effort1"] = {"encode": timed([py, "-m", "hinercodec.cli.main", "encode", str(cube_path),
+                                                          "--bpppb", str(rate), "--effort", "1", "-o", str(e1),
+                                                          "--quiet"])}
+                if e1.exists():
+                    row["hinerc_effort1"]["decode"] = timed([py, "-m", "hinercodec.cli.main", "decode", str(e1), "-o",
+                                                             str(d1)])
+                    row["hinerc_effort1"].update(_measure(cube, e1, d1))
             for name in baselines:
                 f, d = Path(f"{stem}.{name}.bin"), Path(f"{stem}.{name}.npy")
                 for g in (f, d):
@@ -217,6 +231,15 @@ def print_row(row: dict, baselines: list[str]) -> None:
           flush=True)
     if len(q.split(" | ")) > 1:
         print(f"{'':28s} {'':7s} {'':5s}   (bpppb/PSNR_band: {' | '.join(q.split(' | ')[1:])})", flush=True)
+    e1 = row.get("hinerc_effort1")
+    if e1:
+        try:
+            faster = f"{h['encode']['s'] / e1['encode']['s']:.2f}"
+        except (KeyError, ZeroDivisionError):
+            faster = "-"
+        print(f"{'':28s} {'':7s} {'':5s}   (--effort 1: {e1.get('bpppb', float('nan')):.3f}/"
+              f"{e1.get('psnr_band', float('nan')):.2f}, encode {_cell(e1, 'encode', row['mb']).strip()}, "
+              f"decode {_cell(e1, 'decode', row['mb']).strip()}; default / effort 1 encode time {faster})", flush=True)
 
 
 def plot(jsons: list[str], out: str) -> None:
@@ -272,6 +295,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--large", action="store_true", help="add the two large mirror-tiled cubes (minutes each)")
     ap.add_argument("--baselines", default="pca-jpeg2000", help=f"comma-separated, of {', '.join(BASELINES)}")
     ap.add_argument("--k", type=int, default=16, help="the baselines' one k (capped at the band count)")
+    ap.add_argument("--effort-one", action="store_true", help="also time hinerc encode --effort 1 (and its decode)")
     ap.add_argument("--json", metavar="OUT", help="save the results as JSON")
     ap.add_argument("--workdir", metavar="DIR", help="where files go (default: a temporary directory)")
     ap.add_argument("--plot", nargs="+", metavar=("PNG", "JSON"), help="only plot: PNG from the JSON files of "
@@ -297,7 +321,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     cubes = prepare_cubes(args.cubes, args.large, workdir)
     print(f"# {describe()}; load average {os.getloadavg()[0]:.2f} at start; cells: wall s, CPU s, MB/s (wall), peak RSS MB; "
           f"ratio = hinerc / baseline wall time (CPU time) (below 1: hinerc faster)", flush=True)
-    rows = run(cubes, [float(r) for r in args.rates.split(",")], baselines, args.k, workdir)
+    rows = run(cubes, [float(r) for r in args.rates.split(",")], baselines, args.k, workdir, args.effort_one)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": describe(), "load_end": os.getloadavg(), "rows": rows},
                                               indent=1))
