@@ -135,12 +135,14 @@ class StreamingDistortion:
         angles in degrees, pixels with an angle) of one strip."""
         x = np.asarray(original, dtype=np.float64)
         y = np.asarray(decoded, dtype=np.float64)
-        sse = ((((x - self.lo) - (y - self.lo)) / self.scale) ** 2).sum(axis=(0, 1))
-        max_abs = float(np.abs(y - x).max(initial=0.0))
         xs, ys = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-        nx, ny = np.linalg.norm(xs, axis=1), np.linalg.norm(ys, axis=1)
+        diff = xs - ys  # the error (the band minimum, subtracted from both, does not change it)
+        max_abs = float(max(diff.max(initial=0.0), -diff.min(initial=0.0)))
+        diff /= self.scale
+        sse = np.einsum("ij,ij->j", diff, diff)  # per band; the einsums: no (pixels, bands) temporaries
+        nx, ny = np.sqrt(np.einsum("ij,ij->i", xs, xs)), np.sqrt(np.einsum("ij,ij->i", ys, ys))
         keep = nx > 0
-        cos = (xs[keep] * ys[keep]).sum(axis=1) / np.maximum(nx[keep] * ny[keep], 1e-300)
+        cos = np.einsum("ij,ij->i", xs, ys)[keep] / np.maximum(nx[keep] * ny[keep], 1e-300)
         angles = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).sum())
         return sse, x.shape[0] * x.shape[1], max_abs, angles, int(keep.sum())
 

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from . import nodata as nodata_pixels
+from . import parallel
 from . import registry
 from .codecs.base import LOW, Budget, stored_tensor
 from .cube import normalised
@@ -89,41 +90,70 @@ class Survey:
 NODATA_SHARE = 0.05  # the least share of a tile's pixels its budget counts (its file has a smallest size)
 
 
+SURVEY_THREADS = 2  # tiles surveyed at once (readers serve concurrent windows, as the tiles' fits read them)
+
+
 def survey(read: Callable[[int, int, int, int], np.ndarray], grid: TileGrid, bands: int,
            nodata: Optional[float] = None) -> Survey:
-    """One pass, tile by tile (bounded memory): band minima/maxima and each tile's high-pass energy,
-    over the data pixels; with `nodata` (a value, NaN too), the mask of the data pixels."""
+    """One pass, tile by tile (bounded memory: SURVEY_THREADS tiles at a time): band minima/maxima
+    and each tile's high-pass energy, over the data pixels; with `nodata` (a value, NaN too), the
+    mask of the data pixels. Tiles are combined in order: the same survey for any thread count."""
     lo, hi = np.full(bands, np.inf), np.full(bands, -np.inf)
     rough, pixels = np.zeros((len(grid), bands)), np.zeros(len(grid))
     valid: Optional[np.ndarray] = None
-    for i in range(len(grid)):
+
+    def one(i: int) -> tuple:
         y0, y1, x0, x1 = grid.fit_rect(i)
-        x = read(y0, y1, x0, x1)
-        invalid = nodata_pixels.invalid_pixels(x, nodata)
-        if invalid is not None and invalid.any():
+        return _survey_tile(read(y0, y1, x0, x1), nodata, bands, (y0, y1, x0, x1))
+
+    if SURVEY_THREADS > 1 and len(grid) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(SURVEY_THREADS, len(grid))) as pool:
+            found = pool.map(parallel.run_limited(one, parallel.share(SURVEY_THREADS)), range(len(grid)))
+            parts = list(found)
+    else:
+        parts = [one(i) for i in range(len(grid))]
+    for i, (t_lo, t_hi, t_rough, t_pixels, invalid) in enumerate(parts):
+        y0, y1, x0, x1 = grid.fit_rect(i)
+        if invalid is not None:
             if valid is None:
                 valid = np.ones((grid.y_edges[-1], grid.x_edges[-1]), bool)
             valid[y0:y1, x0:x1] &= ~invalid
-            pixels[i] = max(float(np.count_nonzero(~invalid)), NODATA_SHARE * invalid.size)
-            if invalid.all():
-                continue
-            x = nodata_pixels.filled(x, ~invalid)
-        else:
-            pixels[i] = x.shape[0] * x.shape[1]
-        data = x if invalid is None else x[~invalid]
-        if x.dtype.kind == "f" and not np.isfinite(data).all():
-            raise InputError(f"cube holds {int((~np.isfinite(data)).sum())} NaN/Inf values in rows {y0}:{y1}, "
-                             f"columns {x0}:{x1} outside its nodata pixels (a nodata pixel is NaN, or the "
-                             "nodata value, in every band)")
-        data = x.reshape(-1, bands) if invalid is None else x[~invalid]
-        # in the cube's own dtype (exact in float64 afterwards): no float64 copy of the tile
-        lo = np.minimum(lo, data.min(axis=0).astype(np.float64))
-        hi = np.maximum(hi, data.max(axis=0).astype(np.float64))
-        if x.shape[0] >= 3 and x.shape[1] >= 3:
-            rough[i] = laplacian_energy(x) / max(1, (x.shape[0] - 2) * (x.shape[1] - 2)) * pixels[i]
+        pixels[i] = t_pixels
+        if t_lo is None:
+            continue  # nodata alone
+        lo, hi = np.minimum(lo, t_lo), np.maximum(hi, t_hi)
+        rough[i] = t_rough
     if valid is not None and not valid.any():
         raise InputError(f"every pixel of the cube is nodata ({nodata:g}); there is nothing to code")
     return Survey(lo, hi, rough, pixels, valid)
+
+
+def _survey_tile(x: np.ndarray, nodata: Optional[float], bands: int, rect: tuple) -> tuple:
+    """(band minima, maxima (None for a tile of nodata alone), high-pass energy share, pixels
+    counted, the nodata pixels or None) of one tile as read."""
+    y0, y1, x0, x1 = rect
+    invalid = nodata_pixels.invalid_pixels(x, nodata)
+    if invalid is not None and invalid.any():
+        pixels = max(float(np.count_nonzero(~invalid)), NODATA_SHARE * invalid.size)
+        if invalid.all():
+            return None, None, None, pixels, invalid
+        x = nodata_pixels.filled(x, ~invalid)
+    else:
+        pixels, invalid = float(x.shape[0] * x.shape[1]), None
+    data = x if invalid is None else x[~invalid]
+    if x.dtype.kind == "f" and not np.isfinite(data).all():
+        raise InputError(f"cube holds {int((~np.isfinite(data)).sum())} NaN/Inf values in rows {y0}:{y1}, "
+                         f"columns {x0}:{x1} outside its nodata pixels (a nodata pixel is NaN, or the "
+                         "nodata value, in every band)")
+    data = x.reshape(-1, bands) if invalid is None else x[~invalid]
+    # in the cube's own dtype (exact in float64 afterwards): no float64 copy of the tile
+    t_lo, t_hi = data.min(axis=0).astype(np.float64), data.max(axis=0).astype(np.float64)
+    rough = np.zeros(bands)
+    if x.shape[0] >= 3 and x.shape[1] >= 3:
+        rough = laplacian_energy(x) / max(1, (x.shape[0] - 2) * (x.shape[1] - 2)) * pixels
+    return t_lo, t_hi, rough, pixels, invalid
 
 
 SURVEY_ROWS = 32  # rows of a tile converted to float64 at a time (temporaries of a few MB, reused)

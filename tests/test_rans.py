@@ -435,3 +435,48 @@ def test_garbage_payload_raises_only_file_errors(blob):
     except (CorruptFileError, UnsupportedFileError):
         return
     assert same(tensors, unpack_tensors(pack_tensors(tensors, 1)))
+
+
+def _build_table_reference(hist: np.ndarray, precision: int) -> R.Table:
+    """build_table as the format defines it, one resolution and order after the other (the
+    library's batches the resolutions): _quantise, _frequencies, the ideal coded bits and the
+    table's own bits of each (r, g), the cheapest kept (an earlier one on a tie within 1e-9)."""
+    hist = hist[: np.flatnonzero(hist)[-1] + 1]
+    used = hist > 0
+    best = None
+    for r in range(R.MAX_RESOLUTION + 1):
+        codes = R._quantise(hist, r, precision)
+        if codes is None:
+            continue
+        freqs = R._frequencies(codes, r, precision)
+        coded = float(np.dot(hist[used], precision - np.log2(freqs[used])))
+        changes = np.bincount(R._zigzag(codes), minlength=2 * R._level_cap(r) + 1)
+        for g in range(R.MAX_ORDER + 1):
+            delta_bits = int(np.dot(changes, R._delta_lengths(r, g).astype(np.int64)))
+            cost = 8 * (len(H.write_varint(hist.size)) + 1 + -(-delta_bits // 8)) + coded
+            if best is None or cost < best[0] - 1e-9:
+                best = (cost, R.Table(codes, r, g, precision, freqs))
+    if best is None:
+        raise ValueError("no resolution fits")
+    return best[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 10 ** 6), min_size=1, max_size=300), st.integers(0, 5), st.sampled_from([4, 8, 12, 16]))
+def test_build_table_is_the_reference(counts, zeros_every, precision):
+    """The batched build_table makes the same table (levels, resolution, order) as the per-resolution
+    reference, on any histogram (sparse ones by zeroing every few symbols)."""
+    hist = np.array(counts, np.int64)
+    if zeros_every:
+        hist[::zeros_every + 1] = 0
+    if not hist.any():
+        hist[-1] = 1
+    try:
+        want = _build_table_reference(hist, precision)
+    except ValueError:
+        with pytest.raises(ValueError):
+            R.build_table(hist, precision)
+        return
+    got = R.build_table(hist, precision)
+    assert (got.resolution, got.order, got.precision) == (want.resolution, want.order, want.precision)
+    assert np.array_equal(got.codes, want.codes) and np.array_equal(got.freqs, want.freqs)

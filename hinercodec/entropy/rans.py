@@ -124,6 +124,40 @@ def _quantise(hist: np.ndarray, r: int, precision: int) -> np.ndarray | None:
     return None
 
 
+def _first_codes(hist: np.ndarray, precision: int) -> list[Optional[np.ndarray]]:
+    """_quantise's first try (the levels nearest each share) for every resolution r at once, as
+    one (r, symbol) array: the same integers and floating-point comparisons as _quantise, row by
+    row; None for an r whose first try does not fit (_quantise then goes on to smaller shares)."""
+    used = hist > 0
+    top = int(np.argmax(hist))
+    share = hist * ((1 << precision) / hist.sum())
+    t = np.maximum(np.floor(share), 1).astype(np.int64)
+    r = np.arange(MAX_RESOLUTION + 1, dtype=np.int64)[:, None]
+    shift = np.maximum(np.frexp(t.astype(np.float64))[1] - (r + 1), 0)
+    codes = np.where(t < 1 << (r + 1), t, ((shift + 1) << r) + (t >> shift) - (1 << r))
+    codes = codes + (share * share > level_values(codes, r) * level_values(codes + 1, r))
+    codes = np.where(used, codes, 0)
+    codes[:, top] = 0
+    biggest = codes.max(axis=1)
+    rest = (1 << precision) - level_values(codes, r).sum(axis=1)
+    out: list[Optional[np.ndarray]] = []
+    for i in range(MAX_RESOLUTION + 1):
+        row = codes[i]
+        b = int(biggest[i])
+        row[top] = max(1, b + int(b in row[:top]))
+        out.append(row if rest[i] >= 1 and row[top] <= _level_cap(i) else None)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _delta_matrix(r: int) -> np.ndarray:
+    """(changes, orders) code lengths of _delta_lengths(r, g) for g = 0..MAX_ORDER as int64 columns:
+    a histogram of level changes times this is every order's table bits at once (integers)."""
+    m = np.stack([_delta_lengths(r, g).astype(np.int64) for g in range(MAX_ORDER + 1)], axis=1)
+    m.flags.writeable = False
+    return m
+
+
 def build_table(histogram: np.ndarray, precision: int | None = None) -> Table:
     """The table that codes `histogram` (counts of symbols 0..A-1) in the fewest bits, table
     included, over r = 0..3 and g = 0..3, at `precision` (None: 12, or more when more than 4096
@@ -137,24 +171,39 @@ def build_table(histogram: np.ndarray, precision: int | None = None) -> Table:
     if not 1 <= precision <= MAX_PRECISION:
         raise ValueError(f"precision must be in 1..{MAX_PRECISION}")
     hist = hist[: np.flatnonzero(hist)[-1] + 1]
-    best = None
-    for r in range(MAX_RESOLUTION + 1):
-        codes = _quantise(hist, r, precision)
-        if codes is None:
-            continue
-        freqs = _frequencies(codes, r, precision)
-        used = hist > 0
-        coded = float(np.dot(hist[used], precision - np.log2(freqs[used])))
-        changes = np.bincount(_zigzag(codes), minlength=2 * _level_cap(r) + 1)  # how often each change occurs
-        for g in range(MAX_ORDER + 1):
-            delta_bits = int(np.dot(changes, _delta_lengths(r, g).astype(np.int64)))  # the same integer as summing per symbol
-            table_bits = 8 * (len(huffman.write_varint(hist.size)) + 1 + -(-delta_bits // 8))
-            cost = table_bits + coded
-            if best is None or cost < best[0] - 1e-9:
-                best = (cost, Table(codes, r, g, precision, freqs))
-    if best is None:
+    used = hist > 0
+    counts = hist[used]
+    size_bytes = len(huffman.write_varint(hist.size)) + 1
+    first = _first_codes(hist, precision)  # the levels of every r in one pass (the usual case)
+    found = [(r, first[r] if first[r] is not None else _quantise(hist, r, precision)) for r in range(MAX_RESOLUTION + 1)]
+    rs = [r for r, codes in found if codes is not None]
+    if not rs:
         raise ValueError(f"{int(np.count_nonzero(hist))} used symbols do not fit precision {precision}")
-    return best[1]
+    stack = np.stack([codes for _, codes in found if codes is not None])
+    # every r's frequencies (_frequencies row by row: the largest code's symbol gets the rest),
+    # code lengths and level changes at once
+    column = np.asarray(rs, np.int64)[:, None]
+    freqs_all = level_values(stack, column)
+    implicit = np.argmax(stack, axis=1)
+    rows = np.arange(len(rs))
+    freqs_all[rows, implicit] = 0
+    freqs_all[rows, implicit] = (1 << precision) - freqs_all.sum(axis=1)
+    if (freqs_all[rows, implicit] < 1).any():
+        raise CorruptFileError("rANS table: frequencies overfill the precision")
+    lengths = precision - np.log2(freqs_all[:, used])
+    z = _zigzag(stack)
+    best = None
+    for n, r in enumerate(rs):
+        codes, freqs = stack[n], freqs_all[n]
+        coded = float(np.dot(counts, lengths[n]))
+        changes = np.bincount(z[n], minlength=2 * _level_cap(r) + 1)  # how often each change occurs
+        delta = changes @ _delta_matrix(r)  # each order's bits: the same integers as summing per symbol
+        for g in range(MAX_ORDER + 1):
+            cost = 8 * (size_bytes + -(-int(delta[g]) // 8)) + coded
+            if best is None or cost < best[0] - 1e-9:
+                best = (cost, r, g, codes, freqs)
+    _, r, g, codes, freqs = best
+    return Table(codes, r, g, precision, freqs)
 
 
 def coded_bits(table: Table, histogram: np.ndarray) -> float:
@@ -170,6 +219,7 @@ def coded_bits(table: Table, histogram: np.ndarray) -> float:
 
 
 def _zigzag(codes: np.ndarray) -> np.ndarray:
+    """Zigzagged level changes along the last axis (from 0 before the first symbol)."""
     delta = np.diff(codes, prepend=0)
     return 2 * np.abs(delta) - (delta < 0)
 

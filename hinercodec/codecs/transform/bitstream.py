@@ -767,9 +767,11 @@ class Section:
 
 
 def plan_section(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
-                 stats: Optional[tuple] = None) -> Section:
+                 stats: Optional[tuple] = None, explicit: bool = True) -> Section:
     """pack()'s decisions for a pyramid (everything but the stream): the same tables and bytes.
-    `stats`: _stats(pyramid, signs) when already taken (an estimate's), without `coded`."""
+    `stats`: _stats(pyramid, signs) when already taken (an estimate's), without `coded`.
+    explicit=False: a context's table is parametric wherever one fits its symbols (no explicit
+    table is built to compare: the encoder's low efforts, a little larger, much sooner)."""
     if len(pyramid[1]) > MAX_LEVELS:
         raise ValueError(f"at most {MAX_LEVELS} levels")
     groups = None
@@ -789,7 +791,7 @@ def plan_section(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = 
         # without building the explicit one
         size = int(np.flatnonzero(h)[-1]) + 1
         floor = _entropy_bits(h) + 8 * (len(huffman.write_varint(size)) + 1 + -(-size // 8))
-        parametric = bits < floor * (1 - 1e-9) - 1e-6
+        parametric = bits < floor * (1 - 1e-9) - 1e-6 or (not explicit and math.isfinite(bits))
         if not parametric:
             explicit = rans.build_table(h, PRECISION)
             body = rans.write_table(explicit)

@@ -844,6 +844,9 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
 PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is hill-climbed from on the whole cube (else kept)
 CLOSE_DB = 0.1  # estimated scores of the two best K closer than this: both are evaluated exactly
 CLOSE_EFFORT = 2  # from this effort up
+EXPLICIT_EFFORT = 2  # from this effort up, a context's explicit rANS table is built and tried against its
+# parametric one when that may win (below: parametric tables only; CAVE mosaic, effort 1: the same PSNR, a
+# fifth less time)
 SAMPLE_BLOCK = 128  # pixels per side of the blocks a large image's search looks at
 SAMPLE_BLOCKS = 8  # how many (2**17 pixels): the search's cost no longer grows with the image
 SAMPLE_FROM = 4 * SAMPLE_BLOCKS * SAMPLE_BLOCK ** 2  # images of more pixels than this are searched on a sample
@@ -926,7 +929,7 @@ def plan_reader(read: Callable[[int, int, int, int], np.ndarray], shape: tuple[i
     out = plan.as_dict()
     # the sample's true coefficient bytes over their estimate: a tile's first aim (_search_file)
     maps = None if part_valid is None else wavelet.masks(part_valid, wavelet.levels_for(*part.shape[1:]))
-    prepared = prepare(cand, plan.weights, part.shape[1], part.shape[2], maps)
+    prepared = prepare(cand, plan.weights, part.shape[1], part.shape[2], maps, options.effort >= EXPLICIT_EFFORT)
     _, _, b_int, _, m_int, _, _ = cand.parts
     coefficients = cand.bits - share * subbands.estimate_vector_bits(_side_vectors(b_int, m_int))
     if coefficients > 0:
@@ -1009,7 +1012,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     if (cap_bits is not None and memo["bits"] > cap_bits) or (cand.k, cand.code) in written:
         return None, value, plan.weights  # predicted over the budget, or written before: not written
     maps = None if valid is None else wavelet.masks(valid, wavelet.levels_for(h, w))
-    return prepare(cand, plan.weights, h, w, maps), value, plan.weights
+    memo["explicit"] = effort >= EXPLICIT_EFFORT
+    return prepare(cand, plan.weights, h, w, maps, memo["explicit"]), value, plan.weights
 
 
 def constant_bands(cube: np.ndarray, valid: Optional[np.ndarray]) -> np.ndarray:
@@ -1055,10 +1059,11 @@ class Prepared:
 
 
 def prepare(cand: Candidate, codes: np.ndarray, height: int, width: int,
-            coded: Optional[subbands.Maps] = None) -> Prepared:
+            coded: Optional[subbands.Maps] = None, explicit: bool = True) -> Prepared:
     """The candidate with band weight codes `codes`, ready to write (package() writes it). With
     `coded` (wavelet.masks of a nodata mask: the pyramid is shape-adaptive) the coefficient section
-    holds only those positions, and the config says so ("nodata": 1)."""
+    holds only those positions, and the config says so ("nodata": 1). explicit=False: parametric
+    rANS tables only (bitstream.plan_section; below EXPLICIT_EFFORT)."""
     ints, offsets, b_int, b_exps, m_int, m_exp, levels = cand.parts
     side = [codes, _predict_residual(m_int)] + [_predict_residual(b_int[:, j]) for j in range(cand.k)]
     config = {"model": MODEL, "height": height, "width": width, "bands": int(codes.size),
@@ -1066,7 +1071,7 @@ def prepare(cand: Candidate, codes: np.ndarray, height: int, width: int,
               "mean_exp": int(m_exp), "offsets": list(map(int, offsets))}
     if coded is not None:
         config["nodata"] = 1
-    section = subbands.plan_section(ints, SIGNS, coded, None if coded else cand.stats)
+    section = subbands.plan_section(ints, SIGNS, coded, None if coded else cand.stats, explicit)
     return Prepared(config, subbands.pack_vectors(side), ints, section, coded)
 
 
@@ -1084,7 +1089,7 @@ def prepare_again(memo: dict, k: int, code: int) -> Prepared:
     cand = next((c for key, c in a.cache.get("evaluated", {}).items() if key[:3] == (k, code, plan.rounding)), None)
     if cand is None:
         cand = evaluate(a, k, code, plan.rounding, exact_mse=False)
-    return prepare(cand, plan.weights, a.height, a.width, _maps(a))
+    return prepare(cand, plan.weights, a.height, a.width, _maps(a), memo.get("explicit", True))
 
 
 def finer_known_over(memo: dict, key: tuple[int, int], budget_bits: float, slack: float) -> bool:
