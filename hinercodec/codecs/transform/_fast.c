@@ -1038,40 +1038,51 @@ static PyObject *py_rans_encode(PyObject *self, PyObject *args) {    PyObject *e
    one IEEE rounding; compiled with -ffp-contract=off: no fused multiply-add), so the same bits.
    Constants come from wavelet.py (LIFT = alpha, beta, gamma, delta, the two scales). */
 
-/* one line: s (ns samples at stride ss), d (nd at stride ds); forward lifting in place */
-static inline void lift_fwd_line(double *s, Py_ssize_t ss, Py_ssize_t ns, double *d, Py_ssize_t ds, Py_ssize_t nd,
-                                 const double *c) {
-    for (int step = 0; step < 4; step += 2) {
-        const double cp = c[step], cu = c[step + 1];
-        for (Py_ssize_t i = 0; i < nd; i++) {
-            const double nx = i + 1 < ns ? s[(i + 1) * ss] : s[(ns - 1) * ss];
-            d[i * ds] = d[i * ds] + cp * (s[i * ss] + nx);
-        }
-        for (Py_ssize_t i = 0; i < ns; i++) {
-            const double pv = i ? d[(i - 1) * ds] : d[0];
-            const double cv = i < nd ? d[i * ds] : d[(nd - 1) * ds];
-            s[i * ss] = s[i * ss] + cu * (pv + cv);
-        }
-    }
-    for (Py_ssize_t i = 0; i < ns; i++) s[i * ss] = s[i * ss] * c[4];
-    for (Py_ssize_t i = 0; i < nd; i++) d[i * ds] = d[i * ds] * c[5];
+/* One line: s (ns samples) and d (nd, ns - nd in {0, 1}, nd >= 1), contiguous, lifted in place
+   (forward / inverse). The boundary samples (the symmetric extension: a missing neighbour is the
+   nearest one) are done apart from the loops over the others, which then hold no branch and
+   vectorise; every sample sees the same operations in the same order (t = a + b; u = c * t;
+   x = x +- u, each one rounding), so the same bits. */
+VECTOR_CLONES static void lift_d(double *restrict d, const double *restrict s, Py_ssize_t ns, Py_ssize_t nd,
+                                 double cp, int minus) {
+    const Py_ssize_t m = ns > nd ? nd : nd - 1; /* d[i] with a right neighbour s[i + 1] */
+    if (minus)
+        for (Py_ssize_t i = 0; i < m; i++) d[i] = d[i] - cp * (s[i] + s[i + 1]);
+    else
+        for (Py_ssize_t i = 0; i < m; i++) d[i] = d[i] + cp * (s[i] + s[i + 1]);
+    if (m < nd) d[nd - 1] = minus ? d[nd - 1] - cp * (s[nd - 1] + s[ns - 1]) : d[nd - 1] + cp * (s[nd - 1] + s[ns - 1]);
 }
 
-static inline void lift_inv_line(double *s, Py_ssize_t ss, Py_ssize_t ns, double *d, Py_ssize_t ds, Py_ssize_t nd,
-                                 const double *c) {
-    for (Py_ssize_t i = 0; i < ns; i++) s[i * ss] = s[i * ss] * c[5];
-    for (Py_ssize_t i = 0; i < nd; i++) d[i * ds] = d[i * ds] * c[4];
+VECTOR_CLONES static void lift_s(double *restrict s, const double *restrict d, Py_ssize_t ns, Py_ssize_t nd,
+                                 double cu, int minus) {
+    s[0] = minus ? s[0] - cu * (d[0] + d[0]) : s[0] + cu * (d[0] + d[0]);
+    if (minus)
+        for (Py_ssize_t i = 1; i < nd; i++) s[i] = s[i] - cu * (d[i - 1] + d[i]);
+    else
+        for (Py_ssize_t i = 1; i < nd; i++) s[i] = s[i] + cu * (d[i - 1] + d[i]);
+    if (ns > nd && nd >= 1) /* the last s, past the last d: both neighbours d[nd - 1] */
+        s[nd] = minus ? s[nd] - cu * (d[nd - 1] + d[nd - 1]) : s[nd] + cu * (d[nd - 1] + d[nd - 1]);
+}
+
+VECTOR_CLONES static void scale_line(double *restrict x, Py_ssize_t n, double k) {
+    for (Py_ssize_t i = 0; i < n; i++) x[i] = x[i] * k;
+}
+
+static void lift_fwd_line(double *s, Py_ssize_t ns, double *d, Py_ssize_t nd, const double *c) {
+    for (int step = 0; step < 4; step += 2) {
+        lift_d(d, s, ns, nd, c[step], 0);
+        lift_s(s, d, ns, nd, c[step + 1], 0);
+    }
+    scale_line(s, ns, c[4]);
+    scale_line(d, nd, c[5]);
+}
+
+static void lift_inv_line(double *s, Py_ssize_t ns, double *d, Py_ssize_t nd, const double *c) {
+    scale_line(s, ns, c[5]);
+    scale_line(d, nd, c[4]);
     for (int step = 2; step >= 0; step -= 2) {
-        const double cp = c[step], cu = c[step + 1];
-        for (Py_ssize_t i = 0; i < ns; i++) {
-            const double pv = i ? d[(i - 1) * ds] : d[0];
-            const double cv = i < nd ? d[i * ds] : d[(nd - 1) * ds];
-            s[i * ss] = s[i * ss] - cu * (pv + cv);
-        }
-        for (Py_ssize_t i = 0; i < nd; i++) {
-            const double nx = i + 1 < ns ? s[(i + 1) * ss] : s[(ns - 1) * ss];
-            d[i * ds] = d[i * ds] - cp * (s[i * ss] + nx);
-        }
+        lift_s(s, d, ns, nd, c[step + 1], 1);
+        lift_d(d, s, ns, nd, c[step], 1);
     }
 }
 
@@ -1169,7 +1180,7 @@ static void *level_thread(void *arg) {
                     hi[t] = src[2 * t + 1];
                 }
                 if (ws > wd) lo[ws - 1] = src[W - 1];
-                lift_fwd_line(lo, 1, ws, hi, 1, wd, c);
+                lift_fwd_line(lo, ws, hi, wd, c);
             }
             for (Py_ssize_t i = 0; i < H; i++) { /* columns: even rows -> ll / hl, odd -> lh / hh */
                 memcpy((i % 2 ? lh + (i / 2) * ws : ll + (i / 2) * ws), R + i * W, ws * 8);
@@ -1188,7 +1199,7 @@ static void *level_thread(void *arg) {
             }
             for (Py_ssize_t i = 0; i < H; i++) { /* rows: lift back, interleave */
                 double *lo = R + i * W, *hi = lo + ws, *dst = x + i * W;
-                lift_inv_line(lo, 1, ws, hi, 1, wd, c);
+                lift_inv_line(lo, ws, hi, wd, c);
                 for (Py_ssize_t t = 0; t < wd; t++) {
                     dst[2 * t] = lo[t];
                     dst[2 * t + 1] = hi[t];
@@ -1445,22 +1456,28 @@ static PyObject *py_restore(PyObject *self, PyObject *args) {
    values, states and stream positions (tests/test_transform.py). */
 
 typedef struct {
+    int64_t freq, start; /* the entry's frequency and first key */
+    int32_t symbol, unused;
+} Entry; /* an entry's three numbers in one place (one cache line, not three) */
+
+typedef struct {
     int64_t *x; /* lane states, updated in place */
     int lanes, precision, word_bits;
-    const int64_t *words, *freqs, *starts, *symbols;
+    const int64_t *words;
+    const Entry *entries;
     int64_t n_words, ptr, pad, state_low;
     int32_t *lut;
 } Rans;
 
-static int rans_segment(Rans *R, const int64_t *which, int64_t count, int64_t *out) {
+static int rans_segment(Rans *R, const int32_t *which, int64_t count, int32_t *out) {
     const int64_t mask = ((int64_t)1 << R->precision) - 1;
     for (int64_t i0 = 0; i0 < count; i0 += R->lanes) {
         for (int l = 0; l < R->lanes; l++) {
             const int64_t i = i0 + l;
-            const int64_t key = ((i < count ? which[i] : R->pad) << R->precision) + (R->x[l] & mask);
-            const int32_t e = R->lut[key];
-            R->x[l] = R->freqs[e] * (R->x[l] >> R->precision) + (key - R->starts[e]);
-            if (i < count) out[i] = R->symbols[e];
+            const int64_t key = ((i < count ? (int64_t)which[i] : R->pad) << R->precision) + (R->x[l] & mask);
+            const Entry *e = &R->entries[R->lut[key]];
+            R->x[l] = e->freq * (R->x[l] >> R->precision) + (key - e->start);
+            if (i < count) out[i] = e->symbol;
         }
         for (int l = 0; l < R->lanes; l++)
             if (R->x[l] < R->state_low) {
@@ -1479,7 +1496,7 @@ typedef struct {
     int64_t raw_bits, bitpos;
     const int64_t *lookup, *sign_slot;
     int64_t n_lookup, n_signs_max, n_signs;
-    int64_t *which, *sym;
+    int32_t *which, *sym; /* a group's tables (entry indices of lookup / sign_slot) and decoded symbols */
     size_t cap;
     const char *error;
 } Dec;
@@ -1493,8 +1510,8 @@ static int dec_grow(Dec *D, size_t n) {
     if (n <= D->cap) return 0;
     free(D->which);
     free(D->sym);
-    D->which = (int64_t *)malloc(n * 8);
-    D->sym = (int64_t *)malloc(n * 8);
+    D->which = (int32_t *)malloc(n * 4);
+    D->sym = (int32_t *)malloc(n * 4);
     D->cap = n;
     if (!D->which || !D->sym) { D->cap = 0; return dec_fail(D, "out of memory"); }
     return 0;
@@ -1528,7 +1545,7 @@ static int dec_ll(Dec *D) {
     if (n == 0) return 0;
     if (D->n_lookup < 1 || D->lookup[0] < 0) return dec_fail(D, "transform payload: a context without a table");
     if (dec_grow(D, (size_t)n)) return -1;
-    for (int64_t i = 0; i < n; i++) D->which[i] = D->lookup[0];
+    for (int64_t i = 0; i < n; i++) D->which[i] = (int32_t)D->lookup[0];
     if (rans_segment(&D->R, D->which, n, D->sym)) return dec_fail(D, "rANS stream is truncated");
     int64_t *x = (int64_t *)P->ll.p, m = 0;
     for (int k = 0; k < K; k++) {
@@ -1605,7 +1622,7 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
                 if (prev) act += iabs(prev[(size_t)i * w + j]);
                 const int64_t c = cbase + bucket_lut(act);
                 if (c >= D->n_lookup || D->lookup[c] < 0) return dec_fail(D, "transform payload: a context without a table");
-                D->which[m++] = D->lookup[c];
+                D->which[m++] = (int32_t)D->lookup[c];
             }
         }
     }
@@ -1631,7 +1648,7 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
                 if (!b[(size_t)i * w + j]) continue;
                 const int64_t score = sign_score(phase, wx, wy, up, mid, down, j);
                 const int64_t pv = prev ? sgn(prev[(size_t)i * w + j]) : 0;
-                D->which[m++] = D->sign_slot[(base + score + 2) * 3 + pv + 1];
+                D->which[m++] = (int32_t)D->sign_slot[(base + score + 2) * 3 + pv + 1];
             }
         }
     }
@@ -1689,7 +1706,8 @@ static PyObject *py_unwalk(PyObject *self, PyObject *args) {
         D.sign_slot = (const int64_t *)b[6].buf;
         int ok = starts[0] == 0 && n_keys % M == 0 && n_tables >= 1 && n_keys < ((int64_t)1 << 31);
         for (Py_ssize_t e = 0; ok && e < n_entries; e++)
-            ok = freqs[e] >= 1 && (e + 1 < n_entries ? starts[e + 1] == starts[e] + freqs[e] : freqs[e] == M);
+            ok = freqs[e] >= 1 && (e + 1 < n_entries ? starts[e + 1] == starts[e] + freqs[e] : freqs[e] == M) &&
+                 ((const int64_t *)b[4].buf)[e] >= 0 && ((const int64_t *)b[4].buf)[e] <= INT32_MAX;
         for (int64_t i = 0; ok && i < D.n_lookup; i++) ok = D.lookup[i] >= -1 && D.lookup[i] < n_tables;
         for (int64_t i = 0; ok && i < N_SIGN_CTX; i++) ok = D.sign_slot[i] >= 0 && D.sign_slot[i] < n_tables;
         if (!ok) {
@@ -1698,10 +1716,15 @@ static PyObject *py_unwalk(PyObject *self, PyObject *args) {
         }
         int32_t *lut = (int32_t *)malloc((size_t)n_keys * 4);
         if (!lut) { PyErr_NoMemory(); goto done; }
-        for (Py_ssize_t e = 0; e < n_entries; e++)
+        Entry *entries = (Entry *)malloc((size_t)n_entries * sizeof(Entry));
+        if (!entries) { free(lut); PyErr_NoMemory(); goto done; }
+        const int64_t *symbols = (const int64_t *)b[4].buf;
+        for (Py_ssize_t e = 0; e < n_entries; e++) {
+            entries[e] = (Entry){freqs[e], starts[e], (int32_t)symbols[e], 0};
             for (int64_t key = starts[e]; key < starts[e] + freqs[e]; key++) lut[key] = (int32_t)e;
-        D.R = (Rans){(int64_t *)b[0].buf, (int)lanes, precision, word_bits, (const int64_t *)b[1].buf, freqs, starts,
-                     (const int64_t *)b[4].buf, n_words, ptr, n_tables, state_low, lut};
+        }
+        D.R = (Rans){(int64_t *)b[0].buf, (int)lanes, precision, word_bits, (const int64_t *)b[1].buf, entries,
+                     n_words, ptr, n_tables, state_low, lut};
         D.raw = (const uint8_t *)b[7].buf;
         D.raw_bits = (int64_t)b[7].len * 8;
         D.n_signs_max = n_signs_max;
@@ -1709,6 +1732,7 @@ static PyObject *py_unwalk(PyObject *self, PyObject *args) {
         dec_walk(&D);
         Py_END_ALLOW_THREADS
         free(lut);
+        free(entries);
         free(D.which);
         free(D.sym);
         if (D.error) {
