@@ -318,6 +318,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     for b in baselines:
         if b not in BASELINES:
             ap.error(f"unknown baseline {b!r}")
+    from benchmarks.machine import compile_sources
+
+    compile_sources(ROOT)  # bytecode, as an installed package has it
     cubes = prepare_cubes(args.cubes, args.large, workdir)
     print(f"# {describe()}; load average {os.getloadavg()[0]:.2f} at start; cells: wall s, CPU s, MB/s (wall), peak RSS MB; "
           f"ratio = hinerc / baseline wall time (CPU time) (below 1: hinerc faster)", flush=True)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.append(str(ROOT))  # after site-packages: the INSTALLED hinercodec
 
-from benchmarks.machine import describe, machine_info  # noqa: E402
+from benchmarks.machine import compile_sources, describe, machine_info  # noqa: E402
 from hinercodec.formats.cubeio import read_cube  # noqa: E402
 
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         bands = np.concatenate([bands, bands[:, :, ::-1]], axis=2)
     src, hnr, out = work / "cube_100x100x198.npy", work / "cube.hnr", work / "decoded.npy"
     np.save(src, np.ascontiguousarray(bands[:, :, :198]))
+    compile_sources(ROOT)  # bytecode, as an installed package has it
     hinerc = [sys.executable, "-m", "hinercodec.cli.main"]
     subprocess.run(hinerc + ["encode", str(src), "-o", str(hnr), "--bpppb", "0.2", "-f", "-q"], check=True)
     dec, bare = [], []

@@ -59,6 +59,7 @@ class Analysis:
     valid: Optional[np.ndarray] = None  # (H, W) bool: the data pixels when some are nodata (else None)
     side_share: float = 1.0  # the share of the side information's bits this cube carries (plan_sample)
     reuse: bool = False  # keep large buffers for reuse (_images_buffer, _take_storage): a tile's analysis
+    refit: bool = True  # exact candidates' images by least squares on the quantised basis (else: the projection's)
 
     @property
     def bands(self) -> int:
@@ -200,14 +201,22 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     exact_mse=False: the MSE is _estimated's (no inverse transform: nothing compares it)."""
     step = step_of(code)
     levels = wavelet.levels_for(a.height, a.width)
+    steps = band_steps(step, levels)
+    maps = _maps(a)
+    if not a.refit:  # the search's own pyramid (the unquantised basis's projection), quantised
+        b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
+        b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
+        m_hat = m_int * sub_step(step, m_exp)
+        ints, offsets = quantise_pyramid(_pyramid(a, k), steps, rounding)
+        _drop_search_arrays(a)
+        return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets,
+                          (b_int, b_exps, m_int, m_exp), levels, maps)
     _drop_search_arrays(a)
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
     b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * sub_step(step, m_exp)
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
     images = _least_squares(a, b_hat, m_hat, _images_buffer(a, k, levels)).reshape(k, a.height, a.width)
-    steps = band_steps(step, levels)
-    maps = _maps(a)
     storage = None
     if maps is None:
         storage = _take_storage(a, wavelet.pyramid_size(images.shape, levels))
@@ -218,6 +227,17 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
     del pyr, images
     _give_storage(a, storage)  # the integers and offsets are made: nothing reads the pyramid again
+    return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets,
+                      (b_int, b_exps, m_int, m_exp), levels, maps)
+
+
+def _candidate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float], exact_mse: bool,
+               b_hat: np.ndarray, m_hat: np.ndarray, ints: subbands.Pyramid, offsets: list[int], side_parts: tuple,
+               levels: int, maps: Optional[subbands.Maps]) -> Candidate:
+    """evaluate()'s candidate from its integer pyramid: its MSE (exact: the images decoded and
+    mixed as the decoder does; or the search's estimate) and its bits."""
+    b_int, b_exps, m_int, m_exp = side_parts
+    steps = band_steps(step_of(code), levels)
     if not exact_mse:
         mse = _estimated(a, k, code, rounding).mse
     elif maps is None:
@@ -810,6 +830,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     for p in range(passes + 1):
         a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
         a.side_share = side_share
+        a.refit = effort >= REFIT_EFFORT
         for rounding in roundings:
             room = budget_bits - side_share * _weight_bits(codes)
             second: list = []
@@ -844,6 +865,8 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
 PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is hill-climbed from on the whole cube (else kept)
 CLOSE_DB = 0.1  # estimated scores of the two best K closer than this: both are evaluated exactly
 CLOSE_EFFORT = 2  # from this effort up
+REFIT_EFFORT = 2  # from this effort up, a candidate's images are fitted to its quantised basis (least squares;
+# below: the search's projection on the unquantised basis, quantised as it is)
 EXPLICIT_EFFORT = 2  # from this effort up, a context's explicit rANS table is built and tried against its
 # parametric one when that may win (below: parametric tables only; CAVE mosaic, effort 1: the same PSNR, a
 # fifth less time)
@@ -982,6 +1005,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         else:
             a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
             a.reuse = bool(memo.get("tile"))
+            a.refit = effort >= REFIT_EFFORT
             memo["codes"], memo["analysis"] = codes.tobytes(), a
         room = budget_bits - _weight_bits(codes)
         ks = [k for k in K_LADDER if k <= c]
