@@ -268,7 +268,8 @@ def plot(jsons: list[str], out: str) -> None:
                 continue
             pts = sorted(pts.values())
             x, y = [p[0] for p in pts], [p[1] for p in pts]
-            ax.loglog(x, y, "o-" if codec == "hinerc" else "s--", label=f"{codec} {rate:g}", alpha=0.8)
+            style = "o-" if codec == "hinerc" else ("^:" if codec.startswith("hinerc") else "s--")  # effort 1: dotted
+            ax.loglog(x, y, style, label=f"{codec} {rate:g}", alpha=0.8)
         ax.set_xlabel("cube size (MB, stored dtype)")
         ax.set_ylabel(f"{what} wall time (s, whole process)")
         ax.set_title(what)
