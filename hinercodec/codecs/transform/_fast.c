@@ -227,18 +227,26 @@ VECTOR_CLONES static void scratch_row(const int64_t *b, uint16_t *a, int8_t *g, 
     }
 }
 
-/* a row of parent activities (parent_act at the children (2 i, 2 j)), clamped at 2 ACT_CAP: the
-   row r of the parent and the rows above and below it (NULL at the edges) */
+/* a row of parent activities, 2 |p| + (the sum of |p|'s 4 neighbours, 0 outside) // 2 for each
+   coefficient p of the parent's row r (the rows above and below it: NULL at the edges), clamped at
+   2 ACT_CAP; the two end columns apart, so that the loop over the others holds no branch */
+static inline int64_t pact_at(const int64_t *r, const int64_t *above, const int64_t *below, int j, int pw) {
+    const int64_t u = above ? iabs(above[j]) : 0, d = below ? iabs(below[j]) : 0;
+    const int64_t lf = j > 0 ? iabs(r[j - 1]) : 0, rt = j + 1 < pw ? iabs(r[j + 1]) : 0;
+    const int64_t act = 2 * iabs(r[j]) + (u + d + lf + rt) / 2;
+    return act < 2 * ACT_CAP ? act : 2 * ACT_CAP;
+}
+
 VECTOR_CLONES static void pact_row(const int64_t *r, const int64_t *above, const int64_t *below, uint16_t *out, int pw) {
-    for (int j = 0; j < pw; j++) {
-        const int64_t c = r[j] < 0 ? -r[j] : r[j];
-        const int64_t u = above ? (above[j] < 0 ? -above[j] : above[j]) : 0;
-        const int64_t d = below ? (below[j] < 0 ? -below[j] : below[j]) : 0;
-        const int64_t lf = j > 0 ? (r[j - 1] < 0 ? -r[j - 1] : r[j - 1]) : 0;
-        const int64_t rt = j + 1 < pw ? (r[j + 1] < 0 ? -r[j + 1] : r[j + 1]) : 0;
-        const int64_t act = 2 * c + (u + d + lf + rt) / 2;
-        out[j] = (uint16_t)(act < 2 * ACT_CAP ? act : 2 * ACT_CAP);
-    }
+    out[0] = (uint16_t)pact_at(r, above, below, 0, pw);
+    if (pw > 1) out[pw - 1] = (uint16_t)pact_at(r, above, below, pw - 1, pw);
+    if (above && below)
+        for (int j = 1; j < pw - 1; j++) {
+            const int64_t act = 2 * iabs(r[j]) + (iabs(above[j]) + iabs(below[j]) + iabs(r[j - 1]) + iabs(r[j + 1])) / 2;
+            out[j] = (uint16_t)(act < 2 * ACT_CAP ? act : 2 * ACT_CAP);
+        }
+    else
+        for (int j = 1; j < pw - 1; j++) out[j] = (uint16_t)pact_at(r, above, below, j, pw);
 }
 
 /* the scratch of band (l, k, or); `values` 0: the parent activity only (a decoder's pass A, whose
