@@ -437,20 +437,48 @@ def test_garbage_payload_raises_only_file_errors(blob):
     assert same(tensors, unpack_tensors(pack_tensors(tensors, 1)))
 
 
+def _levels_reference(hist: np.ndarray, r: int, precision: int):
+    """The level codes of one resolution as the format's rule reads, one try after the other:
+    the level nearest each used symbol's share of 2**precision, else just below ever smaller shares;
+    the most frequent symbol the smallest code that keeps it the first largest (None: no fit)."""
+    used = hist > 0
+    top = int(np.argmax(hist))
+    share = hist * ((1 << precision) / hist.sum())
+    for scale in (None, 1, 0.5, 0.25, 0.125, 0):
+        target = share if scale is None else share * scale
+        t = np.maximum(np.floor(target), 1).astype(np.int64)
+        shift = np.maximum(np.frexp(t.astype(np.float64))[1] - (r + 1), 0)
+        codes = np.where(t < 1 << (r + 1), t, ((shift + 1) << r) + (t >> shift) - (1 << r))
+        if scale is None:
+            codes = codes + (target * target > R.level_values(codes, r) * R.level_values(codes + 1, r))
+        codes = np.where(used, codes, 0)
+        codes[top] = 0
+        biggest = int(codes.max())
+        rest = (1 << precision) - int(R.level_values(codes, r).sum())
+        codes[top] = max(1, biggest + int(biggest in codes[:top]))
+        if rest >= 1 and codes[top] <= R._level_cap(r):
+            return codes
+    return None
+
+
 def _build_table_reference(hist: np.ndarray, precision: int) -> R.Table:
     """build_table as the format defines it, one resolution and order after the other (the
-    library's batches the resolutions): _quantise, _frequencies, the ideal coded bits and the
-    table's own bits of each (r, g), the cheapest kept (an earlier one on a tie within 1e-9)."""
+    library's batches the resolutions): the levels, their frequencies (the first largest code's
+    symbol gets the rest), the ideal coded bits and the table's own bits of each (r, g), the
+    cheapest kept (an earlier one on a tie within 1e-9)."""
     hist = hist[: np.flatnonzero(hist)[-1] + 1]
     used = hist > 0
     best = None
     for r in range(R.MAX_RESOLUTION + 1):
-        codes = R._quantise(hist, r, precision)
+        codes = _levels_reference(hist, r, precision)
         if codes is None:
             continue
-        freqs = R._frequencies(codes, r, precision)
+        freqs = R.level_values(codes, r)
+        implicit = int(np.argmax(codes))
+        freqs[implicit] = (1 << precision) - (int(freqs.sum()) - int(freqs[implicit]))
         coded = float(np.dot(hist[used], precision - np.log2(freqs[used])))
-        changes = np.bincount(R._zigzag(codes), minlength=2 * R._level_cap(r) + 1)
+        delta = np.diff(codes, prepend=0)
+        changes = np.bincount(2 * np.abs(delta) - (delta < 0), minlength=2 * R._level_cap(r) + 1)
         for g in range(R.MAX_ORDER + 1):
             delta_bits = int(np.dot(changes, R._delta_lengths(r, g).astype(np.int64)))
             cost = 8 * (len(H.write_varint(hist.size)) + 1 + -(-delta_bits // 8)) + coded

@@ -86,67 +86,62 @@ class Table:
     freqs: np.ndarray
 
 
-def _frequencies(codes: np.ndarray, r: int, precision: int) -> np.ndarray:
+def _frequencies(codes: np.ndarray, r, precision: int) -> np.ndarray:
     """Frequencies of level codes: each used symbol its level value, except the first symbol with
-    the largest code, which gets what the others leave of 2**precision (CorruptFileError if < 1)."""
+    the largest code, which gets what the others leave of 2**precision (CorruptFileError if < 1).
+    Row by row for (rows, symbols) codes with r a column of their resolutions."""
     freqs = level_values(codes, r)
-    implicit = int(np.argmax(codes))
-    freqs[implicit] = (1 << precision) - (int(freqs.sum()) - int(freqs[implicit]))
-    if freqs[implicit] < 1:
+    implicit = np.argmax(codes, axis=-1)[..., None]
+    others = freqs.sum(axis=-1, keepdims=True) - np.take_along_axis(freqs, implicit, -1)
+    rest = (1 << precision) - others
+    if (rest < 1).any():
         raise CorruptFileError("rANS table: frequencies overfill the precision")
+    np.put_along_axis(freqs, implicit, rest, -1)
     return freqs
 
 
-def _quantise(hist: np.ndarray, r: int, precision: int) -> np.ndarray | None:
+SCALES = (None, 1, 0.5, 0.25, 0.125, 0)  # _quantise's tries: the nearest levels, then below ever smaller shares
+
+
+def _try_levels(hist: np.ndarray, rs: Sequence[int], precision: int, scale: Optional[float]) -> list:
+    """One try of _quantise at `scale` for each resolution in rs at once (one (r, symbol) array:
+    every row the same integers and floating-point comparisons as a try of that r alone): its level
+    codes, or None where they do not fit."""
+    used = hist > 0
+    top = int(np.argmax(hist))
+    share = hist * ((1 << precision) / hist.sum())
+    target = share if scale is None else share * scale
+    t = np.maximum(np.floor(target), 1).astype(np.int64)
+    r = np.asarray(rs, np.int64)[:, None]
+    shift = np.maximum(np.frexp(t.astype(np.float64))[1] - (r + 1), 0)  # frexp: exact bit length
+    codes = np.where(t < 1 << (r + 1), t, ((shift + 1) << r) + (t >> shift) - (1 << r))
+    if scale is None:  # round to the nearer of the two levels around the share
+        codes = codes + (target * target > level_values(codes, r) * level_values(codes + 1, r))
+    codes = np.where(used, codes, 0)
+    codes[:, top] = 0  # the others' largest code and total first (codes are >= 0, level_values(0) = 0)
+    biggest = codes.max(axis=1)
+    rest = (1 << precision) - level_values(codes, r).sum(axis=1)
+    out = []
+    for i, ri in enumerate(rs):
+        row, b = codes[i], int(biggest[i])
+        row[top] = max(1, b + int(b in row[:top]))
+        out.append(row if rest[i] >= 1 and row[top] <= _level_cap(ri) else None)
+    return out
+
+
+def _quantise(hist: np.ndarray, r: int, precision: int, scales: Sequence[Optional[float]] = SCALES
+              ) -> np.ndarray | None:
     """Level codes for a histogram, or None when it has more used symbols than 2**precision.
 
     Every used symbol but the most frequent gets the level nearest (in ratio) to its share of
     2**precision; when that overfills the total, the level just below its share, then below ever
     smaller shares (down to frequency 1 each). The most frequent symbol gets the smallest code
-    that keeps it the first largest: its frequency is the rest."""
-    used = hist > 0
-    top = int(np.argmax(hist))
-    share = hist * ((1 << precision) / hist.sum())
-    for scale in (None, 1, 0.5, 0.25, 0.125, 0):
-        target = share if scale is None else share * scale
-        t = np.maximum(np.floor(target), 1).astype(np.int64)
-        shift = np.maximum(np.frexp(t.astype(np.float64))[1] - (r + 1), 0)  # frexp: exact bit length
-        codes = np.where(t < 1 << (r + 1), t, ((shift + 1) << r) + (t >> shift) - (1 << r))
-        if scale is None:  # round to the nearer of the two levels around the share
-            codes = codes + (target * target > level_values(codes, r) * level_values(codes + 1, r))
-        codes = np.where(used, codes, 0)
-        codes[top] = 0  # the others' largest code and total first (codes are >= 0, level_values(0) = 0)
-        biggest = int(codes.max())
-        rest = (1 << precision) - int(level_values(codes, r).sum())
-        codes[top] = max(1, biggest + int(biggest in codes[:top]))
-        if rest >= 1 and codes[top] <= _level_cap(r):
+    that keeps it the first largest: its frequency is the rest. `scales`: the tries (_try_levels)."""
+    for scale in scales:
+        codes = _try_levels(hist, [r], precision, scale)[0]
+        if codes is not None:
             return codes
     return None
-
-
-def _first_codes(hist: np.ndarray, precision: int) -> list[Optional[np.ndarray]]:
-    """_quantise's first try (the levels nearest each share) for every resolution r at once, as
-    one (r, symbol) array: the same integers and floating-point comparisons as _quantise, row by
-    row; None for an r whose first try does not fit (_quantise then goes on to smaller shares)."""
-    used = hist > 0
-    top = int(np.argmax(hist))
-    share = hist * ((1 << precision) / hist.sum())
-    t = np.maximum(np.floor(share), 1).astype(np.int64)
-    r = np.arange(MAX_RESOLUTION + 1, dtype=np.int64)[:, None]
-    shift = np.maximum(np.frexp(t.astype(np.float64))[1] - (r + 1), 0)
-    codes = np.where(t < 1 << (r + 1), t, ((shift + 1) << r) + (t >> shift) - (1 << r))
-    codes = codes + (share * share > level_values(codes, r) * level_values(codes + 1, r))
-    codes = np.where(used, codes, 0)
-    codes[:, top] = 0
-    biggest = codes.max(axis=1)
-    rest = (1 << precision) - level_values(codes, r).sum(axis=1)
-    out: list[Optional[np.ndarray]] = []
-    for i in range(MAX_RESOLUTION + 1):
-        row = codes[i]
-        b = int(biggest[i])
-        row[top] = max(1, b + int(b in row[:top]))
-        out.append(row if rest[i] >= 1 and row[top] <= _level_cap(i) else None)
-    return out
 
 
 @lru_cache(maxsize=None)
@@ -174,22 +169,13 @@ def build_table(histogram: np.ndarray, precision: int | None = None) -> Table:
     used = hist > 0
     counts = hist[used]
     size_bytes = len(huffman.write_varint(hist.size)) + 1
-    first = _first_codes(hist, precision)  # the levels of every r in one pass (the usual case)
-    found = [(r, first[r] if first[r] is not None else _quantise(hist, r, precision)) for r in range(MAX_RESOLUTION + 1)]
+    first = _try_levels(hist, range(MAX_RESOLUTION + 1), precision, None)  # every r in one pass (the usual case)
+    found = [(r, codes if codes is not None else _quantise(hist, r, precision, SCALES[1:])) for r, codes in enumerate(first)]
     rs = [r for r, codes in found if codes is not None]
     if not rs:
         raise ValueError(f"{int(np.count_nonzero(hist))} used symbols do not fit precision {precision}")
     stack = np.stack([codes for _, codes in found if codes is not None])
-    # every r's frequencies (_frequencies row by row: the largest code's symbol gets the rest),
-    # code lengths and level changes at once
-    column = np.asarray(rs, np.int64)[:, None]
-    freqs_all = level_values(stack, column)
-    implicit = np.argmax(stack, axis=1)
-    rows = np.arange(len(rs))
-    freqs_all[rows, implicit] = 0
-    freqs_all[rows, implicit] = (1 << precision) - freqs_all.sum(axis=1)
-    if (freqs_all[rows, implicit] < 1).any():
-        raise CorruptFileError("rANS table: frequencies overfill the precision")
+    freqs_all = _frequencies(stack, np.asarray(rs, np.int64)[:, None], precision)  # every r's at once
     lengths = precision - np.log2(freqs_all[:, used])
     z = _zigzag(stack)
     best = None

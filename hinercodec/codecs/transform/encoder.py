@@ -203,18 +203,16 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     levels = wavelet.levels_for(a.height, a.width)
     steps = band_steps(step, levels)
     maps = _maps(a)
-    if not a.refit:  # the search's own pyramid (the unquantised basis's projection), quantised
-        b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
-        b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
-        m_hat = m_int * sub_step(step, m_exp)
-        ints, offsets = quantise_pyramid(_pyramid(a, k), steps, rounding)
-        _drop_search_arrays(a)
-        return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets,
-                          (b_int, b_exps, m_int, m_exp), levels, maps)
-    _drop_search_arrays(a)
     b_int, b_exps, m_int, m_exp = _quantise_side(a, k, step)
     b_hat = b_int * np.array([sub_step(step, e) for e in b_exps])[None, :]
     m_hat = m_int * sub_step(step, m_exp)
+    side = (b_int, b_exps, m_int, m_exp)
+    if not a.refit:  # the search's own pyramid (the unquantised basis's projection), quantised
+        ints, offsets = quantise_pyramid(_pyramid(a, k), steps, rounding)
+        _drop_search_arrays(a)
+        return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets, side, steps,
+                          maps)
+    _drop_search_arrays(a)
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
     images = _least_squares(a, b_hat, m_hat, _images_buffer(a, k, levels)).reshape(k, a.height, a.width)
     storage = None
@@ -227,17 +225,16 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
         ints, offsets = quantise_pyramid(pyr, steps, rounding)
     del pyr, images
     _give_storage(a, storage)  # the integers and offsets are made: nothing reads the pyramid again
-    return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets,
-                      (b_int, b_exps, m_int, m_exp), levels, maps)
+    return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets, side, steps, maps)
 
 
 def _candidate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optional[float], exact_mse: bool,
                b_hat: np.ndarray, m_hat: np.ndarray, ints: subbands.Pyramid, offsets: list[int], side_parts: tuple,
-               levels: int, maps: Optional[subbands.Maps]) -> Candidate:
-    """evaluate()'s candidate from its integer pyramid: its MSE (exact: the images decoded and
-    mixed as the decoder does; or the search's estimate) and its bits."""
+               steps: tuple[float, list[float]], maps: Optional[subbands.Maps]) -> Candidate:
+    """evaluate()'s candidate from its integer pyramid (quantised with `steps`): its MSE (exact:
+    the images decoded and mixed as the decoder does; or the search's estimate) and its bits."""
     b_int, b_exps, m_int, m_exp = side_parts
-    steps = band_steps(step_of(code), levels)
+    levels = len(steps[1])
     if not exact_mse:
         mse = _estimated(a, k, code, rounding).mse
     elif maps is None:
