@@ -1261,6 +1261,73 @@ static PyObject *py_level(PyObject *self, PyObject *args) {
 }
 
 
+/* One row of quantise(): four partial sums of each statistic, element i of the row in lane i % 4, added
+   ((lane 0 + lane 1) + (lane 2 + lane 3)) at the end: a fixed order, the same bits from the AVX2 kernel
+   (a lane a vector element) and the portable one. `by`: the step when `divide` (|x| / step), else
+   1 / step (|x| * (1 / step)). Every value: u = |x| op by; t = floor(u + rounding) (u + rounding >= 0
+   and below 2**40: finest_code); q = sign(x) t; a zero adds u * u to its lane's zero_sq, a non-zero 1
+   to its count and f = u - t, f * f to the others. */
+static inline void quantise_lane(double v, double by, double rounding, int divide, int64_t *out, double *acc) {
+    const double u = divide ? fabs(v) / by : fabs(v) * by;
+    const int64_t t = (int64_t)(u + rounding);
+    *out = v < 0 ? -t : t;
+    if (t == 0) {
+        acc[0] += u * u;
+    } else {
+        const double f = u - (double)t;
+        acc[4] += 1.0;
+        acc[8] += f;
+        acc[12] += f * f;
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define QUANTISE_AVX2 1
+/* the AVX2 kernel of quantise_row's whole groups of four (x 32-byte aligned or not): the same operations
+   in the same lanes; t as a double (trunc of a value below 2**52 is exact) and its int64 by the 2**52
+   bias (exact below 2**52) */
+__attribute__((target("avx2"))) static Py_ssize_t quantise_avx2(const double *x, int64_t *q, Py_ssize_t n,
+                                                                 double by, double rounding, int divide,
+                                                                 double *acc) {
+    const __m256d sign = _mm256_set1_pd(-0.0), vby = _mm256_set1_pd(by), vr = _mm256_set1_pd(rounding);
+    const __m256d bias = _mm256_set1_pd(4503599627370496.0), one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
+    const __m256i ibias = _mm256_castpd_si256(bias);
+    __m256d zs = _mm256_loadu_pd(acc), nzs = _mm256_loadu_pd(acc + 4);
+    __m256d sfs = _mm256_loadu_pd(acc + 8), sf2s = _mm256_loadu_pd(acc + 12);
+    Py_ssize_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256d v = _mm256_loadu_pd(x + i), a = _mm256_andnot_pd(sign, v);
+        const __m256d u = divide ? _mm256_div_pd(a, vby) : _mm256_mul_pd(a, vby);
+        const __m256d t = _mm256_round_pd(_mm256_add_pd(u, vr), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __m256i ti = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(t, bias)), ibias);
+        const __m256i neg = _mm256_castpd_si256(_mm256_cmp_pd(v, zero, _CMP_LT_OQ));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_sub_epi64(_mm256_xor_si256(ti, neg), neg));
+        const __m256d z = _mm256_cmp_pd(t, zero, _CMP_EQ_OQ);
+        const __m256d f = _mm256_sub_pd(u, t);
+        /* the lanes a value does not add to add +0.0: the portable kernel's sums (x + 0.0 = x for x >= 0) */
+        zs = _mm256_add_pd(zs, _mm256_and_pd(z, _mm256_mul_pd(u, u)));
+        nzs = _mm256_add_pd(nzs, _mm256_andnot_pd(z, one));
+        sfs = _mm256_add_pd(sfs, _mm256_andnot_pd(z, f));
+        sf2s = _mm256_add_pd(sf2s, _mm256_andnot_pd(z, _mm256_mul_pd(f, f)));
+    }
+    _mm256_storeu_pd(acc, zs); _mm256_storeu_pd(acc + 4, nzs);
+    _mm256_storeu_pd(acc + 8, sfs); _mm256_storeu_pd(acc + 12, sf2s);
+    return i;
+}
+#endif
+
+static void quantise_row(const double *x, int64_t *q, Py_ssize_t n, double by, double rounding, int divide,
+                         double *st) {
+    double acc[16] = {0};  /* zero_sq, count, sum f, sum f^2: four lanes each */
+    Py_ssize_t i = 0;
+#ifdef QUANTISE_AVX2
+    if (__builtin_cpu_supports("avx2")) i = quantise_avx2(x, q, n, by, rounding, divide, acc);
+#endif
+    for (; i < n; i++) quantise_lane(x[i], by, rounding, divide, q + i, acc + (i & 3));
+    for (int s = 0; s < 4; s++) st[s] = (acc[4 * s] + acc[4 * s + 1]) + (acc[4 * s + 2] + acc[4 * s + 3]);
+}
+
 /* quantise(x, q, outer, n, step, rounding, stats, divide): dead-zone quantisation of x (outer, n) doubles
    into q (outer, n) int64, q = sign(x) floor(|x| * (1 / step) + rounding) (with `divide`: |x| / step, the
    file's quantiser, encoder.quantise_pyramid, bit for bit), and per
@@ -1285,24 +1352,10 @@ static PyObject *py_quantise(PyObject *self, PyObject *args) {
     const double *x = (const double *)xb.buf;
     int64_t *q = (int64_t *)qb.buf;
     double *st = (double *)sb.buf;
-    const double inv = 1.0 / step;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t o = 0; o < outer; o++) {
-        const double *xr = x + o * n;
-        int64_t *qr = q + o * n;
-        double zero_sq = 0.0, nz = 0.0, sf = 0.0, sf2 = 0.0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            /* u + rounding >= 0 and below 2**40 (finest_code): truncation is floor */
-            const double v = xr[i], u = divide ? fabs(v) / step : fabs(v) * inv;
-            const int64_t t = (int64_t)(u + rounding);
-            qr[i] = v < 0 ? -t : t;
-            const double z = t == 0, f = (u - (double)t) * (1.0 - z);
-            zero_sq += z * u * u;
-            nz += 1.0 - z;
-            sf += f;
-            sf2 += f * f;
-        }
-        st[4 * o] = zero_sq; st[4 * o + 1] = nz; st[4 * o + 2] = sf; st[4 * o + 3] = sf2;
+        if (divide) quantise_row(x + o * n, q + o * n, n, step, rounding, 1, st + 4 * o);
+        else quantise_row(x + o * n, q + o * n, n, 1.0 / step, rounding, 0, st + 4 * o);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&xb); PyBuffer_Release(&qb); PyBuffer_Release(&sb);
