@@ -1284,6 +1284,9 @@ static inline void quantise_lane(double v, double by, double rounding, int divid
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define QUANTISE_AVX2 1
+/* whether the AVX2 kernels run: the CPU has AVX2 and HINERC_PORTABLE is not set in the environment (the
+   tests' way to run the portable kernels on any machine and compare the bits); set at import */
+static int use_avx2 = 0;
 /* the AVX2 kernel of quantise_row's whole groups of four (x 32-byte aligned or not): the same operations
    in the same lanes; t as a double (trunc of a value below 2**52 is exact) and its int64 by the 2**52
    bias (exact below 2**52) */
@@ -1322,7 +1325,7 @@ static void quantise_row(const double *x, int64_t *q, Py_ssize_t n, double by, d
     double acc[16] = {0};  /* zero_sq, count, sum f, sum f^2: four lanes each */
     Py_ssize_t i = 0;
 #ifdef QUANTISE_AVX2
-    if (__builtin_cpu_supports("avx2")) i = quantise_avx2(x, q, n, by, rounding, divide, acc);
+    if (use_avx2) i = quantise_avx2(x, q, n, by, rounding, divide, acc);
 #endif
     for (; i < n; i++) quantise_lane(x[i], by, rounding, divide, q + i, acc + (i & 3));
     for (int s = 0; s < 4; s++) st[s] = (acc[4 * s] + acc[4 * s + 1]) + (acc[4 * s + 2] + acc[4 * s + 3]);
@@ -1886,4 +1889,10 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_fast", "hinerc transform coder core", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__fast(void) { return PyModule_Create(&moddef); }
+PyMODINIT_FUNC PyInit__fast(void) {
+#ifdef QUANTISE_AVX2
+    const char *portable = getenv("HINERC_PORTABLE");
+    use_avx2 = __builtin_cpu_supports("avx2") && !(portable && *portable && strcmp(portable, "0"));
+#endif
+    return PyModule_Create(&moddef);
+}
