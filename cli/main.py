@@ -384,6 +384,7 @@ def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Opt
         memory = [np.empty((tallest, x1 - x0, count), decoder.dtype) for _ in range(2)]  # decoded / being written
         for n, (s0, s1) in enumerate(zip([y0] + edges, edges + [y1])):
             rows = decoder.bands(bands, window=(s0, s1, x0, x1), out=memory[n % 2][:s1 - s0])
+            decoder.forget()  # this row's tile models: their memory goes to the next row's
             if pending is not None:
                 pending.result()  # the row before is written (a failed write raises here)
             pending = writer.submit(write, rows)
