@@ -114,10 +114,13 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
     offset, scale = band_ranges(cube)  # the normalised copy only for the codecs that read it
     target = normalised(cube, offset, scale) if registry.codec(opts.model).normalised_input else None
     run_opts = nodata_pixels.less_extra(opts, extra, shape)
+    keep: dict = {}
     data, stats = run_encoder(target, cube.dtype, offset, scale, wavelengths, Budget.from_bpppb(run_opts.bpppb, shape),
-                              run_opts, progress, cube=cube, valid=valid)
+                              run_opts, progress, cube=cube, valid=valid, keep=keep)
     data = sensor.add_chunks(data, extra)
-    decoded = Decoder(data, opts.device).bands()
+    # the file measured as decoded (from the coefficients the codec left in `keep`, when it did: the
+    # same cube, without entropy-decoding them)
+    decoded = Decoder(data, opts.device, coefficients=keep.pop("coefficients", None)).bands()
     if valid is not None:
         stats = {**stats, "nodata_pixels": int(valid.size - np.count_nonzero(valid))}
         original, decoded = original[valid][:, None, :], decoded[valid][:, None, :]

@@ -26,12 +26,15 @@ RENDER_VALUES = 1 << 21  # values (pixels x bands) a tiled strip is rendered in 
 def open_model(config: dict, tensors: list, height: int, width: int, positions: np.ndarray,
                units: tuple[np.ndarray, np.ndarray], device: str = "cpu", where: str = "",
                payload: Optional[bytes] = None, dtype: Optional[np.dtype] = None,
-               valid: Optional[np.ndarray] = None, spare: Optional[Spare] = None):
+               valid: Optional[np.ndarray] = None, spare: Optional[Spare] = None,
+               coefficients: Optional[tuple] = None):
     """The decoder of one model (a whole file's or a tile's): `.render(t, rect)` -> (K, h, w) in [0, 1].
     CorruptFileError when its configuration and data do not fit together; UnsupportedFileError
     for a model this hinerc does not know. `valid`: the model's part of the file's nodata mask,
     given to a model whose config says its section depends on it ("nodata"); `spare`: memory of
-    models let go of, for a model class that takes it (`takes_spare`)."""
+    models let go of, for a model class that takes it (`takes_spare`); `coefficients`: what the
+    model's payload codes, as its encoder holds them, for a model class that takes them
+    (`takes_coefficients`: the transform decoder builds its images from them, not decoding them)."""
     codec = registry.for_file(config.get("model"))
     cls = registry.decoder_class(codec)
     try:
@@ -39,6 +42,8 @@ def open_model(config: dict, tensors: list, height: int, width: int, positions: 
             extra = {"valid": valid} if config.get("nodata") else {}
             if spare is not None and getattr(cls, "takes_spare", False):
                 extra["spare"] = spare
+            if coefficients is not None and getattr(cls, "takes_coefficients", False):
+                extra["coefficients"] = coefficients
             model = cls(config, payload if payload is not None else payload_of(tensors), positions, units, dtype,
                         **extra)
         else:
@@ -58,13 +63,15 @@ class Decoder:
 
     `data` is the whole file (validated at once) or a seekable binary stream: a tiled file on a
     stream is read tile by tile, only the tiles a request touches (`tile_reads` counts them).
-    `device` matters only for network models (auto: cuda when available).
+    `device` matters only for network models (auto: cuda when available). `coefficients`: for the
+    encoder's own measure of a file it has just written (hinercodec.tiling, hinercodec.api), the
+    coefficients its one model's payload codes (Job.keep), used instead of decoding them.
     """
 
     _CACHE = 64  # tile models kept between calls
     THREADS = 2  # tile models built at once (numpy codecs)
 
-    def __init__(self, data: Union[bytes, BinaryIO], device: str = "auto"):
+    def __init__(self, data: Union[bytes, BinaryIO], device: str = "auto", coefficients: Optional[tuple] = None):
         self.device = device
         self._models: dict[int, object] = {}
         self._spare = Spare()  # the memory of tile models let go of, for the next ones
@@ -90,7 +97,7 @@ class Decoder:
         if self._tile is None:
             self._models[0] = open_model(f.model_config, f.tensors, f.height, f.width, f.band_positions(),
                                          (f.band_offset, f.band_scale), device, payload=f.payload, dtype=f.dtype,
-                                         valid=self.valid)
+                                         valid=self.valid, coefficients=coefficients)
 
     @property
     def shape(self) -> tuple[int, int, int]:

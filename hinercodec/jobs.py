@@ -16,12 +16,13 @@ def run_encoder(target: Optional[np.ndarray], dtype: np.dtype, offset: np.ndarra
                 wavelengths: Optional[np.ndarray], budget: Budget, options: EncodeOptions,
                 progress: Optional[ProgressFn] = None, seed: Optional[int] = None, note: str = "",
                 cube: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None,
-                plan: Optional[dict] = None) -> tuple[bytes, dict]:
+                plan: Optional[dict] = None, keep: Optional[dict] = None) -> tuple[bytes, dict]:
     """(stand-alone .hnr bytes, stats) of a normalised cube `target` (C, H, W) float32 (and of its
     original values `cube`, H x W x C, when the whole cube is at hand); `valid` (H x W bool): its
     data pixels when some are nodata. `target` may be None for a codec that reads `cube` only
     (registry: normalised_input=False). `plan`: the codec's search plan found for the whole cube
-    (a tile's: registry.Codec.planner)."""
+    (a tile's: registry.Codec.planner). `keep`: a dict the codec may leave what the file's own
+    measure can use in (Job.keep)."""
     c, h, w = target.shape if target is not None else (cube.shape[2], cube.shape[0], cube.shape[1])
 
     def report(stage: str, step: int, total: int, loss: float, psnr: float, text: str) -> None:
@@ -31,6 +32,6 @@ def run_encoder(target: Optional[np.ndarray], dtype: np.dtype, offset: np.ndarra
     job = Job(shape=(h, w, c), dtype=np.dtype(dtype), offset=offset, scale=scale, wavelengths=wavelengths,
               target=target, t=positions_of(wavelengths, c).astype(np.float32), budget=budget, options=options,
               report=report, seed=options.seed if seed is None else seed, encoder=f"hinerc {__version__}", cube=cube,
-              valid=valid, plan=plan)
+              valid=valid, plan=plan, keep=keep)
     encode: Callable = registry.encoder(options.model)
     return encode(job)

@@ -259,9 +259,10 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
     target = normalised(block, task.offset, task.scale)
     del block, invalid  # the tile as read: not needed once normalised (peak memory)
     try:
+        keep: dict = {}
         data, stats = run_encoder(target, task.dtype, task.offset, task.scale, task.wavelengths, task.budget, opts,
                                   task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ",
-                                  valid=valid, plan=task.plan)
+                                  valid=valid, plan=task.plan, keep=keep)
         del target
         trim_heap()
     except RequestError as exc:
@@ -270,18 +271,21 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
                            "(use a higher rate or larger tiles, --tile)") from None
     stats = {**stats, "seconds": time.perf_counter() - started, "bytes": len(data)}
     if task.band_range is not None:
-        stats["distortion_sums"] = _own_distortion(task, data, valid, nothing)
+        stats["distortion_sums"] = _own_distortion(task, data, valid, nothing, keep.pop("coefficients", None))
         trim_heap()
     return task.index, data, stats
 
 
-def _own_distortion(task: TileTask, data: bytes, valid: Optional[np.ndarray], nothing: bool) -> tuple:
+def _own_distortion(task: TileTask, data: bytes, valid: Optional[np.ndarray], nothing: bool,
+                    coefficients: Optional[tuple] = None) -> tuple:
     """StreamingDistortion.sums() of a tile's stand-alone file against the tile read again, over
-    its data pixels (the tiled file's decode of these pixels: the same operations on them)."""
+    its data pixels (the tiled file's decode of these pixels: the same operations on them; with
+    the `coefficients` its encoder left in Job.keep, the decode builds the model from them instead
+    of entropy-decoding its payload)."""
     acc = StreamingDistortion(*task.band_range)
     if not nothing:
         with_mask = data if valid is None else sensor.add_chunks(data, [sensor.mask_chunk(valid)])
-        decoded = Decoder(with_mask, "cpu").bands()
+        decoded = Decoder(with_mask, "cpu", coefficients=coefficients).bands()
         original = task.window()
         if valid is not None:
             original, decoded = original[valid][:, None], decoded[valid][:, None]

@@ -661,3 +661,30 @@ def test_compiled_quantiser_same_bits_with_and_without_its_vector_kernel(tmp_pat
     assert len(runs[0]) == len(runs[1]) == 24
     for a, b in zip(*runs):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("bpppb", [0.1, 0.8])
+def test_model_from_the_encoders_coefficients_decodes_the_same_cube(bpppb: float) -> None:
+    """What the transform encoder leaves in Job.keep (the coefficients its payload codes) builds the
+    same decoded cube, bit for bit, as entropy-decoding the file (the encoder's own measure of a
+    file, hinercodec.api and hinercodec.tiling, takes that path); coefficients of another shape are
+    refused as a damaged model."""
+    from hinercodec.codecs.base import Budget
+    from hinercodec.cube import band_ranges, normalised
+    from hinercodec.decoder import Decoder
+    from hinercodec.demo import sample
+    from hinercodec.errors import CorruptFileError
+    from hinercodec.jobs import run_encoder
+    from hinercodec.options import EncodeOptions
+
+    cube = np.asarray(sample().data)[:40, :48]
+    offset, scale = band_ranges(cube)
+    keep: dict = {}
+    data, _ = run_encoder(normalised(cube, offset, scale), cube.dtype, offset, scale, None,
+                          Budget.from_bpppb(bpppb, cube.shape), EncodeOptions(bpppb=bpppb), keep=keep)
+    ints = keep["coefficients"]
+    copy = (ints[0].copy(), [tuple(b.copy() for b in level) for level in ints[1]])
+    assert np.array_equal(Decoder(data, "cpu", coefficients=copy).bands(), Decoder(data, "cpu").bands())
+    wrong = (ints[0][:, :-1].copy(), [tuple(b.copy() for b in level) for level in ints[1]])
+    with pytest.raises(CorruptFileError):
+        Decoder(data, "cpu", coefficients=wrong)

@@ -51,6 +51,8 @@ class Job:
     # leave the others out of its basis and distortion and spend no bits on them (they decode as nodata)
     plan: Optional[dict] = None  # what a codec's search found on a sample of the whole cube (tiles of a
     # large one: registry.Codec.planner), so that each tile searches only what remains (the step)
+    keep: Optional[dict] = None  # where a codec may leave what its caller's own measure can use instead of
+    # decoding the file: "coefficients", the integer pyramid the payload codes (the transform codec)
 
     def pack(self, config: dict, tensors: list[QuantTensor], payload: Optional[bytes] = None) -> bytes:
         """The stand-alone file: network weights in TENS (format 1.0), or a codec's own bitstream

@@ -109,13 +109,17 @@ def _int(v) -> int:
 
 
 def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = None,
-                   out: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   out: Optional[np.ndarray] = None,
+                   coefficients: Optional[bitstream.Pyramid] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images A (K, H, W) float64, basis (C, K), mean (C,)) in normalised units: band c =
     mean_c + B_c A. ValueError (or CorruptFileError from the entropy decoder) on a config or
     payload that does not fit together. `valid` (H, W) bool: the file's data pixels (its `mask`
     chunk), needed by a config with "nodata": 1 (the shape-adaptive wavelet of the data pixels).
     `out`: memory the images may be made in (a C-contiguous float64 (K, H, W) array; ignored when
-    it is not one: the memory of an earlier model, not touched afresh)."""
+    it is not one: the memory of an earlier model, not touched afresh). `coefficients`: the integer
+    pyramid the payload's coefficient section codes, as its encoder holds it (Job.keep; a file without
+    "nodata"): taken as decoded (and consumed: the coefficients are made in its memory) instead of
+    entropy-decoding the section, the same images (a test compares both)."""
     check_config(config)
     h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
     code = int(config["step_code"])
@@ -135,7 +139,12 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
             raise ValueError("the transform section leaves out nodata coefficients but the file has no "
                              f"{h} x {w} nodata mask")
         coded = wavelet.masks(valid, levels)
-    ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
+    if coefficients is not None and coded is None:
+        ints = coefficients
+        if ints[0].shape != (k,) + wavelet.shapes(h, w, levels)[0] or len(ints[1]) != levels:
+            raise ValueError("the coefficients given are not of this section's shape")
+    else:
+        ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
     pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets, in_place=True)
     del ints
     if out is not None and (out.shape != (k, h, w) or out.dtype != np.float64 or not out.flags.c_contiguous
@@ -153,13 +162,15 @@ class TransformDecoder:
     so that spectra between coded bands are interpolated in the cube's own units."""
 
     def __init__(self, config: dict, payload: bytes, positions: np.ndarray, units: tuple[np.ndarray, np.ndarray],
-                 dtype: Optional[np.dtype] = None, valid: Optional[np.ndarray] = None, spare: Optional[Spare] = None):
+                 dtype: Optional[np.dtype] = None, valid: Optional[np.ndarray] = None, spare: Optional[Spare] = None,
+                 coefficients: Optional[bitstream.Pyramid] = None):
         shape = tuple(config.get(n) for n in ("components", "height", "width"))
         memory = spare.take(shape, np.float64) if spare is not None else None
-        images, basis, mean = decode_payload(config, payload, valid, memory)
+        images, basis, mean = decode_payload(config, payload, valid, memory, coefficients)
         self._setup(images, basis, mean, positions, units)
 
     takes_spare = True  # hinercodec.decoder gives it the memory of the models it let go of
+    takes_coefficients = True  # and the coefficients its payload codes, when its encoder still holds them
 
     def release(self) -> Optional[np.ndarray]:
         """Give up this model's component images, for a later model of the same shape to decode

@@ -1296,12 +1296,15 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
     size, key, data, stats = best
     if memo.get("analysis") is not None:  # the search's buffers (kept through re-aims) are not needed to write
         _drop_buffers(memo["analysis"])
+    written = last[1] if last is not None and last[0] == key else None  # the file's candidate, if still held
+    last = None
     if data is None:
-        prepared = last[1] if last is not None and last[0] == key else prepare_again(memo, *key)
-        last = None
-        data = job.pack_payload(prepared.config, prepared.payload())
+        written = written or prepare_again(memo, *key)
+        data = job.pack_payload(written.config, written.payload())
         if len(data) > budget:
             return None  # the prediction missed by more than its margin: search again coding every file
+    if job.keep is not None and written is not None and written.coded is None:
+        job.keep["coefficients"] = written.ints  # what the payload codes: the caller's measure needs no decoding
     if len(data) < job.budget.floor:
         stats["below_target"] = True  # every component already coded near-losslessly
     return data, stats
