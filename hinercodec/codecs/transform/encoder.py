@@ -628,6 +628,7 @@ def _known_fit(a: Analysis, k: int, code: int, rounding: float, budget_bits: flo
 
 
 LOG_SLOPE = 0.016  # typical d ln(bits) / d code near the usual rates (bits double every ~43 codes)
+SLOPE_RANGE = (0.004, 0.05)  # the slopes fit_code learns are kept within this (a cube's own, about 0.01-0.02)
 
 
 def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
@@ -635,7 +636,8 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
     """The estimated candidate (_estimated) at the finest step (largest code) whose estimated bits
     fit `budget_bits`, or None when even code 0 (step 1) does not fit; finalise() makes it exact.
     The first probe at `hint` (the code found for a neighbouring K, or by the plan), the second
-    where the typical slope of log(bits) (LOG_SLOPE) puts the budget, then secants of log(bits)
+    where the slope of log(bits) puts the budget (the slope between the first two probes of the
+    last fit_code on this analysis, a.cache["slope"], or the plan's: else LOG_SLOPE), then secants of log(bits)
     against the code (close to linear) inside a bracket that shrinks at every probe, with a
     bisection step whenever the secant does not halve it: 3-4 probes instead of bisection's 8. The
     code found does not depend on the path (bits grow with the code), only the cost."""
@@ -665,11 +667,16 @@ def fit_code(a: Analysis, k: int, budget_bits: float, rounding: float,
         return None if lo < 0 else _estimated(a, k, lo, rounding)
     probe(min(max(top // 2 if hint is None else hint, lo + 1, 0), hi - 1, top))
     first = list(seen)[-1]
-    step = 8  # the second probe: where the typical slope of log(bits) puts the budget, one code beyond
+    step = 8  # the second probe: where the slope of log(bits) puts the budget, one code beyond
+    slope = a.cache.get("slope") or LOG_SLOPE
     if math.isfinite(seen[first]) and seen[first] > 0 and budget_bits > 0:
-        step = min(max(abs(round(math.log(budget_bits / seen[first]) / LOG_SLOPE)) + 1, 1), 64)
+        step = min(max(abs(round(math.log(budget_bits / seen[first]) / slope)) + 1, 1), 64)
     if hi - lo > 1:
         probe(min(max(first + step if first == lo else first - step, lo + 1, 0), hi - 1, top))
+        second = list(seen)[-1]
+        if second != first and min(seen[first], seen[second]) > 0 and math.isfinite(seen[first] + seen[second]):
+            learnt = abs(math.log(seen[second] / seen[first]) / (second - first))
+            a.cache["slope"] = min(max(learnt, SLOPE_RANGE[0]), SLOPE_RANGE[1])
     while hi - lo > 1:
         width = hi - lo
         # the secant through the nearest probes on each side of the budget (the bracket's ends when
@@ -801,16 +808,18 @@ class Plan:
     components: int
     rounding: float
     code: Optional[int] = None  # the step code found with it: where a part's step search starts (speed only)
+    slope: Optional[float] = None  # d ln(bits) / d code the search saw there: a part's second probe (speed only)
 
     def as_dict(self) -> dict:
         return {"weights": [int(v) for v in self.weights], "components": int(self.components),
-                "rounding": float(self.rounding), "code": None if self.code is None else int(self.code)}
+                "rounding": float(self.rounding), "code": None if self.code is None else int(self.code),
+                "slope": None if self.slope is None else float(self.slope)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Plan":
-        code = d.get("code")
+        code, slope = d.get("code"), d.get("slope")
         return cls(np.asarray(d["weights"], np.int64), int(d["components"]), float(d["rounding"]),
-                   None if code is None else int(code))
+                   None if code is None else int(code), None if slope is None else float(slope))
 
 
 def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
@@ -828,10 +837,13 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     codes = np.zeros(c, np.int64)
     best: Optional[tuple[float, Candidate, np.ndarray, float]] = None
     best_a = None
+    slope = None  # the last pass's (fit_code): the next pass's second probes
     for p in range(passes + 1):
         a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
         a.side_share = side_share
         a.refit = effort >= REFIT_EFFORT
+        if slope is not None:
+            a.cache["slope"] = slope
         for rounding in roundings:
             room = budget_bits - side_share * _weight_bits(codes)
             second: list = []
@@ -853,6 +865,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             if best is None or value > best[0]:
                 best, best_a = (value, cand, codes, rounding), a  # only the best one's analysis is kept (memory)
         _drop_buffers(a)
+        slope = a.cache.get("slope", slope)
         if best is None:
             return None
         codes = weight_codes(best[1].mse, constant_bands(cube, valid))
@@ -860,7 +873,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     value, cand, codes, rounding = best
     if keep is not None:
         keep["analysis"], keep["codes"] = best_a, codes.tobytes()
-    return Plan(codes, cand.k, rounding, cand.code), cand, value
+    return Plan(codes, cand.k, rounding, cand.code, best_a.cache.get("slope")), cand, value
 
 
 PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is hill-climbed from on the whole cube (else kept)
@@ -1007,6 +1020,8 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
             a.reuse = bool(memo.get("tile"))
             a.refit = effort >= REFIT_EFFORT
+            if plan.slope is not None:
+                a.cache["slope"] = plan.slope
             memo["codes"], memo["analysis"] = codes.tobytes(), a
         room = budget_bits - _weight_bits(codes)
         ks = [k for k in K_LADDER if k <= c]
@@ -1029,7 +1044,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             cand = None if cand is None else finalise(a, cand, room, plan.rounding, exact_mse=False)
         if cand is None:
             return None
-        plan = memo["plan"] = Plan(plan.weights, cand.k, plan.rounding, cand.code)  # re-aiming keeps this K
+        plan = memo["plan"] = Plan(plan.weights, cand.k, plan.rounding, cand.code, a.cache.get("slope"))  # re-aiming keeps this K
         value = score(cand.mse, a.constant, metric)
         if report is not None:
             report("search", 0, 1, value)
