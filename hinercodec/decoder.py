@@ -153,7 +153,9 @@ class Decoder:
                 models = list(pool.map(build, jobs))
         else:
             models = [open_model(*job) for job in jobs]
-        self._spare.clear()  # what these models did not take
+        # what these models did not take, but the memory their coefficients were decoded in (as many
+        # as models are built at once): the next row's models decode theirs in it
+        self._spare.clear(keep=np.dtype(np.int64), most=self.THREADS)
         for i, model in zip(todo, models):
             while len(self._models) >= self._CACHE:
                 self._drop(next(iter(self._models)))

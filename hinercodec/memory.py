@@ -33,10 +33,12 @@ class Spare:
                     return self._free.pop(i)
         return None
 
-    def clear(self) -> None:
-        """Let go of every array not taken (their memory goes back to the system)."""
+    def clear(self, keep: Optional[np.dtype] = None, most: int = 0) -> None:
+        """Let go of every array not taken (their memory goes back to the system), but the `most`
+        given last of dtype `keep`."""
         with self._lock:
-            self._free.clear()
+            kept = [a for a in self._free if keep is not None and a.dtype == keep][-most:] if most > 0 else []
+            self._free = kept
 
     def __len__(self) -> int:
         return len(self._free)

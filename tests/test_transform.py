@@ -688,3 +688,20 @@ def test_model_from_the_encoders_coefficients_decodes_the_same_cube(bpppb: float
     wrong = (ints[0][:, :-1].copy(), [tuple(b.copy() for b in level) for level in ints[1]])
     with pytest.raises(CorruptFileError):
         Decoder(data, "cpu", coefficients=wrong)
+
+
+@pytest.mark.skipif(not subbands.FAST, reason="the compiled coder is not built")
+def test_unpack_into_given_memory_clears_it_first() -> None:
+    """bitstream.unpack(storage=): the pyramid decoded in memory that held anything before (the
+    tiled decoder hands a model the memory of the last one's coefficients) is the pyramid decoded
+    afresh, its subbands views of that memory; memory of the wrong size is not used."""
+    rng = np.random.default_rng(11)
+    for signs in (False, True):
+        pyr, levels = _random_pyramid(rng, 3, 37, 29, 1.0)
+        data = subbands.pack(pyr, signs)
+        storage = rng.integers(-(1 << 40), 1 << 40, 3 * 37 * 29)
+        got = subbands.unpack(data, 3, 37, 29, levels, signs, storage=storage)
+        assert _same(got, pyr) and np.shares_memory(got[0], storage)
+        other = np.full(3 * 37 * 29 - 1, 7, np.int64)
+        got = subbands.unpack(data, 3, 37, 29, levels, signs, storage=other)
+        assert _same(got, pyr) and not np.shares_memory(got[0], other)

@@ -868,9 +868,11 @@ def pack(pyramid: Pyramid, signs: bool = False, coded: Optional[Maps] = None,
 
 
 def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs: bool = False,
-           coded: Optional[Maps] = None) -> Pyramid:
+           coded: Optional[Maps] = None, storage: Optional[np.ndarray] = None) -> Pyramid:
     """Inverse of pack(pyramid, signs, coded) for a pyramid of `levels` levels of `images` images of
-    H x W. CorruptFileError on anything that does not decode to exactly that."""
+    H x W. CorruptFileError on anything that does not decode to exactly that. `storage`: a flat
+    C-contiguous int64 array of images * H * W values that the compiled path decodes the pyramid
+    into (its subbands are views of it, in order; cleared first), instead of fresh memory."""
     if not 0 <= levels <= MAX_LEVELS:
         raise CorruptFileError(f"transform payload: {levels} levels (at most {MAX_LEVELS})")
     data = bytes(data)
@@ -944,7 +946,7 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
         lookup[list(slot)] = list(slot.values())
         if FAST and coded is None and decoder.total:
             return _unwalk(decoder, data[pos + length:], (images, height, width, levels), signs, lookup,
-                           sign_slot if signs else np.zeros(N_SIGN_CONTEXTS, np.int64), n_signs)
+                           sign_slot if signs else np.zeros(N_SIGN_CONTEXTS, np.int64), n_signs, storage)
         bits = _BitReader(data[pos + length:])
 
         def values(count: int, ctx: np.ndarray) -> np.ndarray:
@@ -975,13 +977,28 @@ def unpack(data: bytes, images: int, height: int, width: int, levels: int, signs
 
 
 def _unwalk(decoder: rans.SegmentDecoder, raw: bytes, shape: tuple[int, int, int, int], signs: bool,
-            lookup: np.ndarray, sign_slot: np.ndarray, n_signs: int) -> Pyramid:
+            lookup: np.ndarray, sign_slot: np.ndarray, n_signs: int, storage: Optional[np.ndarray] = None) -> Pyramid:
     """The rest of unpack (the walk, the stream's and the raw bits' end checks) in compiled code
-    (_fast.unwalk): the same pyramid and the same checks as the numpy walk, which is its reference."""
+    (_fast.unwalk): the same pyramid and the same checks as the numpy walk, which is its reference.
+    The pyramid starts zeroed: in `storage` (unpack) when it is one of the right size, else fresh."""
     images, height, width, levels = shape
     (lh, lw), det_shapes = shapes(height, width, levels)
-    ll = np.zeros((images, lh, lw), np.int64)
-    details = [tuple(np.zeros((images,) + shp, np.int64) for shp in det_shapes[l]) for l in range(levels)]
+    total = images * height * width  # a critically sampled pyramid: as many coefficients as pixels
+    if (storage is not None and storage.dtype == np.int64 and storage.ndim == 1 and storage.size == total
+            and storage.flags.c_contiguous and storage.flags.writeable):
+        storage.fill(0)
+    else:
+        storage = np.zeros(total, np.int64)
+    used = 0
+
+    def carve(shp: tuple[int, int]) -> np.ndarray:
+        nonlocal used
+        n = images * shp[0] * shp[1]
+        used += n
+        return storage[used - n:used].reshape((images,) + shp)
+
+    ll = carve((lh, lw))
+    details = [tuple(carve(shp) for shp in det_shapes[l]) for l in range(levels)]
     try:
         ptr, bits_read, signs_read = _fast.unwalk(
             images, height, width, levels, bool(signs), (ll,) + tuple(b for level in details for b in level),

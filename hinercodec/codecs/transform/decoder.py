@@ -109,8 +109,8 @@ def _int(v) -> int:
 
 
 def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = None,
-                   out: Optional[np.ndarray] = None,
-                   coefficients: Optional[bitstream.Pyramid] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   out: Optional[np.ndarray] = None, coefficients: Optional[bitstream.Pyramid] = None,
+                   storage: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images A (K, H, W) float64, basis (C, K), mean (C,)) in normalised units: band c =
     mean_c + B_c A. ValueError (or CorruptFileError from the entropy decoder) on a config or
     payload that does not fit together. `valid` (H, W) bool: the file's data pixels (its `mask`
@@ -119,7 +119,9 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
     it is not one: the memory of an earlier model, not touched afresh). `coefficients`: the integer
     pyramid the payload's coefficient section codes, as its encoder holds it (Job.keep; a file without
     "nodata"): taken as decoded (and consumed: the coefficients are made in its memory) instead of
-    entropy-decoding the section, the same images (a test compares both)."""
+    entropy-decoding the section, the same images (a test compares both). `storage`: a flat int64
+    array of K * H * W values the coefficients are decoded (and dequantised) in (bitstream.unpack),
+    free again once this returns but where it holds the images (no levels)."""
     check_config(config)
     h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
     code = int(config["step_code"])
@@ -144,7 +146,7 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
         if ints[0].shape != (k,) + wavelet.shapes(h, w, levels)[0] or len(ints[1]) != levels:
             raise ValueError("the coefficients given are not of this section's shape")
     else:
-        ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded)
+        ints = bitstream.unpack(payload[pos:], k, h, w, levels, config["model"] == "transform2", coded, storage)
     pyramid = dequantise_pyramid(ints, band_steps(step, levels), offsets, in_place=True)
     del ints
     if out is not None and (out.shape != (k, h, w) or out.dtype != np.float64 or not out.flags.c_contiguous
@@ -166,7 +168,15 @@ class TransformDecoder:
                  coefficients: Optional[bitstream.Pyramid] = None):
         shape = tuple(config.get(n) for n in ("components", "height", "width"))
         memory = spare.take(shape, np.float64) if spare is not None else None
-        images, basis, mean = decode_payload(config, payload, valid, memory, coefficients)
+        # the coefficients' memory too: the last model's, free once its images were made
+        flat = None
+        if spare is not None and all(isinstance(v, int) and v > 0 for v in shape):
+            flat = spare.take((shape[0] * shape[1] * shape[2],), np.int64)
+            if flat is None:
+                flat = np.empty(shape[0] * shape[1] * shape[2], np.int64)
+        images, basis, mean = decode_payload(config, payload, valid, memory, coefficients, flat)
+        if flat is not None and config.get("levels") and not np.shares_memory(images, flat):
+            spare.give(flat)
         self._setup(images, basis, mean, positions, units)
 
     takes_spare = True  # hinercodec.decoder gives it the memory of the models it let go of
