@@ -34,6 +34,7 @@ DEFAULT_MODEL = "transform"
 DEFAULT_BITS = 8
 DEFAULT_EFFORT = 3
 DEFAULT_TILE = 512
+WRITE_CHUNK = 1 << 24  # bytes of decoded rows a tiled decode to .npy renders and writes at a time
 DEFAULT_SPLIT = "difficulty"
 
 _NUMBERS = re.compile(r"\s*[-+0-9.eE]+\s*([,:]\s*[-+0-9.eE]+\s*)*\Z")
@@ -371,23 +372,28 @@ def decode(input: str, output: Optional[str], bands: Optional[list[int]], window
 def _decode_tiled_npy(decoder, out: str, bands: Optional[list[int]], window: Optional[tuple], force: bool,
                       target: Optional[cubeio.OutputTarget]) -> None:
     """A tiled file to .npy one row of tiles at a time, straight into the file: the decoded cube is
-    never whole in memory (a large scene's cube may not fit). A row is written in a thread while
-    the next one is decoded (at most one write in flight: two rows in memory)."""
+    never whole in memory (a large scene's cube may not fit). A row's tile models are built once
+    and rendered a band of about WRITE_CHUNK bytes of rows at a time, each band written in a thread
+    while the next is rendered (at most one write in flight: two bands in memory), so that the
+    last write to wait for is one band's, not a row of tiles'."""
     h, w, c = decoder.shape
     y0, y1, x0, x1 = window or (0, h, 0, w)
     count = c if bands is None else len(bands)
     edges = [e for e in decoder.grid.y_edges if y0 < e < y1]
-    tallest = max(b - a for a, b in zip([y0] + edges, edges + [y1]))
+    step = max(1, WRITE_CHUNK // max(1, (x1 - x0) * count * np.dtype(decoder.dtype).itemsize))
     with cubeio.npy_rows_writer(out, (y1 - y0, x1 - x0, count), decoder.dtype, force=force, target=target) as write, \
             ThreadPoolExecutor(1) as writer:
-        pending = None
-        memory = [np.empty((tallest, x1 - x0, count), decoder.dtype) for _ in range(2)]  # decoded / being written
-        for n, (s0, s1) in enumerate(zip([y0] + edges, edges + [y1])):
-            rows = decoder.bands(bands, window=(s0, s1, x0, x1), out=memory[n % 2][:s1 - s0])
+        pending, n = None, 0
+        memory = [np.empty((step, x1 - x0, count), decoder.dtype) for _ in range(2)]  # rendered / being written
+        for s0, s1 in zip([y0] + edges, edges + [y1]):
+            for r0 in range(s0, s1, step):
+                r1 = min(s1, r0 + step)
+                rows = decoder.bands(bands, window=(r0, r1, x0, x1), out=memory[n % 2][:r1 - r0])
+                n += 1
+                if pending is not None:
+                    pending.result()  # the band before is written (a failed write raises here)
+                pending = writer.submit(write, rows)
             decoder.forget()  # this row's tile models: their memory goes to the next row's
-            if pending is not None:
-                pending.result()  # the row before is written (a failed write raises here)
-            pending = writer.submit(write, rows)
         if pending is not None:
             pending.result()
 
