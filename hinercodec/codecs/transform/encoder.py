@@ -274,8 +274,8 @@ def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, out: Optio
     (b_hat.T b_hat) c = b_hat.T (x - m_hat), solved for SOLVE_BLOCK pixels at a time (no (K, N)
     right-hand side beside the result): an image of at most that many by one LAPACK solve, a larger
     one by the system's inverse (K x K, made once) times each block's right-hand side (a solve per
-    block factored the same system again every time: a tenth of a low-rate tile's encode; the
-    system is close to the identity, the quantised basis close to orthonormal).
+    block factored the same system again every time, a large cost of a low-rate tile in a profile;
+    the system is close to the identity, the quantised basis close to orthonormal).
     `out`: a C-contiguous (K, N) float64 array that receives them."""
     k, n = b_hat.shape[1], a.pixels
     system = b_hat.T @ b_hat + 1e-12 * np.eye(k)
