@@ -220,10 +220,13 @@ static const int64_t *parent_of(const Pyr *P, int l, int or, int k, int *ph, int
 
 /* one row of the scratch: clamped magnitudes and signs of n values */
 VECTOR_CLONES static void scratch_row(const int64_t *b, uint16_t *a, int8_t *g, int n) {
-    for (int j = 0; j < n; j++) {
-        const int64_t v = b[j], m = v < 0 ? -v : v;
-        a[j] = (uint16_t)(m < ACT_CAP ? m : ACT_CAP);
-        g[j] = (int8_t)((v > 0) - (v < 0));
+    for (int j = 0; j < n; j++) { /* clamped first (64-bit compares), the rest on 32-bit lanes */
+        int64_t v = b[j];
+        v = v < -ACT_CAP ? -ACT_CAP : v;
+        v = v > ACT_CAP ? ACT_CAP : v;
+        const int32_t c = (int32_t)v;
+        a[j] = (uint16_t)(c < 0 ? -c : c);
+        g[j] = (int8_t)((c > 0) - (c < 0));
     }
 }
 
@@ -345,106 +348,199 @@ static void walk_signs(const Pyr *P, const Scratch *S, Out *o, int l, int phase,
     }
 }
 
-/* statistics only (order free): every pass of one (level, image, orientation) in one sweep, row by
-   row and, within a row, the columns of one pass after the other (pass known at compile time). A
-   histogram bin is counted up by runs (most neighbours share their bin: one memory update a run,
-   not a chain of dependent updates of the same counter); the sign counts only at nonzero values. */
+/* statistics only (order free): a band row by row, every position of a row at once in two steps:
+   context_row (data-parallel, vectorised) gives each position its (pass, bucket, symbol) bin (the
+   symbol as if no escape) and its sign slot, from the scratches of the band and of the previous
+   image's band and the parent activity, and count_row adds them up (an escape's symbol from its
+   value) into COPIES interleaved 32-bit histograms of the level: neighbouring positions go to
+   different copies, so that a run of one bin is not a chain of dependent updates of one counter.
+   The copies are summed into the caller's 64-bit histograms at the end of the level (or sooner,
+   before a copy could overflow). Counts do not depend on order: the same statistics as the walk. */
+#define COPIES 4
+#define LEVEL_BINS (PASSES * N_BUCKETS * ALPHABET)
+#define LEVEL_SIGNS (PASSES * SIGN_SCORES * 3 * 2)
+#define NO_SIGN LEVEL_SIGNS /* the slot of a position without a sign (zero, or no separate signs) */
+#define FLUSH_AFTER ((uint64_t)1 << 31)
 typedef struct {
-    int64_t *hist, *scount;
-    int64_t escape_bits, signs_seen;
-    int64_t last, run; /* the bin of the current run and its length (flushed into hist) */
-    int too_big;
+    uint32_t bins[COPIES][LEVEL_BINS];
+    uint32_t signs[COPIES][LEVEL_SIGNS + 1];
+    uint64_t counted; /* positions counted since the last flush (no copy holds more) */
+    int64_t escape_bits;
+    uint64_t big; /* nonzero: a magnitude of 2**MAX_LOG or more was seen */
+    uint16_t *ctx, *pdup, *zeros; /* rows: bins, parent activity of each column, zeros */
+    uint8_t *sidx;
+    size_t cap;
 } Acc;
 
-static inline __attribute__((always_inline)) void stats_at(Acc *o, const int phase, int l, int signs, int wx, int wy,
-                                                           int64_t sbase, const uint16_t *up, const uint16_t *mid,
-                                                           const uint16_t *down, const int8_t *gup, const int8_t *gmid,
-                                                           const int8_t *gdown, const int64_t *row,
-                                                           const int64_t *prow_img, const uint16_t *prow, int pw,
-                                                           int j) {
-    const int64_t pa = prow ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0;
-    int64_t act;
-    if (phase == 0) act = pa;
-    else if (phase == 1) act = up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1] + pa / 2;
-    else act = up[j] + down[j] + mid[j - 1] + mid[j + 1] + pa / 2;
-    const int64_t pv = prow_img ? prow_img[j] : 0;
-    act += pv < 0 ? -pv : pv;
-    const int64_t v = row[j];
-    const int64_t c = 1 + (int64_t)(l * PASSES + phase) * N_BUCKETS + bucket_lut(act);
-    const int64_t a = v < 0 ? -v : v;
-    int64_t sym;
-    if (a < DIRECT) {
-        sym = a == 0 ? 0 : 2 * a - 1 + (!signs && v < 0);
-    } else {
-        if (a >= ((int64_t)1 << MAX_LOG)) { o->too_big = 1; return; }
-        int n = 63 - __builtin_clzll((unsigned long long)a);
-        sym = ESCAPE + 2 * (n - 4) + (!signs && v < 0);
-        o->escape_bits += n;
-    }
-    const int64_t bin = c * ALPHABET + sym;
-    if (bin == o->last) {
-        o->run++;
-    } else {
-        o->hist[o->last] += o->run;
-        o->last = bin;
-        o->run = 1;
-    }
-    if (signs && v) {
-        const int64_t score = sign_score(phase, wx, wy, gup, gmid, gdown, j);
-        const int64_t sc = (sbase + phase * SIGN_SCORES + score + 2) * 3 + (pv > 0) - (pv < 0) + 1;
-        o->scount[sc * 2 + (v < 0)]++;
-        o->signs_seen++;
-    }
+static int acc_rows(Acc *o, size_t w) {
+    if (w <= o->cap) return 0;
+    free(o->ctx); free(o->pdup); free(o->zeros); free(o->sidx);
+    o->ctx = (uint16_t *)malloc(w * 2);
+    o->pdup = (uint16_t *)malloc(w * 2);
+    o->zeros = (uint16_t *)calloc(w + 2, 2);
+    o->sidx = (uint8_t *)malloc(w);
+    o->cap = o->ctx && o->pdup && o->zeros && o->sidx ? w : 0;
+    return o->cap ? 0 : -1;
 }
 
-static void stats_band(const Pyr *P, const Scratch *S, Out *out, int l, int k, int or) {
+static void free_acc(Acc *o) {
+    if (!o) return;
+    free(o->ctx); free(o->pdup); free(o->zeros); free(o->sidx);
+    free(o);
+}
+
+static void flush_level(Acc *o, Out *out, int l) {
+    int64_t *h = out->hist + (int64_t)(1 + l * PASSES * N_BUCKETS) * ALPHABET;
+    int64_t *s = out->scount + (int64_t)((l < 2 ? l : 2) * PASSES) * SIGN_SCORES * 3 * 2;
+    for (int c = 0; c < COPIES; c++) {
+        for (int i = 0; i < LEVEL_BINS; i++) h[i] += o->bins[c][i];
+        for (int i = 0; i < LEVEL_SIGNS; i++) {
+            s[i] += o->signs[c][i];
+            out->total += o->signs[c][i]; /* each sign is a coded symbol */
+        }
+    }
+    memset(o->bins, 0, sizeof o->bins);
+    memset(o->signs, 0, sizeof o->signs);
+    o->counted = 0;
+}
+
+/* row i of a band, for every column j: the bin (pass * N_BUCKETS + bucket) * ALPHABET + symbol (0
+   for a magnitude of DIRECT or more: count_row adds its escape symbol) and the sign slot (NO_SIGN
+   at a zero, or without separate signs). up, mid, down: the band's clamped magnitudes of rows
+   i - 1, i, i + 1 (one column of border each side), g*: their signs; pa: the parent activity of
+   each column; pabs, pg: the previous image's clamped magnitudes and signs at row i. The pass of
+   a column is its parity's (even rows: A at even columns, B at odd ones; odd rows: B, then D),
+   chosen by masks, not branches (the loop vectorises); every sum is at most 4 ACT_CAP + 2 ACT_CAP
+   + ACT_CAP: 16 bits. One function per row parity. */
+#define CONTEXT_ROW(NAME, ODD_ROW)                                                                            \
+    VECTOR_CLONES static int NAME(const uint16_t *restrict up, const uint16_t *restrict mid,                  \
+                                   const uint16_t *restrict down, const uint16_t *restrict pa,                 \
+                                   const uint16_t *restrict pabs, const int8_t *restrict gup,                  \
+                                   const int8_t *restrict gmid, const int8_t *restrict gdown,                  \
+                                   const int8_t *restrict pg, int signs, int wx, int wy, int w,                \
+                                   uint16_t *restrict ctx, uint8_t *restrict sidx) {                           \
+        int escapes = 0;                                                                                      \
+        const int16_t wxy = (int16_t)(wx * wy), sx = (int16_t)wx, sy = (int16_t)wy;                          \
+        const int16_t yes = signs ? -1 : 0, unsigned_neg = signs ? 0 : 1;                                     \
+        for (int j = 0; j < w; j++) {                                                                         \
+            const int16_t m = (int16_t)-(j & 1); /* -1 at odd columns */                                     \
+            const int16_t cross = (int16_t)(up[j] + down[j] + mid[j - 1] + mid[j + 1]);                       \
+            const int16_t diag = (int16_t)(up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1]);                \
+            const int16_t p = (int16_t)pa[j], half = (int16_t)(pa[j] >> 1);                                   \
+            const int16_t phase = ODD_ROW ? (int16_t)(2 + m) : (int16_t)(m & 2);                              \
+            int16_t act = ODD_ROW ? (int16_t)(((cross + half) & ~m) | ((diag + half) & m))                    \
+                                  : (int16_t)((p & ~m) | ((cross + half) & m));                               \
+            act = (int16_t)(act + pabs[j]);                                                                    \
+            const int16_t bucket = (int16_t)((act >= 1) + (act >= 2) + (act >= 3) + (act >= 5) + (act >= 8) + \
+                                             (act >= 12) + (act >= 20) + (act >= 36) + (act >= 64) +          \
+                                             (act >= 128) + (act >= 256));                                    \
+            const int16_t a = (int16_t)mid[j], g = gmid[j];                                                   \
+            const int16_t low = (int16_t)(2 * a - (a != 0) + (unsigned_neg & (g < 0)));                       \
+            const int16_t sym = (int16_t)(low & -(int16_t)(a < DIRECT));                                      \
+            escapes |= a >= DIRECT;                                                                           \
+            ctx[j] = (uint16_t)((phase * N_BUCKETS + bucket) * ALPHABET + sym);                               \
+            const int16_t s1 = (int16_t)(wxy * (gup[j - 1] + gup[j + 1] + gdown[j - 1] + gdown[j + 1]));      \
+            const int16_t s2 = (int16_t)(sx * (gmid[j - 1] + gmid[j + 1]) + sy * (gup[j] + gdown[j]));        \
+            int16_t score = ODD_ROW ? (int16_t)((s2 & ~m) | (s1 & m)) : (int16_t)(s2 & m);                   \
+            score = score < -2 ? -2 : score;                                                                  \
+            score = score > 2 ? 2 : score;                                                                    \
+            const int16_t slot = (int16_t)(((phase * SIGN_SCORES + score + 2) * 3 + pg[j] + 1) * 2 + (g < 0)); \
+            const int16_t has = (int16_t)(yes & -(int16_t)(g != 0));                                          \
+            sidx[j] = (uint8_t)((slot & has) | (NO_SIGN & ~has));                                             \
+        }                                                                                                     \
+        return escapes;                                                                                       \
+    }
+CONTEXT_ROW(context_row_even, 0)
+CONTEXT_ROW(context_row_odd, 1)
+#undef CONTEXT_ROW
+
+/* the counts of one row: context_row's bins and sign slots, with each escape's symbol and bits
+   from its value (`escapes`: the row has some) */
+static void count_row(Acc *o, const int64_t *row, const uint16_t *ctx, const uint8_t *sidx, int w, int signs,
+                      int escapes) {
+    if (!escapes) {
+        for (int j = 0; j < w; j++) {
+            o->bins[j & (COPIES - 1)][ctx[j]]++;
+            o->signs[j & (COPIES - 1)][sidx[j]]++;
+        }
+        return;
+    }
+    int64_t escape_bits = 0;
+    uint64_t big = 0;
+    for (int j = 0; j < w; j++) {
+        const int64_t v = row[j];
+        const uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        int n = 63 - __builtin_clzll(a | 1);
+        big |= a >> MAX_LOG;
+        n = n < MAX_LOG ? n : MAX_LOG - 1;
+        const int esc = a >= DIRECT;
+        escape_bits += esc ? n : 0;
+        o->bins[j & (COPIES - 1)][ctx[j] + (esc ? ESCAPE + 2 * (n - 4) + (!signs & (v < 0)) : 0)]++;
+        o->signs[j & (COPIES - 1)][sidx[j]]++;
+    }
+    o->escape_bits += escape_bits;
+    o->big |= big;
+}
+
+/* the statistics of band (l, k, or) from its scratch S (parent activity included) and the
+   previous image's, Sp (NULL for the first image) */
+static int stats_band(const Pyr *P, const Scratch *S, const Scratch *Sp, Acc *o, int l, int k, int or) {
     const Band *B = &P->det[l][or];
     const int h = B->h, w = B->w, W2 = w + 2;
-    const int64_t *b = B->p + (size_t)k * h * w, *prev = k ? b - (size_t)h * w : NULL;
+    const int64_t *b = B->p + (size_t)k * h * w;
     int ph, pw;
     const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
-    const uint16_t *A = S->abs_;
-    const int8_t *G = S->sgn_;
+    if (acc_rows(o, (size_t)w)) return -1;
     const int wx = SIGN_POLARITY[or][0], wy = SIGN_POLARITY[or][1];
-    const int64_t sbase = (int64_t)((l < 2 ? l : 2) * PASSES) * SIGN_SCORES;
     const int signs = P->signs;
-    Acc o = {out->hist, out->scount, 0, 0, 0, 0, 0};
+    const int8_t *zeros8 = (const int8_t *)o->zeros;
+    int built = -1; /* the parent row in pdup */
+    if (!has_par) memset(o->pdup, 0, (size_t)w * 2);
     for (int i = 0; i < h; i++) {
         const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
-        const uint16_t *prow = has_par ? S->pact + (size_t)pi * pw : NULL;
-        const uint16_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
-        const int8_t *gup = G + (size_t)i * W2 + 1, *gmid = gup + W2, *gdown = gmid + W2;
-        const int64_t *row = b + (size_t)i * w, *prow_img = prev ? prev + (size_t)i * w : NULL;
-#define AT(PHASE, J) stats_at(&o, PHASE, l, signs, wx, wy, sbase, up, mid, down, gup, gmid, gdown, row, prow_img, prow, pw, J)
-        if (i % 2 == 0) {
-            for (int j = 0; j < w; j += 2) AT(0, j);
-            for (int j = 1; j < w; j += 2) AT(2, j);
-        } else {
-            for (int j = 0; j < w; j += 2) AT(2, j);
-            for (int j = 1; j < w; j += 2) AT(1, j);
+        if (has_par && pi != built) {
+            const uint16_t *prow = S->pact + (size_t)pi * pw;
+            for (int j = 0; j < w; j++) o->pdup[j] = prow[j / 2 < pw - 1 ? j / 2 : pw - 1];
+            built = pi;
         }
-#undef AT
+        const size_t r = (size_t)i * W2 + 1;
+        const uint16_t *up = S->abs_ + r, *mid = up + W2, *down = mid + W2;
+        const int8_t *gup = S->sgn_ + r, *gmid = gup + W2, *gdown = gmid + W2;
+        const int escapes = (i % 2 ? context_row_odd : context_row_even)(
+            up, mid, down, o->pdup, Sp ? Sp->abs_ + r + W2 : o->zeros, gup, gmid, gdown,
+            Sp ? Sp->sgn_ + r + W2 : zeros8, signs, wx, wy, w, o->ctx, o->sidx);
+        count_row(o, b + (size_t)i * w, o->ctx, o->sidx, w, signs, escapes);
     }
-    out->hist[o.last] += o.run; /* bin 0 with a run of 0 when the band was empty */
-    out->escape_bits += o.escape_bits;
-    out->total += (int64_t)h * w + o.signs_seen;
-    out->too_big |= o.too_big;
+    o->counted += (uint64_t)h * w;
+    return 0;
 }
 
 static void walk_details(const Pyr *P, Out *o, int k0, int k1) {
-    Scratch S[3];
+    Scratch S[3], T[2][3]; /* the walk's, the statistics' (two images) */
+    Acc *acc = NULL;
     memset(S, 0, sizeof S);
+    memset(T, 0, sizeof T);
     for (int l = P->levels - 1; l >= 0 && !o->failed; l--) {
         int any = 0;
         for (int or = 0; or < 3; or++) any |= P->det[l][or].h > 0 && P->det[l][or].w > 0;
         if (!any) continue;
-        if (o->mode == 0) { /* statistics: any order; each band's scratch built once */
+        if (o->mode == 0) { /* statistics: any order; each band's scratch built once (and the previous
+                                image's kept: its magnitudes and signs are contexts) */
+            if (!acc && !(acc = (Acc *)calloc(1, sizeof(Acc)))) { o->failed = 1; goto out; }
             for (int k = k0; k < k1; k++)
                 for (int or = 0; or < 3; or++) {
-                    if (!(P->det[l][or].h > 0 && P->det[l][or].w > 0)) continue;
-                    if (prepare(P, &S[0], l, k, or, 1)) { o->failed = 1; goto out; }
-                    stats_band(P, &S[0], o, l, k, or);
+                    const Band *B = &P->det[l][or];
+                    if (!(B->h > 0 && B->w > 0)) continue;
+                    Scratch *cur = &T[k & 1][or], *prev = k ? &T[(k - 1) & 1][or] : NULL;
+                    if (acc->counted + (uint64_t)B->h * B->w >= FLUSH_AFTER) flush_level(acc, o, l);
+                    if ((k == k0 && prev && prepare(P, prev, l, k - 1, or, 1)) || prepare(P, cur, l, k, or, 1) ||
+                        stats_band(P, cur, prev, acc, l, k, or)) {
+                        o->failed = 1;
+                        goto out;
+                    }
+                    o->total += (int64_t)B->h * B->w;
                 }
+            flush_level(acc, o, l);
             continue;
         }
         for (int phase = 0; phase < PASSES; phase++)
@@ -467,7 +563,16 @@ static void walk_details(const Pyr *P, Out *o, int k0, int k1) {
             }
     }
 out:
-    for (int i = 0; i < 3; i++) free_scratch(&S[i]);
+    if (acc) {
+        o->escape_bits += acc->escape_bits;
+        o->too_big |= acc->big != 0;
+        free_acc(acc);
+    }
+    for (int i = 0; i < 3; i++) {
+        free_scratch(&S[i]);
+        free_scratch(&T[0][i]);
+        free_scratch(&T[1][i]);
+    }
 }
 
 typedef struct {
