@@ -126,16 +126,6 @@ static inline void emit_value(Out *o, int64_t v, int64_t c, int is_signed) {
     }
 }
 
-static inline void emit_sign(Out *o, int64_t v, int64_t c) {
-    int64_t neg = v < 0;
-    o->total++;
-    if (o->mode == 0) {
-        o->scount[c * 2 + neg]++;
-    } else {
-        emit_entry(o, o->sign_slot, c, neg);
-    }
-}
-
 static inline void open_group(Out *o) {
     if (o->mode == 1) o->group_start = o->n_ent;
 }
@@ -293,32 +283,6 @@ static const int8_t BUCKET_LUT[256] = {
 
 static inline int bucket_lut(int64_t a) { return a < 256 ? BUCKET_LUT[a] : 11; }
 
-/* one (level, pass, image, orientation) with its scratch: the magnitude group (or signed values
-   without signs) */
-static void walk_values(const Pyr *P, const Scratch *S, Out *o, int l, int phase, int k, int or) {
-    const Band *B = &P->det[l][or];
-    const int h = B->h, w = B->w, W2 = w + 2;
-    const int64_t *b = B->p + (size_t)k * h * w, *prev = k ? b - (size_t)h * w : NULL;
-    int ph, pw;
-    const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
-    const int64_t cbase = 1 + (int64_t)(l * PASSES + phase) * N_BUCKETS;
-    const uint16_t *A = S->abs_;
-    for (int i = 0; i < h; i++) {
-        int j0 = phase == 0 ? (i % 2 ? w : 0) : (phase == 1 ? (i % 2 ? 1 : w) : (i % 2 ? 0 : 1));
-        const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
-        const uint16_t *prow = has_par ? S->pact + (size_t)pi * pw : NULL;
-        const uint16_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
-        for (int j = j0; j < w; j += 2) {
-            int64_t pa = has_par ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0, act;
-            if (phase == 0) act = pa;
-            else if (phase == 1) act = up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1] + pa / 2;
-            else act = up[j] + down[j] + mid[j - 1] + mid[j + 1] + pa / 2;
-            if (prev) act += iabs(prev[(size_t)i * w + j]);
-            emit_value(o, b[(size_t)i * w + j], cbase + bucket_lut(act), !P->signs);
-        }
-    }
-}
-
 /* the sign score of a pass-D/B position from the signs of its pass-A (and D) neighbours, clipped to -2..2 */
 static inline int64_t sign_score(int phase, int wx, int wy, const int8_t *up, const int8_t *mid, const int8_t *down,
                                  int j) {
@@ -326,26 +290,6 @@ static inline int64_t sign_score(int phase, int wx, int wy, const int8_t *up, co
     if (phase == 1) score = (int64_t)(wx * wy) * (up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1]);
     else if (phase == 2) score = wx * (mid[j - 1] + mid[j + 1]) + wy * (up[j] + down[j]);
     return score < -2 ? -2 : (score > 2 ? 2 : score);
-}
-
-static void walk_signs(const Pyr *P, const Scratch *S, Out *o, int l, int phase, int k, int or) {
-    const Band *B = &P->det[l][or];
-    const int h = B->h, w = B->w, W2 = w + 2;
-    const int64_t *b = B->p + (size_t)k * h * w, *prev = k ? b - (size_t)h * w : NULL;
-    const int wx = SIGN_POLARITY[or][0], wy = SIGN_POLARITY[or][1];
-    const int64_t base = (int64_t)((l < 2 ? l : 2) * PASSES + phase) * SIGN_SCORES;
-    const int8_t *G = S->sgn_;
-    for (int i = 0; i < h; i++) {
-        int j0 = phase == 0 ? (i % 2 ? w : 0) : (phase == 1 ? (i % 2 ? 1 : w) : (i % 2 ? 0 : 1));
-        const int8_t *up = G + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
-        for (int j = j0; j < w; j += 2) {
-            int64_t v = b[(size_t)i * w + j];
-            if (!v) continue;
-            const int64_t score = sign_score(phase, wx, wy, up, mid, down, j);
-            int64_t pv = prev ? sgn(prev[(size_t)i * w + j]) : 0;
-            emit_sign(o, v, (base + score + 2) * 3 + pv + 1);
-        }
-    }
 }
 
 /* statistics only (order free): a band row by row, every position of a row at once in two steps:
@@ -370,6 +314,9 @@ typedef struct {
     uint16_t *ctx, *pdup, *zeros; /* rows: bins, parent activity of each column, zeros */
     uint8_t *sidx;
     size_t cap;
+    uint16_t *band_ctx[3]; /* the stream: a pass's bins and sign slots of each orientation's band */
+    uint8_t *band_sidx[3];
+    size_t band_cap;
 } Acc;
 
 static int acc_rows(Acc *o, size_t w) {
@@ -383,9 +330,26 @@ static int acc_rows(Acc *o, size_t w) {
     return o->cap ? 0 : -1;
 }
 
+static int acc_bands(Acc *o, size_t n) {
+    if (n <= o->band_cap) return 0;
+    o->band_cap = n;
+    for (int i = 0; i < 3; i++) {
+        free(o->band_ctx[i]);
+        free(o->band_sidx[i]);
+        o->band_ctx[i] = (uint16_t *)malloc(n * 2);
+        o->band_sidx[i] = (uint8_t *)malloc(n);
+        if (!o->band_ctx[i] || !o->band_sidx[i]) o->band_cap = 0;
+    }
+    return o->band_cap ? 0 : -1;
+}
+
 static void free_acc(Acc *o) {
     if (!o) return;
     free(o->ctx); free(o->pdup); free(o->zeros); free(o->sidx);
+    for (int i = 0; i < 3; i++) {
+        free(o->band_ctx[i]);
+        free(o->band_sidx[i]);
+    }
     free(o);
 }
 
@@ -482,43 +446,135 @@ static void count_row(Acc *o, const int64_t *row, const uint16_t *ctx, const uin
     o->big |= big;
 }
 
-/* the statistics of band (l, k, or) from its scratch S (parent activity included) and the
-   previous image's, Sp (NULL for the first image) */
-static int stats_band(const Pyr *P, const Scratch *S, const Scratch *Sp, Acc *o, int l, int k, int or) {
+/* context_row of row i of band (l, k, or) into ctx, sidx (w each), from its scratch S (parent
+   activity included) and the previous image's, Sp (NULL for the first image); *built: the parent
+   row now in o->pdup (-1: none yet). Returns whether the row has an escape. */
+static int band_row(const Pyr *P, const Scratch *S, const Scratch *Sp, Acc *o, int l, int k, int or, int i,
+                    int *built, uint16_t *ctx, uint8_t *sidx) {
     const Band *B = &P->det[l][or];
-    const int h = B->h, w = B->w, W2 = w + 2;
-    const int64_t *b = B->p + (size_t)k * h * w;
+    const int w = B->w, W2 = w + 2;
     int ph, pw;
     const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
-    if (acc_rows(o, (size_t)w)) return -1;
-    const int wx = SIGN_POLARITY[or][0], wy = SIGN_POLARITY[or][1];
-    const int signs = P->signs;
-    const int8_t *zeros8 = (const int8_t *)o->zeros;
-    int built = -1; /* the parent row in pdup */
-    if (!has_par) memset(o->pdup, 0, (size_t)w * 2);
-    for (int i = 0; i < h; i++) {
-        const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
-        if (has_par && pi != built) {
+    const int pi = has_par ? (i / 2 < ph - 1 ? i / 2 : ph - 1) : -2;
+    if (pi != *built) {
+        if (has_par) {
             const uint16_t *prow = S->pact + (size_t)pi * pw;
             for (int j = 0; j < w; j++) o->pdup[j] = prow[j / 2 < pw - 1 ? j / 2 : pw - 1];
-            built = pi;
+        } else {
+            memset(o->pdup, 0, (size_t)w * 2);
         }
-        const size_t r = (size_t)i * W2 + 1;
-        const uint16_t *up = S->abs_ + r, *mid = up + W2, *down = mid + W2;
-        const int8_t *gup = S->sgn_ + r, *gmid = gup + W2, *gdown = gmid + W2;
-        const int escapes = (i % 2 ? context_row_odd : context_row_even)(
-            up, mid, down, o->pdup, Sp ? Sp->abs_ + r + W2 : o->zeros, gup, gmid, gdown,
-            Sp ? Sp->sgn_ + r + W2 : zeros8, signs, wx, wy, w, o->ctx, o->sidx);
-        count_row(o, b + (size_t)i * w, o->ctx, o->sidx, w, signs, escapes);
+        *built = pi;
+    }
+    const size_t r = (size_t)i * W2 + 1;
+    const uint16_t *up = S->abs_ + r, *mid = up + W2, *down = mid + W2;
+    const int8_t *gup = S->sgn_ + r, *gmid = gup + W2, *gdown = gmid + W2;
+    return (i % 2 ? context_row_odd : context_row_even)(
+        up, mid, down, o->pdup, Sp ? Sp->abs_ + r + W2 : o->zeros, gup, gmid, gdown,
+        Sp ? (const int8_t *)Sp->sgn_ + r + W2 : (const int8_t *)o->zeros, P->signs, SIGN_POLARITY[or][0],
+        SIGN_POLARITY[or][1], w, ctx, sidx);
+}
+
+/* the statistics of band (l, k, or) (band_row's scratches) */
+static int stats_band(const Pyr *P, const Scratch *S, const Scratch *Sp, Acc *o, int l, int k, int or) {
+    const Band *B = &P->det[l][or];
+    const int h = B->h, w = B->w;
+    const int64_t *b = B->p + (size_t)k * h * w;
+    if (acc_rows(o, (size_t)w)) return -1;
+    int built = -1;
+    for (int i = 0; i < h; i++) {
+        const int escapes = band_row(P, S, Sp, o, l, k, or, i, &built, o->ctx, o->sidx);
+        count_row(o, b + (size_t)i * w, o->ctx, o->sidx, w, P->signs, escapes);
     }
     o->counted += (uint64_t)h * w;
     return 0;
 }
 
+/* The stream (mode 1) of level l: for each pass, each image, its magnitude group (the three
+   orientations' positions of the pass, row by row) and its sign group, as the decoder reads them.
+   Each position's bin and sign slot come from band_row (rows of the pass only), its table entry
+   from the level's lookup of bin -> entry (entry[], sign_entry[]: -1 where the table has no such
+   symbol), an escape's symbol and low bits from its value. */
+static int stream_level(const Pyr *P, Out *o, Acc *acc, Scratch T[2][3], int l) {
+    int32_t entry[LEVEL_BINS], sign_entry[LEVEL_SIGNS];
+    for (int i = 0; i < LEVEL_BINS; i++) {
+        const int64_t c = 1 + (int64_t)l * PASSES * N_BUCKETS + i / ALPHABET, sym = i % ALPHABET;
+        const int64_t t = c < o->n_slot ? o->slot[c] : -1;
+        entry[i] = t < 0 || sym >= o->tab_size[t] ? -1 : (int32_t)o->index[o->tab_off[t] + sym];
+    }
+    for (int i = 0; i < LEVEL_SIGNS; i++) {
+        const int64_t c = (int64_t)((l < 2 ? l : 2) * PASSES) * SIGN_SCORES * 3 + i / 2, neg = i % 2;
+        const int64_t t = o->sign_slot[c];
+        sign_entry[i] = neg >= o->tab_size[t] ? -1 : (int32_t)o->index[o->tab_off[t] + neg];
+    }
+    size_t most = 0;
+    for (int or = 0; or < 3; or++) {
+        const size_t n = (size_t)P->det[l][or].h * P->det[l][or].w, w = (size_t)P->det[l][or].w;
+        most = n > most ? n : most;
+        if (acc_rows(acc, w)) return -1;
+    }
+    if (acc_bands(acc, most)) return -1;
+    const int signs = P->signs;
+    for (int phase = 0; phase < PASSES; phase++)
+        for (int k = 0; k < P->K; k++) {
+            for (int or = 0; or < 3; or++) { /* the bins and sign slots of the pass's rows */
+                const Band *B = &P->det[l][or];
+                if (!(B->h > 0 && B->w > 0)) continue;
+                Scratch *cur = &T[k & 1][or], *prev = k ? &T[(k - 1) & 1][or] : NULL;
+                if (prepare(P, cur, l, k, or, 1)) return -1;
+                int built = -1;
+                for (int i = phase == 1; i < B->h; i += phase == 2 ? 1 : 2)
+                    band_row(P, cur, prev, acc, l, k, or, i, &built, acc->band_ctx[or] + (size_t)i * B->w,
+                             acc->band_sidx[or] + (size_t)i * B->w);
+            }
+            for (int group = 0; group < 1 + signs; group++) {
+                open_group(o);
+                for (int or = 0; or < 3; or++) {
+                    const Band *B = &P->det[l][or];
+                    const int h = B->h, w = B->w;
+                    if (!(h > 0 && w > 0)) continue;
+                    const int64_t *b = B->p + (size_t)k * h * w;
+                    for (int i = phase == 1; i < h; i += phase == 2 ? 1 : 2) {
+                        const int j0 = phase == 0 ? 0 : (phase == 1 ? 1 : (i % 2 ? 0 : 1));
+                        const size_t r = (size_t)i * w;
+                        for (int j = j0; j < w; j += 2) {
+                            const int64_t v = b[r + j];
+                            int32_t e;
+                            if (group == 0) {
+                                const uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+                                int bin = acc->band_ctx[or][r + j];
+                                if (a >= DIRECT) {
+                                    if (a >= ((uint64_t)1 << MAX_LOG)) { o->too_big = 1; return 0; }
+                                    const int n = 63 - __builtin_clzll(a);
+                                    bin += ESCAPE + 2 * (n - 4) + (!signs & (v < 0));
+                                    o->escape_bits += n;
+                                    if (o->n_esc < o->cap_esc) {
+                                        o->low[o->n_esc] = (int64_t)(a - ((uint64_t)1 << n));
+                                        o->nbits[o->n_esc] = n;
+                                    } else {
+                                        o->esc_overflow = 1;
+                                    }
+                                    o->n_esc++;
+                                }
+                                e = entry[bin];
+                            } else {
+                                if (!v) continue;
+                                e = sign_entry[acc->band_sidx[or][r + j]];
+                            }
+                            o->total++;
+                            if (e < 0 || o->n_ent >= o->cap_ent) { o->bad_symbol = 1; return 0; }
+                            o->ent[o->n_ent++] = e;
+                        }
+                    }
+                }
+                close_group(o);
+            }
+        }
+    return 0;
+}
+
 static void walk_details(const Pyr *P, Out *o, int k0, int k1) {
-    Scratch S[3], T[2][3]; /* the walk's, the statistics' (two images) */
+    Scratch T[2][3]; /* each orientation's band of two images: the current and the previous */
     Acc *acc = NULL;
-    memset(S, 0, sizeof S);
     memset(T, 0, sizeof T);
     for (int l = P->levels - 1; l >= 0 && !o->failed; l--) {
         int any = 0;
@@ -543,24 +599,9 @@ static void walk_details(const Pyr *P, Out *o, int k0, int k1) {
             flush_level(acc, o, l);
             continue;
         }
-        for (int phase = 0; phase < PASSES; phase++)
-            for (int k = k0; k < k1; k++) {
-                for (int or = 0; or < 3; or++)
-                    if (P->det[l][or].h > 0 && P->det[l][or].w > 0 && prepare(P, &S[or], l, k, or, 1)) {
-                        o->failed = 1;
-                        goto out;
-                    }
-                open_group(o);
-                for (int or = 0; or < 3; or++)
-                    if (P->det[l][or].h > 0 && P->det[l][or].w > 0) walk_values(P, &S[or], o, l, phase, k, or);
-                close_group(o);
-                if (P->signs) {
-                    open_group(o);
-                    for (int or = 0; or < 3; or++)
-                        if (P->det[l][or].h > 0 && P->det[l][or].w > 0) walk_signs(P, &S[or], o, l, phase, k, or);
-                    close_group(o);
-                }
-            }
+        if (!acc && !(acc = (Acc *)calloc(1, sizeof(Acc)))) { o->failed = 1; goto out; }
+        if (stream_level(P, o, acc, T, l)) { o->failed = 1; goto out; } /* the stream: every image (k0 = 0) */
+        if (o->too_big || o->bad_symbol) goto out;
     }
 out:
     if (acc) {
@@ -569,7 +610,6 @@ out:
         free_acc(acc);
     }
     for (int i = 0; i < 3; i++) {
-        free_scratch(&S[i]);
         free_scratch(&T[0][i]);
         free_scratch(&T[1][i]);
     }
@@ -1616,8 +1656,8 @@ static PyObject *py_restore(PyObject *self, PyObject *args) {
 /* ------------------------------------------------------------------ the decoding walk
    bitstream.unpack() of a section without nodata maps, compiled: the walk of bitstream._walk (LL
    residuals, then each level coarsest first, passes A, D, B, image after image) with each group's
-   contexts computed from the values decoded before it (the same functions as the encoder's
-   walk_values / walk_signs: every context reads only values of earlier groups), its symbols read
+   contexts computed from the values decoded before it (the contexts of the encoder's
+   context_row, position by position: every context reads only values of earlier groups), its symbols read
    from the shared rANS stream as one segment (padded to whole steps with the no-op table, as
    rans.SegmentDecoder.read does), the escapes' low bits from the raw bit section (MSB first), and
    with signs the segment of its nonzero values' signs. Table lookup: one int32 entry index per key
@@ -1770,7 +1810,7 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
     }
     if (dec_grow(D, (size_t)count)) return -1;
     int64_t m = 0;
-    for (int or = 0; or < 3; or++) { /* contexts (walk_values) */
+    for (int or = 0; or < 3; or++) { /* magnitude contexts */
         const Band *B = &P->det[l][or];
         if (!(B->h > 0 && B->w > 0)) continue;
         const int h = B->h, w = B->w, W2 = w + 2;
@@ -1803,7 +1843,7 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
     D->n_signs += nonzero;
     if (D->n_signs > D->n_signs_max) return dec_fail(D, "transform payload: more nonzero coefficients than signs");
     m = 0;
-    for (int or = 0; or < 3; or++) { /* sign contexts (walk_signs) */
+    for (int or = 0; or < 3; or++) { /* sign contexts */
         const Band *B = &P->det[l][or];
         if (!(B->h > 0 && B->w > 0)) continue;
         const int h = B->h, w = B->w, W2 = w + 2;

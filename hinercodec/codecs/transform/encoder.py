@@ -144,24 +144,45 @@ def _predict_residual(v: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- images
 
 def quantise_pyramid(pyr: wavelet.Pyramid, steps: tuple[float, list[float]], rounding: float,
-                      offsets: bool = True) -> tuple[subbands.Pyramid, list[int]]:
+                     offsets: bool = True, out: Optional[np.ndarray] = None) -> tuple[subbands.Pyramid, list[int]]:
     """Dead-zone quantisation (|q| = floor(|c| / step + rounding)) and the per-band-group
-    reconstruction offsets (LL, then each level) that minimise the squared error."""
-    def q(band: np.ndarray, s: float) -> np.ndarray:
-        if subbands.FAST and band.size:  # compiled: the same integers, no float temporaries
-            band = np.ascontiguousarray(band, np.float64)
-            out = np.empty(band.shape, np.int64)
-            subbands.fast_quantise(band, out, np.zeros((band.shape[0], 4)), band.shape[0], band.size // band.shape[0],
-                                   s, rounding, divide=True)
-            return out
-        return (np.sign(band) * np.floor(np.abs(band) / s + rounding)).astype(np.int64)
+    reconstruction offsets (LL, then each level) that minimise the squared error. The compiled
+    quantiser sums what the offsets need as it goes (the non-zeros and their |c| / step - |q|):
+    no second pass over the pyramid (_offsets_of, the numpy path's). `out`: a flat int64 buffer at
+    least the pyramid's size for the integers (compiled path; else fresh memory)."""
+    if not (subbands.FAST and all(b.size for b in [pyr[0]] + [b for bands in pyr[1] for b in bands])):
+        def q(band: np.ndarray, s: float) -> np.ndarray:
+            return (np.sign(band) * np.floor(np.abs(band) / s + rounding)).astype(np.int64)
 
-    ll_step, det_steps = steps
-    ll_int = q(pyr[0], ll_step)
-    det_int = [tuple(q(b, s) for b in bands) for bands, s in zip(pyr[1], det_steps)]
-    if not offsets:
-        return (ll_int, det_int), []
-    return (ll_int, det_int), _offsets_of(pyr, (ll_int, det_int), steps)
+        ints = (q(pyr[0], steps[0]), [tuple(q(b, s) for b in bands) for bands, s in zip(pyr[1], steps[1])])
+        return ints, (_offsets_of(pyr, ints, steps) if offsets else [])
+    groups = [[pyr[0]]] + [list(bands) for bands in pyr[1]]
+    if out is not None and out.size < sum(b.size for bands in groups for b in bands):
+        out = None
+    found, sums, used = [], [], 0
+    for bands, s in zip(groups, [steps[0]] + list(steps[1])):
+        num = den = 0.0
+        qs = []
+        for band in bands:  # compiled: the same integers, no float temporaries
+            band = np.ascontiguousarray(band, np.float64)
+            q = np.empty(band.shape, np.int64) if out is None else out[used:used + band.size].reshape(band.shape)
+            used += band.size
+            stats = np.zeros((band.shape[0], 4))
+            subbands.fast_quantise(band, q, stats, band.shape[0], band.size // band.shape[0], s, rounding,
+                                   divide=True)
+            qs.append(q)
+            num, den = num + float(stats[:, 2].sum()), den + float(stats[:, 1].sum())
+        found.append(qs)
+        sums.append((num, den))
+    ints = (found[0][0], [tuple(qs) for qs in found[1:]])
+    return ints, ([_offset_code(num, den) for num, den in sums] if offsets else [])
+
+
+def _offset_code(num: float, den: float) -> int:
+    """A band group's reconstruction offset: the mean of |c| / step - |q| over its `den` non-zeros
+    (`num` their sum), in 1 / OFFSET_RESOLUTION, at most half a step either way."""
+    return 0 if den == 0 else int(np.clip(round(OFFSET_RESOLUTION * num / den), -OFFSET_RESOLUTION // 2,
+                                          OFFSET_RESOLUTION // 2))
 
 
 def _offsets_of(pyr: wavelet.Pyramid, ints: subbands.Pyramid, steps: tuple[float, list[float]]) -> list[int]:
@@ -172,8 +193,7 @@ def _offsets_of(pyr: wavelet.Pyramid, ints: subbands.Pyramid, steps: tuple[float
             nz = i != 0
             num += float((np.abs(b[nz]) / s - np.abs(i[nz])).sum())
             den += int(nz.sum())
-        return 0 if den == 0 else int(np.clip(round(OFFSET_RESOLUTION * num / den), -OFFSET_RESOLUTION // 2,
-                                                OFFSET_RESOLUTION // 2))
+        return _offset_code(num, den)
 
     found = [offset([pyr[0]], [ints[0]], steps[0])]
     found += [offset(list(b), list(i), s) for b, i, s in zip(pyr[1], ints[1], steps[1])]
@@ -208,10 +228,12 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     m_hat = m_int * sub_step(step, m_exp)
     side = (b_int, b_exps, m_int, m_exp)
     if not a.refit:  # the search's own pyramid (the unquantised basis's projection), quantised
-        ints, offsets = quantise_pyramid(_pyramid(a, k), steps, rounding)
+        # (the integers in the search's integer buffer, no longer needed by it: not fresh memory)
+        ints, offsets = quantise_pyramid(_pyramid(a, k), steps, rounding, out=a.cache.pop("scratch", None))
         _drop_search_arrays(a)
         return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets, side, steps,
                           maps)
+    scratch = a.cache.pop("scratch", None)  # the search's integer buffer: the candidate's integers
     _drop_search_arrays(a)
     # Least squares with the QUANTISED basis: the images absorb part of the basis error.
     images = _least_squares(a, b_hat, m_hat, _images_buffer(a, k, levels)).reshape(k, a.height, a.width)
@@ -219,10 +241,10 @@ def evaluate(a: Analysis, k: int, code: int, rounding: float, budget_bits: Optio
     if maps is None:
         storage = _take_storage(a, wavelet.pyramid_size(images.shape, levels))
         pyr = wavelet.forward(images, levels, storage)
-        ints, offsets = quantise_pyramid(pyr, steps, rounding)
+        ints, offsets = quantise_pyramid(pyr, steps, rounding, out=scratch)
     else:  # nodata: the shape-adaptive wavelet of the data pixels (0 elsewhere, not coded)
         pyr = wavelet.forward_masked(images, a.valid, levels)
-        ints, offsets = quantise_pyramid(pyr, steps, rounding)
+        ints, offsets = quantise_pyramid(pyr, steps, rounding, out=scratch)
     del pyr, images
     _give_storage(a, storage)  # the integers and offsets are made: nothing reads the pyramid again
     return _candidate(a, k, code, rounding, budget_bits, exact_mse, b_hat, m_hat, ints, offsets, side, steps, maps)
