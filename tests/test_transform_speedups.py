@@ -357,19 +357,44 @@ def test_prepare_again_gives_the_same_file():
     assert encoder.prepare_again(memo, *key).payload() == prepared.payload()
 
 
-def test_analysis_keeps_no_float64_copy():
-    """An analysis reads the cube it was given (no C x N float64 copy kept: the largest array of a
-    tile's encode); its blocks are the weighted values in float64, and a projection made block by
-    block is the same as one product of the whole."""
+def test_analysis_keeps_no_float64_copy(monkeypatch):
+    """An analysis of a cube over KEEP_VALUES_BYTES reads the cube it was given (no C x N float64
+    copy kept: the largest array of a tile's encode); a smaller one keeps that copy. Either way its
+    blocks are the weighted values in float64 (C-contiguous), and a projection made block by block
+    is the same as one product of the whole."""
     from hinercodec.codecs.transform import encoder
 
     images = _real_images(k=8, side=40)
     cube = np.ascontiguousarray((images - images.min()) / np.ptp(images), np.float32)  # as a job's target
     weights = 2.0 ** (np.arange(8) / 8.0)
-    a = encoder.analyse(cube, weights)
-    assert np.shares_memory(a.cube, cube) and not any(
-        isinstance(v, np.ndarray) and v.dtype == np.float64 and v.size >= cube.size for v in vars(a).values())
     whole = np.multiply(cube.reshape(8, -1), np.sqrt(weights)[:, None], dtype=np.float64)
-    assert np.array_equal(a.block(0, a.pixels), whole) and np.array_equal(a.block(100, 357), whole[:, 100:357])
-    assert np.array_equal(a.basis[:, :3].T @ whole, np.concatenate(
-        [a.basis[:, :3].T @ a.block(p, min(p + 500, a.pixels)) for p in range(0, a.pixels, 500)], axis=1))
+    for keep in (0, 1 << 30):
+        monkeypatch.setattr(encoder, "KEEP_VALUES_BYTES", keep)
+        a = encoder.analyse(cube, weights)
+        copies = [v for v in vars(a).values() if isinstance(v, np.ndarray) and v.dtype == np.float64
+                  and v.size >= cube.size]
+        assert np.shares_memory(a.cube, cube) and len(copies) == (1 if keep else 0)
+        for p0, p1 in ((0, a.pixels), (100, 357)):
+            block = a.block(p0, p1)
+            assert block.flags.c_contiguous and np.array_equal(block, whole[:, p0:p1])
+        assert np.array_equal(a.basis[:, :3].T @ whole, np.concatenate(
+            [a.basis[:, :3].T @ a.block(p, min(p + 500, a.pixels)) for p in range(0, a.pixels, 500)], axis=1))
+
+
+def test_compiled_parametric_tables_match_the_reference():
+    """bitstream.param_freqs (compiled) gives the integers of param_freqs_reference (Python) for
+    every kind of table: sparse and dense, short and with escape classes, signed and unsigned,
+    and None at the same parameters."""
+    if not bitstream.FAST:
+        pytest.skip("no compiled coder")
+    bitstream.param_freqs.cache_clear()
+    for a in (0, 1, 15, 16, 17, 100, 200, 254, 255):
+        for b in (0, 1, 2, 127, 128, 200, 250, 254, 255):
+            for top in (0, 1, 2, 30, 31, 32, 50, bitstream.ALPHABET - 1):
+                for unsigned in (False, True):
+                    got = bitstream.param_freqs(a, b, top, unsigned)
+                    ref = bitstream.param_freqs_reference(a, b, top, unsigned)
+                    assert (got is None) == (ref is None), (a, b, top, unsigned)
+                    if ref is not None:
+                        assert np.array_equal(got, ref), (a, b, top, unsigned)
+    assert bitstream.param_freqs(256, 0, 5) is None and bitstream.param_freqs(0, 0, bitstream.ALPHABET) is None

@@ -968,6 +968,28 @@ static int param_freqs_c(int a, int b, int top, int unsigned_, int64_t *f) {
     return f[0] >= 1;
 }
 
+/* param_freqs(a, b, top, unsigned, out) -> bool: bitstream.param_freqs compiled (the same integers)
+   into out (int64, top + 1 values); False where that returns None */
+static PyObject *py_param_freqs(PyObject *self, PyObject *args) {
+    int a, b, top, unsigned_;
+    PyObject *oo;
+    Py_buffer ob;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iiipO", &a, &b, &top, &unsigned_, &oo)) return NULL;
+    if (top < 0 || top >= ALPHABET) Py_RETURN_FALSE;
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_WRITABLE) != 0) return NULL;
+    if (ob.len != (Py_ssize_t)(top + 1) * 8) {
+        PyBuffer_Release(&ob);
+        PyErr_SetString(PyExc_ValueError, "param_freqs: out must hold top + 1 int64");
+        return NULL;
+    }
+    int64_t f[ALPHABET];
+    const int ok = param_freqs_c(a, b, top, unsigned_, f);
+    if (ok) memcpy(ob.buf, f, (size_t)(top + 1) * 8);
+    PyBuffer_Release(&ob);
+    return PyBool_FromLong(ok);
+}
+
 static inline int64_t magnitude_of(int s) { return s < ESCAPE ? (s + 1) / 2 : (int64_t)1 << ((s - ESCAPE) / 2 + 4); }
 
 static inline double round_half_even(double v) { return nearbyint(v); }
@@ -2011,6 +2033,8 @@ static PyMethodDef methods[] = {
     {"stream", py_stream, METH_VARARGS,
      "stream(K, H, W, levels, signs, bands, slot, sign_slot, tab_off, tab_size, index, freqs, starts, precision, "
      "lanes, state_low, word_bits, total, low, nbits) -> (stream bytes, escapes)"},
+    {"param_freqs", py_param_freqs, METH_VARARGS,
+     "param_freqs(a, b, top, unsigned, out) -> bool: bitstream.param_freqs into out"},
     {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties)"},
     {"quantise", py_quantise, METH_VARARGS,
      "quantise(x, q, stats, outer, n, step, rounding[, divide]): dead-zone quantisation with error statistics"},

@@ -409,7 +409,21 @@ def param_freqs(a: int, b: int, top: int, unsigned: bool = False) -> Optional[np
     encoder and decoder build the same table on any machine. None when the table cannot hold a
     frequency for every symbol (the encoder then keeps an explicit table). `unsigned` (magnitudes
     of the `transform2` section): the negative values' symbols get frequency 0, their weight goes
-    to the positive ones."""
+    to the positive ones. Compiled where the coder is (_fast.param_freqs: the same integers;
+    param_freqs_reference is this function's own arithmetic)."""
+    if not (0 <= a <= 255 and 0 <= b <= 255 and 0 <= top < ALPHABET):
+        return None
+    if FAST:
+        out = np.empty(top + 1, np.int64)
+        if not _fast.param_freqs(a, b, top, bool(unsigned), out):
+            return None
+        out.flags.writeable = False  # cached: shared by every caller
+        return out
+    return param_freqs_reference(a, b, top, unsigned)
+
+
+def param_freqs_reference(a: int, b: int, top: int, unsigned: bool = False) -> Optional[np.ndarray]:
+    """param_freqs in Python integers (the reference of the compiled one)."""
     if not (0 <= a <= 255 and 0 <= b <= 255 and 0 <= top < ALPHABET):
         return None
     one = 1 << 32

@@ -60,6 +60,7 @@ class Analysis:
     side_share: float = 1.0  # the share of the side information's bits this cube carries (plan_sample)
     reuse: bool = False  # keep large buffers for reuse (_images_buffer, _take_storage): a tile's analysis
     refit: bool = True  # exact candidates' images by least squares on the quantised basis (else: the projection's)
+    values: Optional[np.ndarray] = None  # (C, N) float64 x itself, kept when small (KEEP_VALUES_BYTES)
 
     @property
     def bands(self) -> int:
@@ -71,8 +72,20 @@ class Analysis:
 
     def block(self, p0: int, p1: int) -> np.ndarray:
         """x[:, p0:p1] in float64 (C-contiguous): the values a float64 copy of the whole weighted cube
-        would hold, made block by block where they are used (no C x N float64 copy kept)."""
+        would hold, made block by block where they are used (no C x N float64 copy kept), or copied
+        from that copy when the analysis kept it (a small cube: `values`)."""
+        if self.values is not None:
+            part = self.values[:, p0:p1]
+            if not part.flags.c_contiguous:
+                return np.array(part, order="C")
+            part = part.view()
+            part.flags.writeable = False  # the kept values themselves: read only
+            return part
         return np.multiply(self.cube[:, p0:p1], self.root[:, None], dtype=np.float64)
+
+
+KEEP_VALUES_BYTES = 1 << 25  # an analysis keeps its float64 weighted cube up to this size (a small cube's
+# search makes its blocks again and again: each a conversion and a product, against a copy)
 
 
 def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> Analysis:
@@ -98,7 +111,8 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optio
     vec *= np.where(vec[np.argmax(np.abs(vec), axis=0), np.arange(c)] < 0, -1.0, 1.0)
     constant = np.ptp(data, axis=1) <= 0
     return Analysis(cube=flat, root=root, height=h, width=w, mean=mean, basis=vec,
-                    variance=np.maximum(var[order], 0.0), constant=constant, weights=weights, valid=valid)
+                    variance=np.maximum(var[order], 0.0), constant=constant, weights=weights, valid=valid,
+                    values=x if x.nbytes <= KEEP_VALUES_BYTES else None)
 
 
 # ---------------------------------------------------------------- integer side information
