@@ -1702,7 +1702,22 @@ typedef struct {
 
 static int rans_segment(Rans *R, const int32_t *which, int64_t count, int32_t *out) {
     const int64_t mask = ((int64_t)1 << R->precision) - 1;
-    for (int64_t i0 = 0; i0 < count; i0 += R->lanes) {
+    const int64_t whole = count - count % R->lanes; /* the steps with a symbol in every lane */
+    for (int64_t i0 = 0; i0 < whole; i0 += R->lanes) {
+        for (int l = 0; l < R->lanes; l++) {
+            const int64_t key = ((int64_t)which[i0 + l] << R->precision) + (R->x[l] & mask);
+            const Entry *e = &R->entries[R->lut[key]];
+            R->x[l] = e->freq * (R->x[l] >> R->precision) + (key - e->start);
+            out[i0 + l] = e->symbol;
+        }
+        for (int l = 0; l < R->lanes; l++)
+            if (R->x[l] < R->state_low) {
+                R->x[l] = (R->x[l] << R->word_bits) | (R->ptr < R->n_words ? R->words[R->ptr] : 0);
+                R->ptr++;
+            }
+        if (R->ptr > R->n_words) return -1;
+    }
+    for (int64_t i0 = whole; i0 < count; i0 += R->lanes) { /* the last step, padded */
         for (int l = 0; l < R->lanes; l++) {
             const int64_t i = i0 + l;
             const int64_t key = ((i < count ? (int64_t)which[i] : R->pad) << R->precision) + (R->x[l] & mask);
@@ -1749,7 +1764,7 @@ static int dec_grow(Dec *D, size_t n) {
 }
 
 /* the value of symbol s (signed: the sign in its parity; else a magnitude), escape bits read */
-static inline int dec_value(Dec *D, int64_t s, int is_signed, int64_t *v) {
+static int dec_value(Dec *D, int64_t s, int is_signed, int64_t *v) {
     int64_t a, neg;
     if (s < ESCAPE) {
         a = (s + 1) / 2;
@@ -1759,8 +1774,15 @@ static inline int dec_value(Dec *D, int64_t s, int is_signed, int64_t *v) {
         const int n = (int)((s - ESCAPE) / 2) + 4;
         if (D->bitpos + n > D->raw_bits) return dec_fail(D, "transform payload: the raw bit section is truncated");
         int64_t low = 0;
-        for (int b = 0; b < n; b++, D->bitpos++)
-            low = (low << 1) | ((D->raw[D->bitpos >> 3] >> (7 - (D->bitpos & 7))) & 1);
+        if ((D->bitpos >> 3) + 8 <= (D->raw_bits >> 3)) { /* eight whole bytes from the first one (n <= 39) */
+            uint64_t word;
+            memcpy(&word, D->raw + (D->bitpos >> 3), 8);
+            low = (int64_t)((__builtin_bswap64(word) << (D->bitpos & 7)) >> (64 - n));
+            D->bitpos += n;
+        } else {
+            for (int b = 0; b < n; b++, D->bitpos++)
+                low = (low << 1) | ((D->raw[D->bitpos >> 3] >> (7 - (D->bitpos & 7))) & 1);
+        }
         a = ((int64_t)1 << n) + low;
         neg = (s - ESCAPE) % 2 == 1;
     }
@@ -1799,26 +1821,76 @@ static inline int first_column(int phase, int i, int w) {
    or with `signs_pass` the signs of the nonzero values */
 static int dec_place(Dec *D, int l, int phase, int k, int signs_pass, int64_t *nonzero) {
     const Pyr *P = &D->P;
-    int64_t m = 0;
+    int64_t m = 0, bad = 0, count = 0;
     for (int or = 0; or < 3; or++) {
         const Band *B = &P->det[l][or];
         if (!(B->h > 0 && B->w > 0)) continue;
         const int h = B->h, w = B->w;
         int64_t *b = (int64_t *)B->p + (size_t)k * h * w;
-        for (int i = 0; i < h; i++)
+        for (int i = phase == 1; i < h; i += phase == 2 ? 1 : 2)
             for (int j = first_column(phase, i, w); j < w; j += 2) {
                 int64_t *v = &b[(size_t)i * w + j];
                 if (!signs_pass) {
-                    if (dec_value(D, D->sym[m++], !P->signs, v)) return -1;
-                    *nonzero += *v != 0;
-                } else if (*v) {
-                    const int64_t s = D->sym[m++];
-                    if (s != 0 && s != 1) return dec_fail(D, "transform payload: a sign symbol other than 0 or 1");
-                    if (s) *v = -*v;
+                    const int64_t sym = D->sym[m++];
+                    if (__builtin_expect(sym < ESCAPE, 1)) { /* dec_value's direct symbols, inline */
+                        const int64_t a = (sym + 1) >> 1, neg = (sym > 0) & !(sym & 1);
+                        bad |= neg & (P->signs != 0); /* a sign in a magnitude */
+                        *v = neg ? -a : a;
+                    } else if (dec_value(D, sym, !P->signs, v)) {
+                        return -1;
+                    }
+                    count += *v != 0;
+                } else { /* no branch on the values: a zero reads no symbol (its slot is not kept) */
+                    const int64_t nz = *v != 0, s = D->sym[m] & -nz;
+                    bad |= (uint64_t)s > 1;
+                    *v = s ? -*v : *v;
+                    m += nz;
                 }
             }
     }
+    *nonzero += count;
+    if (bad) return dec_fail(D, signs_pass ? "transform payload: a sign symbol other than 0 or 1"
+                                           : "transform payload: a negative magnitude in a section with sign contexts");
     return 0;
+}
+
+/* the tables of the positions of pass `phase` of band (l, k, or), in walk order, into which[m...]
+   (returns the new m; *missing: a bucket without a table was met); inlined with the pass known,
+   one loop per pass */
+static inline __attribute__((always_inline)) int64_t dec_contexts(const Pyr *P, const Scratch *S, int l,
+                                                                  const int phase, int k, int or,
+                                                                  const int32_t *table, int32_t *which, int64_t m,
+                                                                  int64_t *missing) {
+    const Band *B = &P->det[l][or];
+    const int h = B->h, w = B->w, W2 = w + 2;
+    const int64_t *prev = k ? B->p + (size_t)(k - 1) * h * w : NULL;
+    int ph, pw;
+    const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
+    const uint16_t *A = S->abs_;
+    int32_t bad = 0;
+    for (int i = phase == 1; i < h; i += phase == 2 ? 1 : 2) {
+        const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
+        const uint16_t *prow = has_par ? S->pact + (size_t)pi * pw : NULL;
+        const uint16_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
+        const int64_t *prow_img = prev ? prev + (size_t)i * w : NULL;
+        for (int j = first_column(phase, i, w); j < w; j += 2) {
+            const uint64_t pa = has_par ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0;
+            uint64_t act;
+            if (phase == 0) act = pa;
+            else if (phase == 1) act = (uint64_t)up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1] + pa / 2;
+            else act = (uint64_t)up[j] + down[j] + mid[j - 1] + mid[j + 1] + pa / 2;
+            if (prev) {
+                const int64_t v = prow_img[j];
+                const uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+                act += a < ACT_CAP ? a : ACT_CAP;
+            }
+            const int32_t t = table[act < 256 ? BUCKET_LUT[act] : 11];
+            bad |= t;
+            which[m++] = t;
+        }
+    }
+    *missing |= bad < 0;
+    return m;
 }
 
 static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
@@ -1831,32 +1903,20 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
         count += (int64_t)B->h * B->w; /* more than any pass holds */
     }
     if (dec_grow(D, (size_t)count)) return -1;
-    int64_t m = 0;
+    int64_t m = 0, missing = 0;
+    int32_t table[N_BUCKETS]; /* the table of each bucket of this (level, pass) (-1: none) */
+    for (int u = 0; u < N_BUCKETS; u++) {
+        const int64_t c = 1 + (int64_t)(l * PASSES + phase) * N_BUCKETS + u;
+        table[u] = c < D->n_lookup ? (int32_t)D->lookup[c] : -1;
+    }
     for (int or = 0; or < 3; or++) { /* magnitude contexts */
         const Band *B = &P->det[l][or];
         if (!(B->h > 0 && B->w > 0)) continue;
-        const int h = B->h, w = B->w, W2 = w + 2;
-        const int64_t *prev = k ? B->p + (size_t)(k - 1) * h * w : NULL;
-        int ph, pw;
-        const int has_par = parent_of(P, l, or, k, &ph, &pw) != NULL;
-        const int64_t cbase = 1 + (int64_t)(l * PASSES + phase) * N_BUCKETS;
-        const uint16_t *A = S[or].abs_;
-        for (int i = 0; i < h; i++) {
-            const int pi = i / 2 < ph - 1 ? i / 2 : ph - 1;
-            const uint16_t *prow = has_par ? S[or].pact + (size_t)pi * pw : NULL;
-            const uint16_t *up = A + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
-            for (int j = first_column(phase, i, w); j < w; j += 2) {
-                int64_t pa = has_par ? prow[j / 2 < pw - 1 ? j / 2 : pw - 1] : 0, act;
-                if (phase == 0) act = pa;
-                else if (phase == 1) act = up[j - 1] + up[j + 1] + down[j - 1] + down[j + 1] + pa / 2;
-                else act = up[j] + down[j] + mid[j - 1] + mid[j + 1] + pa / 2;
-                if (prev) act += iabs(prev[(size_t)i * w + j]);
-                const int64_t c = cbase + bucket_lut(act);
-                if (c >= D->n_lookup || D->lookup[c] < 0) return dec_fail(D, "transform payload: a context without a table");
-                D->which[m++] = (int32_t)D->lookup[c];
-            }
-        }
+        if (phase == 0) m = dec_contexts(P, &S[or], l, 0, k, or, table, D->which, m, &missing);
+        else if (phase == 1) m = dec_contexts(P, &S[or], l, 1, k, or, table, D->which, m, &missing);
+        else m = dec_contexts(P, &S[or], l, 2, k, or, table, D->which, m, &missing);
     }
+    if (missing) return dec_fail(D, "transform payload: a context without a table");
     count = m;
     if (rans_segment(&D->R, D->which, count, D->sym)) return dec_fail(D, "rANS stream is truncated");
     int64_t nonzero = 0;
@@ -1873,13 +1933,14 @@ static int dec_group(Dec *D, Scratch *S, int l, int phase, int k) {
         const int wx = SIGN_POLARITY[or][0], wy = SIGN_POLARITY[or][1];
         const int64_t base = (int64_t)((l < 2 ? l : 2) * PASSES + phase) * SIGN_SCORES;
         const int8_t *G = S[or].sgn_;
-        for (int i = 0; i < h; i++) {
+        for (int i = phase == 1; i < h; i += phase == 2 ? 1 : 2) {
             const int8_t *up = G + (size_t)i * W2 + 1, *mid = up + W2, *down = mid + W2;
-            for (int j = first_column(phase, i, w); j < w; j += 2) {
-                if (!b[(size_t)i * w + j]) continue;
+            for (int j = first_column(phase, i, w); j < w; j += 2) { /* every position written, the
+                nonzero ones kept (no branch on the values; `which` holds a slot per position) */
                 const int64_t score = sign_score(phase, wx, wy, up, mid, down, j);
                 const int64_t pv = prev ? sgn(prev[(size_t)i * w + j]) : 0;
-                D->which[m++] = (int32_t)D->sign_slot[(base + score + 2) * 3 + pv + 1];
+                D->which[m] = (int32_t)D->sign_slot[(base + score + 2) * 3 + pv + 1];
+                m += b[(size_t)i * w + j] != 0;
             }
         }
     }
