@@ -153,9 +153,10 @@ class Decoder:
                 models = list(pool.map(build, jobs))
         else:
             models = [open_model(*job) for job in jobs]
-        # what these models did not take, but the memory their coefficients were decoded in (as many
-        # as models are built at once): the next row's models decode theirs in it
-        self._spare.clear(keep=np.dtype(np.int64), most=self.THREADS)
+        # what these models did not take, but the memory their coefficients were decoded in and
+        # their inverse wavelet's work memory (as many as models are built at once): the next
+        # row's models use it
+        self._spare.clear(keep=(np.dtype(np.int64), np.dtype(np.float64)), most=self.THREADS, flat=True)
         for i, model in zip(todo, models):
             while len(self._models) >= self._CACHE:
                 self._drop(next(iter(self._models)))

@@ -33,12 +33,15 @@ class Spare:
                     return self._free.pop(i)
         return None
 
-    def clear(self, keep: Optional[np.dtype] = None, most: int = 0) -> None:
+    def clear(self, keep=None, most: int = 0, flat: bool = False) -> None:
         """Let go of every array not taken (their memory goes back to the system), but the `most`
-        given last of dtype `keep`."""
+        given last of each dtype in `keep` (a dtype or a tuple of them; with `flat`: 1-D arrays only)."""
+        kinds = () if keep is None else tuple(np.dtype(d) for d in (keep if isinstance(keep, tuple) else (keep,)))
         with self._lock:
-            kept = [a for a in self._free if keep is not None and a.dtype == keep][-most:] if most > 0 else []
-            self._free = kept
+            kept = []
+            for kind in kinds if most > 0 else ():
+                kept += [a for a in self._free if a.dtype == kind and (not flat or a.ndim == 1)][-most:]
+            self._free = [a for a in self._free if any(a is b for b in kept)]
 
     def __len__(self) -> int:
         return len(self._free)

@@ -190,6 +190,31 @@ def test_wavelet_into_storage(shape):
     assert np.shares_memory(got[1][0][0], storage)
 
 
+@pytest.mark.parametrize("shape", [(3, 64, 48), (2, 37, 29), (1, 9, 200)])
+def test_inverse_wavelet_in_work_memory(shape):
+    """wavelet.inverse's levels before the last made in given work memory (the tiled decoder's
+    pool): the same images; inverse_work_size is what it takes; too little falls back to fresh."""
+    x = np.random.default_rng(shape[-1]).normal(size=shape) * 50
+    levels = wavelet.levels_for(*shape[-2:], smallest=2)
+    pyr = wavelet.forward(x, levels)
+    ref = wavelet.inverse(pyr)
+    n = wavelet.inverse_work_size(*shape, levels)
+    assert n == sum(shape[0] * (h + lh[0]) * (w + hl[1]) for (h, w), (hl, lh, _) in _inner_levels(shape, levels))
+    for work in (np.full(n, np.nan), np.full(n + 5, np.nan), np.full(max(n // 2, 1), np.nan)):
+        assert np.array_equal(wavelet.inverse(pyr, work=work), ref)
+        assert np.array_equal(wavelet.inverse(pyr, np.full(shape, np.nan), work), ref)
+
+
+def _inner_levels(shape, levels):
+    """(LL shape, (HL, LH, HH) shapes) of each inverse level but the last, coarsest first."""
+    (h, w), det = wavelet.shapes(shape[1], shape[2], levels)
+    found = []
+    for hl, lh, hh in reversed(det[1:]):
+        found.append(((h, w), (hl, lh, hh)))
+        h, w = h + lh[0], w + hl[1]
+    return found
+
+
 def test_encoder_memory_reuse_keeps_the_bytes(monkeypatch):
     """The encoder's component-image buffer and recycled pyramid memory (a tile's analysis, from
     encoder.IMAGES_BUFFER_FROM bytes) change no byte: a real crop encoded in tiles, and whole with

@@ -110,7 +110,8 @@ def _int(v) -> int:
 
 def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = None,
                    out: Optional[np.ndarray] = None, coefficients: Optional[bitstream.Pyramid] = None,
-                   storage: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   storage: Optional[np.ndarray] = None,
+                   work: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images A (K, H, W) float64, basis (C, K), mean (C,)) in normalised units: band c =
     mean_c + B_c A. ValueError (or CorruptFileError from the entropy decoder) on a config or
     payload that does not fit together. `valid` (H, W) bool: the file's data pixels (its `mask`
@@ -121,7 +122,8 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
     "nodata"): taken as decoded (and consumed: the coefficients are made in its memory) instead of
     entropy-decoding the section, the same images (a test compares both). `storage`: a flat int64
     array of K * H * W values the coefficients are decoded (and dequantised) in (bitstream.unpack),
-    free again once this returns but where it holds the images (no levels)."""
+    free again once this returns but where it holds the images (no levels). `work`: flat float64
+    memory for the inverse wavelet's levels before the last (wavelet.inverse), free again after."""
     check_config(config)
     h, w, c, k, levels = (int(config[n]) for n in ("height", "width", "bands", "components", "levels"))
     code = int(config["step_code"])
@@ -152,7 +154,7 @@ def decode_payload(config: dict, payload: bytes, valid: Optional[np.ndarray] = N
     if out is not None and (out.shape != (k, h, w) or out.dtype != np.float64 or not out.flags.c_contiguous
                             or not out.flags.writeable):
         out = None
-    images = wavelet.inverse(pyramid, out) if coded is None else wavelet.inverse_masked(pyramid, valid)
+    images = wavelet.inverse(pyramid, out, work) if coded is None else wavelet.inverse_masked(pyramid, valid)
     return images, basis, mean
 
 
@@ -174,9 +176,17 @@ class TransformDecoder:
             flat = spare.take((shape[0] * shape[1] * shape[2],), np.int64)
             if flat is None:
                 flat = np.empty(shape[0] * shape[1] * shape[2], np.int64)
-        images, basis, mean = decode_payload(config, payload, valid, memory, coefficients, flat)
+        # and the inverse wavelet's levels before the last in a buffer of the pool's
+        work = None
+        if flat is not None and isinstance(config.get("levels"), int) and 1 < config["levels"] <= bitstream.MAX_LEVELS:
+            size = wavelet.inverse_work_size(shape[0], shape[1], shape[2], config["levels"])
+            work = spare.take((size,), np.float64)
+            work = np.empty(size) if work is None else work
+        images, basis, mean = decode_payload(config, payload, valid, memory, coefficients, flat, work)
         if flat is not None and config.get("levels") and not np.shares_memory(images, flat):
             spare.give(flat)
+        if work is not None:
+            spare.give(work)
         self._setup(images, basis, mean, positions, units)
 
     takes_spare = True  # hinercodec.decoder gives it the memory of the models it let go of

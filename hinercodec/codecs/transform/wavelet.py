@@ -196,13 +196,34 @@ def forward(images: np.ndarray, levels: int, storage: Optional[np.ndarray] = Non
     return ll, details
 
 
-def inverse(pyramid: Pyramid, out: Optional[np.ndarray] = None) -> np.ndarray:
+def inverse_work_size(images: int, height: int, width: int, levels: int) -> int:
+    """Values of the float64 `work` memory inverse() carves the levels before the last out of (each
+    level's images, about a third of the pyramid's values in all)."""
+    (h, w), det = shapes(height, width, levels)
+    total = 0
+    for hl, lh, _ in reversed(det[1:]):  # every level's output but the last (the images)
+        h, w = h + lh[0], w + hl[1]
+        total += images * h * w
+    return total
+
+
+def inverse(pyramid: Pyramid, out: Optional[np.ndarray] = None, work: Optional[np.ndarray] = None) -> np.ndarray:
     """Images back from a pyramid made by forward. `out`: a C-contiguous float64 array of the
-    images' shape, sharing no memory with the pyramid, that the compiled last level writes them in."""
+    images' shape, sharing no memory with the pyramid, that the compiled last level writes them in;
+    `work`: a flat float64 array of at least inverse_work_size() values, sharing no memory with the
+    pyramid or `out`, that the compiled levels before the last write theirs in (not fresh memory)."""
     ll, details = pyramid
+    used = 0
     for n, (hl, lh, hh) in enumerate(reversed(details)):
         if _mergeable(ll, hl, lh, hh):
-            ll = _fast_unlevel(ll, hl, lh, hh, out if n == len(details) - 1 else None)
+            into = out if n == len(details) - 1 else None
+            size = ll.shape[-1] + hl.shape[-1]
+            shape = ll.shape[:-2] + (ll.shape[-2] + lh.shape[-2], size)
+            count = int(np.prod(shape, dtype=np.int64))
+            if into is None and n < len(details) - 1 and work is not None and used + count <= work.size:
+                into = work[used:used + count].reshape(shape)
+                used += count
+            ll = _fast_unlevel(ll, hl, lh, hh, into)
             continue
         lo = np.swapaxes(_inverse_1d(np.swapaxes(ll, -1, -2), np.swapaxes(lh, -1, -2)), -1, -2)
         hi = np.swapaxes(_inverse_1d(np.swapaxes(hl, -1, -2), np.swapaxes(hh, -1, -2)), -1, -2)
