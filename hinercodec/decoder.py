@@ -156,7 +156,7 @@ class Decoder:
         # what these models did not take, but the memory their coefficients were decoded in and
         # their inverse wavelet's work memory (as many as models are built at once): the next
         # row's models use it
-        self._spare.clear(keep=(np.dtype(np.int64), np.dtype(np.float64)), most=self.THREADS, flat=True)
+        self._spare.clear(keep=(np.int64, np.float64), most=self.THREADS)
         for i, model in zip(todo, models):
             while len(self._models) >= self._CACHE:
                 self._drop(next(iter(self._models)))

@@ -33,14 +33,13 @@ class Spare:
                     return self._free.pop(i)
         return None
 
-    def clear(self, keep=None, most: int = 0, flat: bool = False) -> None:
+    def clear(self, keep: tuple = (), most: int = 0) -> None:
         """Let go of every array not taken (their memory goes back to the system), but the `most`
-        given last of each dtype in `keep` (a dtype or a tuple of them; with `flat`: 1-D arrays only)."""
-        kinds = () if keep is None else tuple(np.dtype(d) for d in (keep if isinstance(keep, tuple) else (keep,)))
+        flat (1-D) arrays given last of each dtype in `keep`."""
         with self._lock:
             kept = []
-            for kind in kinds if most > 0 else ():
-                kept += [a for a in self._free if a.dtype == kind and (not flat or a.ndim == 1)][-most:]
+            for kind in (np.dtype(d) for d in keep) if most > 0 else ():
+                kept += [a for a in self._free if a.dtype == kind and a.ndim == 1][-most:]
             self._free = [a for a in self._free if any(a is b for b in kept)]
 
     def __len__(self) -> int:

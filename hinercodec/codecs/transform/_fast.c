@@ -99,6 +99,17 @@ static inline void emit_entry(Out *o, const int64_t *slot, int64_t c, int64_t s)
     o->ent[o->n_ent++] = (int32_t)e;
 }
 
+/* the stream: an escape's low bits and their count, in the caller's buffers (overflow noted) */
+static inline void record_escape(Out *o, int64_t low, int n) {
+    if (o->n_esc < o->cap_esc) {
+        o->low[o->n_esc] = low;
+        o->nbits[o->n_esc] = n;
+    } else {
+        o->esc_overflow = 1;
+    }
+    o->n_esc++;
+}
+
 static inline void emit_value(Out *o, int64_t v, int64_t c, int is_signed) {
     int64_t a = iabs(v), neg = is_signed && v < 0, s;
     if (a >= ((int64_t)1 << MAX_LOG)) { o->too_big = 1; return; }
@@ -108,15 +119,7 @@ static inline void emit_value(Out *o, int64_t v, int64_t c, int is_signed) {
         int n = 63 - __builtin_clzll((unsigned long long)a);
         s = ESCAPE + 2 * (n - 4) + neg;
         o->escape_bits += n;
-        if (o->mode == 1) {
-            if (o->n_esc < o->cap_esc) {
-                o->low[o->n_esc] = a - ((int64_t)1 << n);
-                o->nbits[o->n_esc] = n;
-            } else {
-                o->esc_overflow = 1;
-            }
-            o->n_esc++;
-        }
+        if (o->mode == 1) record_escape(o, a - ((int64_t)1 << n), n);
     }
     o->total++;
     if (o->mode == 0) {
@@ -547,13 +550,7 @@ static int stream_level(const Pyr *P, Out *o, Acc *acc, Scratch T[2][3], int l) 
                                     const int n = 63 - __builtin_clzll(a);
                                     bin += ESCAPE + 2 * (n - 4) + (!signs & (v < 0));
                                     o->escape_bits += n;
-                                    if (o->n_esc < o->cap_esc) {
-                                        o->low[o->n_esc] = (int64_t)(a - ((uint64_t)1 << n));
-                                        o->nbits[o->n_esc] = n;
-                                    } else {
-                                        o->esc_overflow = 1;
-                                    }
-                                    o->n_esc++;
+                                    record_escape(o, (int64_t)(a - ((uint64_t)1 << n)), n);
                                 }
                                 e = entry[bin];
                             } else {
