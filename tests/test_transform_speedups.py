@@ -423,3 +423,100 @@ def test_compiled_parametric_tables_match_the_reference():
                     if ref is not None:
                         assert np.array_equal(got, ref), (a, b, top, unsigned)
     assert bitstream.param_freqs(256, 0, 5) is None and bitstream.param_freqs(0, 0, bitstream.ALPHABET) is None
+
+
+def test_grown_pyramid_is_the_pyramid_made_whole(monkeypatch):
+    """A small analysis's pyramid grown across K (encoder._grown_pyramid: up the ladder one and
+    several rungs at a time, back down, a single added component) holds the values of the pyramid
+    of those K components made whole, bit for bit."""
+    from hinercodec.codecs.transform import encoder
+
+    images = _real_images(k=12, side=40)
+    cube = np.ascontiguousarray((images - images.min()) / np.ptp(images), np.float32)
+
+    def whole(k):
+        monkeypatch.setattr(encoder, "GROWN_BYTES", 0)
+        a = encoder.analyse(cube)
+        return encoder._pyramid(a, k)
+
+    a = encoder.analyse(cube)
+    for k in (1, 2, 3, 8, 5, 12, 4, 11):
+        monkeypatch.setattr(encoder, "GROWN_BYTES", 1 << 26)
+        grown = encoder._pyramid(a, k)
+        assert "grown" in a.cache
+        made = whole(k)
+        assert np.array_equal(grown[0], made[0]) and grown[0].flags.c_contiguous
+        for g, m in zip(grown[1], made[1]):
+            assert all(np.array_equal(x, y) and x.flags.c_contiguous for x, y in zip(g, m))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batched_quantiser_matches_band_by_band(monkeypatch, threads):
+    """quantise_errors with every band quantised in one compiled call (bitstream.fast_quantise_bands,
+    the components shared among threads) and band by band: the same integers and the same errors,
+    bit for bit, into a given buffer and into fresh memory."""
+    from hinercodec.codecs.transform import encoder
+    from hinercodec.codecs.transform.decoder import band_steps
+
+    rng = np.random.default_rng(3)
+    pyr = wavelet.forward(rng.laplace(scale=30.0, size=(5, 300, 230)), 4)  # over the threads' threshold
+    steps = band_steps(0.8, 4)
+    monkeypatch.setattr(bitstream, "THREADS", threads)
+    batched = encoder.quantise_errors(pyr, steps, 0.35, np.empty(5 * 300 * 230 + 7, np.int64))
+    fresh = encoder.quantise_errors(pyr, steps, 0.35)
+    monkeypatch.setattr(bitstream, "fast_quantise_bands", None)  # (the band-by-band path is taken below)
+    groups = [[pyr[0]]] + [list(b) for b in pyr[1]]
+    k = 5
+    err = np.zeros(k)
+    ref_ints = []
+    for bands, s in zip(groups, [steps[0]] + list(steps[1])):
+        stats = np.zeros((k, 4))
+        qs = []
+        for band in bands:
+            q, st = encoder.quantise_band(band, s, 0.35)
+            qs.append(q)
+            stats += st
+        zero_sq, nz, sf, sf2 = stats.T
+        den = float(nz.sum())
+        o = 0.0 if den == 0 else float(np.clip(round(encoder.OFFSET_RESOLUTION * float(sf.sum()) / den),
+                                               -encoder.OFFSET_RESOLUTION // 2,
+                                               encoder.OFFSET_RESOLUTION // 2)) / encoder.OFFSET_RESOLUTION
+        err += zero_sq + sf2 - 2.0 * o * sf + nz * o * o
+        ref_ints.append(qs)
+    for ints, e in (batched, fresh):
+        assert np.array_equal(e, err)
+        assert np.array_equal(ints[0], ref_ints[0][0])
+        assert all(np.array_equal(x, y) for level, ref in zip(ints[1], ref_ints[1:]) for x, y in zip(level, ref))
+
+
+def test_step_code_hints_change_no_search():
+    """encoder.code_hint only moves fit_code's first probe: a search given the codes of an earlier
+    search (another pass's) finds the same candidate as one without them, with fewer probes."""
+    from hinercodec.codecs.transform import encoder
+
+    images = _real_images(k=24, side=40)
+    cube = np.ascontiguousarray((images - images.min()) / np.ptp(images), np.float32)
+    budget = 0.6 * cube.size
+    counts = []
+    found = []
+    codes: dict = {}
+    for memory in (None, codes, codes):
+        a = encoder.analyse(cube)
+        plain = encoder._fits
+        n = [0]
+
+        def counting(*args, **kwargs):
+            n[0] += 1
+            return plain(*args, **kwargs)
+
+        encoder._fits = counting
+        try:
+            cand = encoder.search(a, budget, codes=memory)
+        finally:
+            encoder._fits = plain
+        counts.append(n[0])
+        found.append((cand.k, cand.code, cand.bits))
+    assert found[0] == found[1] == found[2]
+    assert counts[2] < counts[0]
+    assert encoder.code_hint(16, [(8, 500), (10, 480)], {}, None) < 480  # extrapolated down the ladder
+    assert encoder.code_hint(16, [(10, 481)], {10: 480, 16: 450}, None) == 451  # the earlier code, moved

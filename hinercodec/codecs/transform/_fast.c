@@ -1529,6 +1529,96 @@ static PyObject *py_quantise(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* quantise_bands(bands, q, stats, steps, K, rounding, threads): quantise() (|x| * (1 / step)) of every band
+   of a pyramid at once: bands a tuple of N C-contiguous float64 arrays (K, ...), band n quantised with
+   steps[n] into the flat int64 q, the bands one after another, and its per-component statistics into stats
+   (N, K, 4): the same rows as N quantise() calls, the components shared among `threads` threads (each row
+   on its own: the same bits for any count). */
+#define QB_MAX 64
+typedef struct {
+    const double *x[QB_MAX];
+    int64_t *q[QB_MAX];
+    Py_ssize_t n[QB_MAX];
+    double by[QB_MAX];
+    double *st, rounding;
+    int N, K, k0, k1;
+} QuantWork;
+
+static void *quantise_bands_thread(void *arg) {
+    const QuantWork *w = (const QuantWork *)arg;
+    for (int b = 0; b < w->N; b++)
+        for (int k = w->k0; k < w->k1; k++)
+            quantise_row(w->x[b] + k * w->n[b], w->q[b] + k * w->n[b], w->n[b], w->by[b], w->rounding, 0,
+                         w->st + 4 * ((Py_ssize_t)b * w->K + k));
+    return NULL;
+}
+
+static PyObject *py_quantise_bands(PyObject *self, PyObject *args) {
+    PyObject *bands, *qo, *so, *steps;
+    int K, threads;
+    double rounding;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOidi", &bands, &qo, &so, &steps, &K, &rounding, &threads)) return NULL;
+    if (!PyTuple_Check(bands) || !PyTuple_Check(steps) || PyTuple_GET_SIZE(bands) != PyTuple_GET_SIZE(steps) ||
+        PyTuple_GET_SIZE(bands) < 1 || PyTuple_GET_SIZE(bands) > QB_MAX || K < 1) {
+        PyErr_SetString(PyExc_ValueError, "quantise_bands: bands and steps, tuples of 1 to 64 of them, K >= 1");
+        return NULL;
+    }
+    const int N = (int)PyTuple_GET_SIZE(bands);
+    Py_buffer bb[QB_MAX], qb, sb;
+    int got = 0;
+    PyObject *res = NULL;
+    QuantWork w0;
+    memset(&w0, 0, sizeof w0);
+    Py_ssize_t total = 0;
+    for (; got < N; got++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(bands, got), &bb[got], PyBUF_C_CONTIGUOUS) != 0) goto done;
+        const double by = PyFloat_AsDouble(PyTuple_GET_ITEM(steps, got));
+        if (PyErr_Occurred()) { got++; goto done; }
+        if (bb[got].len % (8 * (Py_ssize_t)K) != 0 || !(by > 0)) {
+            got++;
+            PyErr_SetString(PyExc_ValueError, "quantise_bands: a band not of K rows of doubles, or a step not above 0");
+            goto done;
+        }
+        w0.x[got] = (const double *)bb[got].buf;
+        w0.n[got] = bb[got].len / 8 / K;
+        w0.by[got] = 1.0 / by;
+        total += bb[got].len / 8;
+    }
+    if (get_doubles(qo, &qb, total, 1, "q")) goto done;
+    if (get_doubles(so, &sb, (Py_ssize_t)N * K * 4, 1, "stats")) { PyBuffer_Release(&qb); goto done; }
+    {
+        int64_t *q = (int64_t *)qb.buf;
+        for (int b = 0; b < N; b++) {
+            w0.q[b] = q;
+            q += w0.n[b] * K;
+        }
+        w0.st = (double *)sb.buf;
+        w0.rounding = rounding;
+        w0.N = N;
+        w0.K = K;
+        if (threads < 1 || (Py_ssize_t)total < LIFT_THREAD_MIN) threads = 1;
+        if (threads > K) threads = K;
+        if (threads > MAX_THREADS) threads = MAX_THREADS;
+        QuantWork works[MAX_THREADS];
+        for (int t = 0; t < threads; t++) {
+            works[t] = w0;
+            works[t].k0 = (int)((int64_t)K * t / threads);
+            works[t].k1 = (int)((int64_t)K * (t + 1) / threads);
+        }
+        Py_BEGIN_ALLOW_THREADS
+        run_parallel(quantise_bands_thread, works, sizeof works[0], threads);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&qb);
+    PyBuffer_Release(&sb);
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&bb[i]);
+    return res;
+}
+
 /* mix(rows, images, out, T, K, H, W, y0, y1, x0, x1, threads): out[t, y - y0, x - x0] =
    clip(rows[t, K] + sum_k rows[t, k] images[k, y, x], 0, 1) over the rectangle rows y0:y1, columns x0:x1 of
    images (K, H, W), for T rows (T, K + 1) of [B(t) | mean(t)]: in binary64, k in increasing order, one
@@ -2094,6 +2184,8 @@ static PyMethodDef methods[] = {
     {"param_freqs", py_param_freqs, METH_VARARGS,
      "param_freqs(a, b, top, unsigned, out) -> bool: bitstream.param_freqs into out"},
     {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties)"},
+    {"quantise_bands", py_quantise_bands, METH_VARARGS,
+     "quantise_bands(bands, q, stats, steps, K, rounding, threads): quantise() of every band of a pyramid at once"},
     {"quantise", py_quantise, METH_VARARGS,
      "quantise(x, q, stats, outer, n, step, rounding[, divide]): dead-zone quantisation with error statistics"},
     {"mix", py_mix, METH_VARARGS,

@@ -679,6 +679,14 @@ def fast_quantise(band: np.ndarray, q: np.ndarray, stats: np.ndarray, rows: int,
     _fast.quantise(band, q, stats, rows, n, step, rounding, divide)
 
 
+def fast_quantise_bands(bands: list, q: np.ndarray, stats: np.ndarray, steps: list, rounding: float) -> None:
+    """fast_quantise (|c| * (1 / step)) of every band (K, ...) at once, into the flat int64 q (the bands
+    one after another) and stats (bands, K, 4), each band at its step; the compiled threads share the
+    components (the same bits for any count)."""
+    _fast.quantise_bands(tuple(np.ascontiguousarray(b, np.float64) for b in bands), q, stats,
+                         tuple(float(s) for s in steps), int(bands[0].shape[0]), float(rounding), _threads())
+
+
 def fast_mix(rows: np.ndarray, images: np.ndarray, out: np.ndarray, rect: tuple[int, int, int, int]) -> None:
     """The compiled decoder.mix of rows (T, K + 1) over the rectangle (y0, y1, x0, x1) of the
     C-contiguous float64 images (K, H, W), into out (T, y1 - y0, x1 - x0)."""

@@ -143,10 +143,12 @@ def _quantise_side(a: Analysis, k: int, step: float) -> tuple[np.ndarray, list[i
 
 def _side_vectors(b_int: np.ndarray, m_int: np.ndarray) -> list[np.ndarray]:
     """Second differences along the bands (spectra are smooth): what is coded."""
-    return [_predict_residual(m_int)] + [_predict_residual(b_int[:, j]) for j in range(b_int.shape[1])]
+    res = _predict_residual(b_int)  # every column at once (integers: the same values)
+    return [_predict_residual(m_int)] + [res[:, j] for j in range(b_int.shape[1])]
 
 
 def _predict_residual(v: np.ndarray) -> np.ndarray:
+    """v less its prediction along the first axis (v[0]: 0, v[1]: v[0], then 2 v[i - 1] - v[i - 2])."""
     pred = np.zeros_like(v)
     if v.size > 1:
         pred[1] = v[0]
@@ -384,9 +386,14 @@ PYRAMIDS_KEPT = 1  # unquantised pyramids remembered per analysis (each the size
 # search never goes back to a K it left without its estimates, which stay: one is enough)
 
 
+GROWN_BYTES = 1 << 26  # a pyramid up to this size (an untiled cube's, no nodata) is grown across K (_grown_pyramid)
+
+
 def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
     """The wavelet pyramid of the first k components (unquantised basis), remembered for the last
-    PYRAMIDS_KEPT values of K."""
+    PYRAMIDS_KEPT values of K; a small one grown across K instead (_grown_pyramid)."""
+    if a.valid is None and not a.reuse and 8 * k * a.pixels <= GROWN_BYTES:
+        return _grown_pyramid(a, k)
     key = ("pyramid", k)
     kept = a.cache.setdefault("pyramids", [])
     if key in a.cache:
@@ -396,11 +403,7 @@ def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
             _release_pyramid(a, kept.pop(0))
         levels = wavelet.levels_for(a.height, a.width)
         coeff = _images_buffer(a, k, levels)
-        coeff = np.empty((k, a.pixels)) if coeff is None else coeff
-        for p0 in range(0, a.pixels, SOLVE_BLOCK):  # (the same products as one matmul of the whole)
-            coeff[:, p0:p0 + SOLVE_BLOCK] = a.basis[:, :k].T @ a.block(p0, p0 + SOLVE_BLOCK)
-        coeff -= (a.basis[:, :k].T @ a.mean)[:, None]  # no (C, N) temporary
-        images = coeff.reshape(k, a.height, a.width)
+        images = _project(a, 0, k, coeff).reshape(k, a.height, a.width)
         if a.valid is None:
             storage = _take_storage(a, wavelet.pyramid_size(images.shape, levels))
             a.cache[key] = wavelet.forward(images, levels, storage)
@@ -409,6 +412,44 @@ def _pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
             a.cache[key] = wavelet.forward_masked(images, a.valid, levels)
     kept.append(k)
     return a.cache[key]
+
+
+def _project(a: Analysis, lo: int, hi: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Component images lo..hi-1 (hi - lo, N) of the unquantised basis, the mean's projection
+    taken away, in `out` when given: each row the same values whichever rows are asked for (a
+    matrix product's row is the same sums for any number of rows but one, which BLAS computes as a
+    vector product: at least two rows are multiplied; the mean's projection is made for every
+    component at once), so that a pyramid grown across K (_grown_pyramid) is the one made whole."""
+    out = np.empty((hi - lo, a.pixels)) if out is None else out
+    first = max(0, min(lo, hi - 2))
+    last = min(a.basis.shape[1], max(hi, first + 2))
+    for p0 in range(0, a.pixels, SOLVE_BLOCK):  # blocks: no (C, N) temporary
+        rows = a.basis[:, first:last].T @ a.block(p0, p0 + SOLVE_BLOCK)
+        out[:, p0:p0 + SOLVE_BLOCK] = rows[lo - first:hi - first]
+    if "mean_projection" not in a.cache:
+        a.cache["mean_projection"] = a.basis.T @ a.mean
+    out -= a.cache["mean_projection"][lo:hi, None]
+    return out
+
+
+def _grown_pyramid(a: Analysis, k: int) -> wavelet.Pyramid:
+    """_pyramid of a small analysis: the pyramid of the most components asked for so far is kept,
+    the first k of its images serve any smaller K, and a larger K transforms only the components
+    it adds (a search climbing K from 8 to 80 projects 80 images, not the 354 of every rung): the
+    same values as the pyramid made whole (_project's rows; each image transformed on its own)."""
+    held = a.cache.get("grown")
+    if held is None or held[0] < k:
+        k0 = 0 if held is None else held[0]
+        part = wavelet.forward(_project(a, k0, k).reshape(k - k0, a.height, a.width),
+                               wavelet.levels_for(a.height, a.width))
+        if held is not None:
+            part = (np.concatenate((held[1][0], part[0])),
+                    [tuple(np.concatenate(pair) for pair in zip(old, new)) for old, new in zip(held[1][1], part[1])])
+        held = a.cache["grown"] = (k, part)
+    if held[0] == k:
+        return held[1]
+    ll, details = held[1]
+    return ll[:k], [tuple(b[:k] for b in level) for level in details]
 
 
 FINEST_CODE = 24 * STEP_RESOLUTION  # steps below 2**-24 of a band's range code nothing a cube holds
@@ -551,6 +592,7 @@ def _drop_search_arrays(a: Analysis) -> None:
     exact evaluation, whose own arrays then make the peak memory: a later search (a re-aim) builds
     the one pyramid it needs again (the memory of the largest kept as the spare: _take_storage)."""
     a.cache.pop("scratch", None)
+    a.cache.pop("grown", None)
     for k in a.cache.pop("pyramids", []):
         _release_pyramid(a, k)
 
@@ -581,13 +623,26 @@ def quantise_errors(pyr: wavelet.Pyramid, steps: tuple[float, list[float]],
     ints: list = []
     err = np.zeros(k)
     used = 0
+    every = [band for bands in groups for band in bands]
+    done = None  # every band's (integers, statistics), from one compiled call
+    if subbands.FAST and k and all(band.size for band in every):
+        n = sum(band.size for band in every)
+        flat = out[:n] if out is not None and out.size >= n else np.empty(n, np.int64)
+        found = np.zeros((len(every), k, 4))
+        subbands.fast_quantise_bands(every, flat, found, [s for bands, s in zip(groups, group_steps) for _ in bands],
+                                     rounding)
+        done = iter([(flat[at:at + band.size].reshape(band.shape), found[i])
+                     for i, (band, at) in enumerate(zip(every, np.cumsum([0] + [b.size for b in every])))])
     for bands, s in zip(groups, group_steps):
         stats = np.zeros((k, 4))
         qs = []
         for band in bands:
-            into = None if out is None else out[used:used + band.size].reshape(band.shape)
-            used += band.size
-            q, st = quantise_band(band, s, rounding, into)
+            if done is not None:
+                q, st = next(done)
+            else:
+                into = None if out is None else out[used:used + band.size].reshape(band.shape)
+                used += band.size
+                q, st = quantise_band(band, s, rounding, into)
             qs.append(q)
             stats += st
         zero_sq, nz, sf, sf2 = stats.T
@@ -780,7 +835,8 @@ def finalise(a: Analysis, cand: Candidate, budget_bits: float, rounding: float,
 
 def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
            ladder: tuple[int, ...] = K_LADDER, start: Optional[int] = None, metric: str = "psnr_band",
-           code: Optional[int] = None, runner_up: Optional[list] = None) -> Optional[Candidate]:
+           code: Optional[int] = None, runner_up: Optional[list] = None,
+           codes: Optional[dict[int, int]] = None) -> Optional[Candidate]:
     """Best `metric` over K on the ladder: hill-climbing from `start` (default K = 8), up while
     it improves, then down; each K at the finest step that fits the budget (estimated candidates:
     _estimated), the first searched from `code` (a step code found before, if any). `runner_up`:
@@ -790,14 +846,17 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
         return None
     i0 = min(range(len(ks)), key=lambda i: abs(ks[i] - (start or 8)))
     tried: dict[int, Optional[Candidate]] = {}
-    hint: list[Optional[int]] = [code]
+    found: list[tuple[int, int]] = []  # (K, code) found by this search, in order
+    earlier = {} if codes is None else dict(codes)  # as the earlier searches left it
 
     def at(i: int) -> float:
         if i not in tried:
-            cand = fit_code(a, ks[i], budget_bits, rounding, hint[0])
+            cand = fit_code(a, ks[i], budget_bits, rounding, code_hint(ks[i], found, earlier, code))
             tried[i] = cand
             if cand is not None:
-                hint[0] = cand.code
+                found.append((ks[i], cand.code))
+                if codes is not None:
+                    codes[ks[i]] = cand.code
         cand = tried[i]
         return -math.inf if cand is None else score(cand.mse, a.constant, metric)
 
@@ -812,6 +871,33 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
     if runner_up is not None:
         runner_up.extend(ranked[1:2])
     return ranked[0] if ranked else None
+
+
+CODE_DECAY = 0.75  # how the step code's fall per octave of K shrinks from one rung to the next (code_hint)
+
+
+def code_hint(k: int, found: list[tuple[int, int]], earlier: dict[int, int],
+              code: Optional[int]) -> Optional[int]:
+    """Where fit_code's first probe at K goes (speed only: the code it finds does not depend on it).
+    With K's code from an earlier search of the same cube (another pass's weights), that code moved
+    by as much as the last K this search found has moved since; else, after two K of this search,
+    the code's fall per octave of K between them, shrunk by CODE_DECAY, extrapolated to K; else the
+    last code found (or `code`)."""
+    if k in earlier:
+        for k1, c1 in reversed(found):
+            if k1 in earlier:
+                return earlier[k] + c1 - earlier[k1]
+        return earlier[k]
+    if len(found) >= 2:
+        (k0, c0), (k1, c1) = found[-2:]
+        if k0 != k1 and k != k1:
+            per_octave = (c1 - c0) / math.log2(k1 / k0)
+            if (k > k1) == (k1 > k0):
+                per_octave *= CODE_DECAY
+            else:
+                per_octave /= CODE_DECAY
+            return int(round(c1 + per_octave * math.log2(k / k1)))
+    return found[-1][1] if found else code
 
 
 # ---------------------------------------------------------------- the whole encoder
@@ -871,6 +957,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     passes = EFFORT_PASSES[min(max(effort, 1), 9)] if metric == "psnr_band" else 0
     roundings = EFFORT_ROUNDINGS.get(effort, EFFORT_ROUNDINGS[5])
     codes = np.zeros(c, np.int64)
+    step_codes: dict[float, dict[int, int]] = {}  # per rounding, K -> the step code the last search found
     best: Optional[tuple[float, Candidate, np.ndarray, float]] = None
     best_a = None
     slope = None  # the last pass's (fit_code): the next pass's second probes
@@ -884,7 +971,8 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             room = budget_bits - side_share * _weight_bits(codes)
             second: list = []
             cand = search(a, room, rounding, start=None if best is None else best[1].k, metric=metric,
-                          code=None if best is None else best[1].code, runner_up=second)
+                          code=None if best is None else best[1].code, runner_up=second,
+                          codes=step_codes.setdefault(rounding, {}))
             first = cand
             cand = None if cand is None else finalise(a, cand, room, rounding)
             if cand is not None and second and effort >= CLOSE_EFFORT and \
