@@ -4,14 +4,17 @@ A step that splits its work over threads (the transform codec's statistics, lift
 uses its own count, but no more than the limit set here for the calling thread: a pool that runs
 several tiles at once gives each worker its share of the cores, since more threads than cores only
 slow every one down (each waits on the others at every join). The count never changes a result,
-only the time (the steps give the same bits for any count).
+only the time (the steps give the same bits for any count). in_blocks shares numpy work on blocks
+of pixels among threads within the same limit.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
-from typing import Iterator
+from typing import Callable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
 
 _local = threading.local()
 
@@ -46,3 +49,25 @@ def run_limited(fn, n: int):
         with limited(n):
             return fn(*args, **kwargs)
     return run
+
+
+_POOL: list = [None, 0]  # the shared pool of in_blocks and the process that made it (a forked child makes its own)
+_POOL_LOCK = threading.Lock()
+
+
+def in_blocks(fn: Callable[[int], T], starts: Sequence[int]) -> Iterator[T]:
+    """fn(s) for each s of `starts`, in order, the calls shared among as many threads as the cores
+    and this thread's limit allow (each call then runs under limited(1): no threads inside). For
+    numpy work on blocks of pixels, whose products and ufuncs release the GIL: each block's result
+    is the same whichever thread makes it, and a caller that adds them up in this order gets the
+    same sums as a loop."""
+    threads = min(limit(), os.cpu_count() or 1, len(starts))
+    if threads < 2:
+        return (fn(s) for s in starts)
+    with _POOL_LOCK:
+        if _POOL[0] is None or _POOL[1] != os.getpid():
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL[:] = [ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="hinerc-blocks"), os.getpid()]
+        pool = _POOL[0]
+    return pool.map(run_limited(fn, 1), starts)

@@ -393,9 +393,11 @@ def test_analysis_keeps_no_float64_copy(monkeypatch):
     cube = np.ascontiguousarray((images - images.min()) / np.ptp(images), np.float32)  # as a job's target
     weights = 2.0 ** (np.arange(8) / 8.0)
     whole = np.multiply(cube.reshape(8, -1), np.sqrt(weights)[:, None], dtype=np.float64)
+    made = []
     for keep in (0, 1 << 30):
         monkeypatch.setattr(encoder, "KEEP_VALUES_BYTES", keep)
         a = encoder.analyse(cube, weights)
+        made.append(a)
         copies = [v for v in vars(a).values() if isinstance(v, np.ndarray) and v.dtype == np.float64
                   and v.size >= cube.size]
         assert np.shares_memory(a.cube, cube) and len(copies) == (1 if keep else 0)
@@ -404,6 +406,8 @@ def test_analysis_keeps_no_float64_copy(monkeypatch):
             assert block.flags.c_contiguous and np.array_equal(block, whole[:, p0:p1])
         assert np.array_equal(a.basis[:, :3].T @ whole, np.concatenate(
             [a.basis[:, :3].T @ a.block(p, min(p + 500, a.pixels)) for p in range(0, a.pixels, 500)], axis=1))
+    # made a row or a block at a time (no copy) or from the copy: the same mean, basis and constant bands
+    assert all(np.array_equal(getattr(made[0], f), getattr(made[1], f)) for f in ("mean", "basis", "variance", "constant"))
 
 
 def test_compiled_parametric_tables_match_the_reference():
@@ -520,3 +524,24 @@ def test_step_code_hints_change_no_search():
     assert counts[2] < counts[0]
     assert encoder.code_hint(16, [(8, 500), (10, 480)], {}, None) < 480  # extrapolated down the ladder
     assert encoder.code_hint(16, [(10, 481)], {10: 480, 16: 450}, None) == 451  # the earlier code, moved
+
+
+def test_in_blocks_keeps_order_and_limits():
+    """parallel.in_blocks: the results in the order of the starts, each call made under a limit of one
+    thread, and no threads at all where the caller's limit is one."""
+    import threading
+
+    from hinercodec import parallel
+
+    seen = []
+
+    def call(s):
+        seen.append((threading.current_thread().name, parallel.limit()))
+        return s * s
+
+    assert list(parallel.in_blocks(call, range(40))) == [s * s for s in range(40)]
+    assert {limit for _, limit in seen} == {1}
+    seen.clear()
+    with parallel.limited(1):
+        assert list(parallel.in_blocks(call, [3, 1, 2])) == [9, 1, 4]
+    assert {name for name, _ in seen} == {threading.current_thread().name}

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ... import parallel
 from ...entropy import rans
 from ...errors import RequestError
 from ..base import Budget, Job
@@ -94,25 +95,45 @@ def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optio
     c, h, w = cube.shape
     weights = np.ones(c) if weights is None else np.asarray(weights, np.float64)
     flat, root = np.asarray(cube).reshape(c, h * w), np.sqrt(weights)
-    # float64 (C, N) in one allocation, from a float32 or float64 cube alike (the same values), for
-    # the mean and covariance only: later steps make their blocks of it (Analysis.block)
-    x = np.multiply(flat, root[:, None], dtype=np.float64)
-    data = x if valid is None else x[:, valid.reshape(-1)]
-    mean = data.mean(axis=1)
+    n = h * w
+    x = None
+    if valid is not None or 8 * c * n <= KEEP_VALUES_BYTES:
+        # float64 (C, N) in one allocation, from a float32 or float64 cube alike (the same values):
+        # kept for the later steps' blocks when small (Analysis.block)
+        x = np.multiply(flat, root[:, None], dtype=np.float64)
+        data = x if valid is None else x[:, valid.reshape(-1)]
+        mean = data.mean(axis=1)
+        count = data.shape[1]
+    else:  # the same values a row or a block at a time: no (C, N) float64 copy (fresh memory: slow to fault in)
+        data = None
+        mean = np.array([np.multiply(flat[i], root[i], dtype=np.float64).mean() for i in range(c)])  # = x.mean(1)
+        count = n
     cov = np.zeros((c, c))
-    for p0 in range(0, data.shape[1], ERROR_CHUNK):  # centred block by block: no (C, N) temporary
-        x0 = data[:, p0:p0 + ERROR_CHUNK] - mean[:, None]
-        cov += x0 @ x0.T
-    cov /= data.shape[1]
+    top, bottom = np.full(c, -np.inf), np.full(c, np.inf)
+
+    def gram(p0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if data is None:
+            x0 = np.multiply(flat[:, p0:p0 + ERROR_CHUNK], root[:, None], dtype=np.float64)
+        else:
+            x0 = data[:, p0:p0 + ERROR_CHUNK]
+        most, least = x0.max(axis=1), x0.min(axis=1)
+        x0 = x0 - mean[:, None]
+        return x0 @ x0.T, most, least
+
+    for part, most, least in parallel.in_blocks(gram, range(0, count, ERROR_CHUNK)):  # centred block by block:
+        cov += part  # no (C, N) temporary; added in block order (the same sums for any thread count)
+        np.maximum(top, most, out=top)
+        np.minimum(bottom, least, out=bottom)
+    cov /= count
     var, vec = np.linalg.eigh(cov)
     order = np.argsort(var)[::-1]
     vec = vec[:, order]
     # Sign convention (deterministic files): the largest entry of each direction is positive.
     vec *= np.where(vec[np.argmax(np.abs(vec), axis=0), np.arange(c)] < 0, -1.0, 1.0)
-    constant = np.ptp(data, axis=1) <= 0
+    constant = top - bottom <= 0  # np.ptp's max - min, block by block
     return Analysis(cube=flat, root=root, height=h, width=w, mean=mean, basis=vec,
                     variance=np.maximum(var[order], 0.0), constant=constant, weights=weights, valid=valid,
-                    values=x if x.nbytes <= KEEP_VALUES_BYTES else None)
+                    values=x if x is not None and x.nbytes <= KEEP_VALUES_BYTES else None)
 
 
 # ---------------------------------------------------------------- integer side information
@@ -328,10 +349,14 @@ def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, out: Optio
         return out
     coeff = np.empty((k, n)) if out is None else out
     inverse = np.linalg.inv(system)
-    for p0 in range(0, n, SOLVE_BLOCK):
+
+    def solve(p0: int) -> None:
         rhs = b_hat.T @ a.block(p0, p0 + SOLVE_BLOCK)
         rhs -= shift
         np.matmul(inverse, rhs, out=coeff[:, p0:p0 + SOLVE_BLOCK])
+
+    for _ in parallel.in_blocks(solve, range(0, n, SOLVE_BLOCK)):
+        pass
     return coeff
 
 
@@ -342,14 +367,18 @@ def _band_errors(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, rec: np.ndar
     root = a.root[:, None]
     total = np.zeros(c)
     flat_valid = None if a.valid is None else a.valid.reshape(-1)
-    for p0 in range(0, n, ERROR_CHUNK):
+
+    def errors(p0: int) -> np.ndarray:
         p1 = min(n, p0 + ERROR_CHUNK)
         xh = b_hat @ rec[:, p0:p1]
         xh += m_hat[:, None]
         np.clip(xh, 0.0, root, out=xh)
         xh -= a.block(p0, p1)
         np.square(xh, out=xh)
-        total += xh.sum(axis=1) if flat_valid is None else xh[:, flat_valid[p0:p1]].sum(axis=1)
+        return xh.sum(axis=1) if flat_valid is None else xh[:, flat_valid[p0:p1]].sum(axis=1)
+
+    for part in parallel.in_blocks(errors, range(0, n, ERROR_CHUNK)):
+        total += part  # in block order: the same sums for any thread count
     return total / (n if flat_valid is None else max(1, int(np.count_nonzero(flat_valid))))
 
 
@@ -423,9 +452,11 @@ def _project(a: Analysis, lo: int, hi: int, out: Optional[np.ndarray] = None) ->
     out = np.empty((hi - lo, a.pixels)) if out is None else out
     first = max(0, min(lo, hi - 2))
     last = min(a.basis.shape[1], max(hi, first + 2))
-    for p0 in range(0, a.pixels, SOLVE_BLOCK):  # blocks: no (C, N) temporary
-        rows = a.basis[:, first:last].T @ a.block(p0, p0 + SOLVE_BLOCK)
-        out[:, p0:p0 + SOLVE_BLOCK] = rows[lo - first:hi - first]
+    def rows(p0: int) -> None:  # a block of pixels (no (C, N) temporary)
+        out[:, p0:p0 + SOLVE_BLOCK] = (a.basis[:, first:last].T @ a.block(p0, p0 + SOLVE_BLOCK))[lo - first:hi - first]
+
+    for _ in parallel.in_blocks(rows, range(0, a.pixels, SOLVE_BLOCK)):
+        pass
     if "mean_projection" not in a.cache:
         a.cache["mean_projection"] = a.basis.T @ a.mean
     out -= a.cache["mean_projection"][lo:hi, None]
