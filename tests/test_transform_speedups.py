@@ -524,6 +524,8 @@ def test_step_code_hints_change_no_search():
     assert counts[2] < counts[0]
     assert encoder.code_hint(16, [(8, 500), (10, 480)], {}, None) < 480  # extrapolated down the ladder
     assert encoder.code_hint(16, [(10, 481)], {10: 480, 16: 450}, None) == 451  # the earlier code, moved
+    assert encoder.first_code(8 * 1000, 1000) > encoder.first_code(1000, 1000) > encoder.first_code(100, 1000)
+    assert encoder.first_code(0.0, 1000) == 0
 
 
 def test_in_blocks_keeps_order_and_limits():
