@@ -47,6 +47,24 @@ def machine_info() -> dict:
     }
 
 
+def cpu_ticks() -> Optional[tuple[int, int]]:
+    """(ticks stolen by the hypervisor, all ticks) of every CPU since boot, from /proc/stat (None
+    elsewhere): two readings give the share of a run's time a virtual machine did not get."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def stolen_share(start: Optional[tuple[int, int]], end: Optional[tuple[int, int]]) -> Optional[float]:
+    """The share of CPU time stolen between two cpu_ticks() readings (None where unknown)."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def describe(info: dict) -> str:
     """One line for the table header."""
     gpu = ", ".join(info["gpu"]) if info["gpu"] else "no GPU"
