@@ -177,8 +177,15 @@ def _fit_tiles(map_fn: MapFn, tasks: list, opts: EncodeOptions) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(threads, len(tasks))
-    with ThreadPoolExecutor(workers) as pool:  # each worker's compiled steps get its share of the cores
-        return list(pool.map(parallel.run_limited(tiling.fit_tile, parallel.share(workers)), tasks))
+    hints = tiling.Hints()  # where each tile's step search starts (speed only)
+    for task in tasks:
+        task.hints = hints
+    try:
+        with ThreadPoolExecutor(workers) as pool:  # each worker's compiled steps get its share of the cores
+            return list(pool.map(parallel.run_limited(tiling.fit_tile, parallel.share(workers)), tasks))
+    finally:
+        for task in tasks:
+            task.hints = None
 
 
 def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarray],

@@ -10,6 +10,7 @@ byte budget of each tile.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence
@@ -202,6 +203,37 @@ def tile_shares(s: Survey, scale: np.ndarray, split: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- tasks
 
+HINT_LAG = 2  # a tile's step search starts from the codes the tile this many before it found (Hints)
+
+
+class Hints:
+    """Step codes that the tiles fitted in threads of one process hand on (speed only): tile i's
+    search starts from the codes tile i - HINT_LAG found (its neighbour but one, coded with the
+    same plan: its steps are usually within a few codes), not from the plan's, which a sample of
+    small blocks can put far off. The search finds the same codes from any start, so the files do
+    not change; and a fixed predecessor, waited for, keeps the start itself independent of which
+    thread finished first. A pool that takes tasks in order never waits on a tile not yet started."""
+
+    def __init__(self) -> None:
+        self._found: dict[int, Optional[dict]] = {}
+        self._ready = threading.Condition()
+
+    def post(self, index: int, codes: Optional[dict]) -> None:
+        """Tile `index` is done searching (codes: K -> step code, or None: none, or it failed); a
+        second post of the same tile changes nothing."""
+        with self._ready:
+            self._found.setdefault(index, codes)
+            self._ready.notify_all()
+
+    def before(self, index: int) -> Optional[dict]:
+        """The codes of tile index - HINT_LAG (waited for), or None for the first tiles."""
+        if index < HINT_LAG:
+            return None
+        with self._ready:
+            self._ready.wait_for(lambda: index - HINT_LAG in self._found)
+            return self._found[index - HINT_LAG]
+
+
 @dataclass
 class TileTask:
     """Everything one tile's fit needs (picklable, so that it can run in another process)."""
@@ -220,6 +252,7 @@ class TileTask:
     plan: Optional[dict] = None  # the codec's search plan for every tile (registry.planner), or None
     band_range: Optional[tuple] = None  # (min, max) [C] of the whole cube: the tile measures its own file's
     # distortion (tiles side by side: its pixels are decoded from it alone), partial sums in its stats
+    hints: Optional[Hints] = None  # tiles fitted in threads of this process: where their step searches start
 
 
 def _malloc_trim() -> Optional[Callable[[int], int]]:
@@ -245,6 +278,14 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
     """Fit one tile: (index, its stand-alone 1.x file, stats). Runs in whichever process gets it.
     Its nodata pixels (task.nodata) go to the codec as its mask (Job.valid), filled as in api.encode;
     a tile of nodata alone is coded as a constant (the decoder writes nodata over it)."""
+    try:
+        return _fit_tile(task)
+    finally:
+        if task.hints is not None:  # (posted when its search ended; else now, whatever stopped it)
+            task.hints.post(task.index, None)
+
+
+def _fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
     started = time.perf_counter()
     opts = task.options
     block = task.window()
@@ -258,11 +299,17 @@ def fit_tile(task: TileTask) -> tuple[int, bytes, dict]:
         block = nodata_pixels.filled(block, valid)
     target = normalised(block, task.offset, task.scale)
     del block, invalid  # the tile as read: not needed once normalised (peak memory)
+    keep: dict = {}
+    plan = task.plan
     try:
-        keep: dict = {}
+        codes = None if task.hints is None or plan is None else task.hints.before(task.index)
+        if codes:
+            plan = {**plan, "step_codes": codes}
         data, stats = run_encoder(target, task.dtype, task.offset, task.scale, task.wavelengths, task.budget, opts,
                                   task.progress, seed=opts.seed + task.index, note=f"tile {task.index + 1}: ",
-                                  valid=valid, plan=task.plan, keep=keep)
+                                  valid=valid, plan=plan, keep=keep)
+        if task.hints is not None:
+            task.hints.post(task.index, keep.pop("step_codes", None))
         del target
         trim_heap()
     except RequestError as exc:

@@ -43,6 +43,34 @@ def test_tiles_in_threads_give_the_same_file(samson: np.ndarray) -> None:
     assert 0.9 * 0.3 <= one.bpppb <= 0.3 and one.psnr_band > 40
 
 
+def test_tile_hints_change_no_file(samson: np.ndarray, monkeypatch) -> None:
+    """Tiles fitted in threads start their step searches from the codes of the tile HINT_LAG before
+    them (tiling.Hints): 9 tiles in 3 threads give the file of one thread (no hints), and the hinted
+    searches probe fewer steps than the same tiles searched from the plan's code."""
+    from hinercodec import tiling
+
+    probes = {"n": 0}
+    fits = transform._fits
+
+    def counting(*args, **kwargs):
+        probes["n"] += 1
+        return fits(*args, **kwargs)
+
+    monkeypatch.setattr(transform, "_fits", counting)
+    one = api.encode(samson, bpppb=0.5, tile=32, threads=1)
+    alone = probes["n"]
+    probes["n"] = 0
+    three = api.encode(samson, bpppb=0.5, tile=32, threads=3)
+    assert one.stats["tiles"] == 9 and one.data == three.data
+    assert probes["n"] < alone
+
+    hints = tiling.Hints()
+    assert hints.before(1) is None  # the first HINT_LAG tiles start from the plan
+    hints.post(0, {8: 300})
+    hints.post(0, None)  # (a second post of a tile changes nothing)
+    assert hints.before(tiling.HINT_LAG) == {8: 300}
+
+
 def test_a_large_image_is_searched_on_a_sample(samson: np.ndarray, monkeypatch) -> None:
     """An image over SAMPLE_FROM pixels plans on the mosaic of sample_rects (here made small), then
     codes the whole image with that plan: in the rate window, close to the full search."""

@@ -1198,7 +1198,7 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         near = tuple(ks) if effort >= PLAN_NEIGHBOURS and weights is None else (ks[i],)
         second: list = []
         first = search(a, room * (1.0 + slack), plan.rounding, ladder=near, start=ks[i], metric=metric,
-                       runner_up=second, code=plan.code)
+                       runner_up=second, code=plan.code, codes=memo.setdefault("step_codes", {}))
         close = (first is not None and second and effort >= CLOSE_EFFORT
                  and score(first.mse, a.constant, metric) - score(second[0].mse, a.constant, metric) < CLOSE_DB)
         cand = None if first is None else finalise(a, first, room, plan.rounding, exact_mse=bool(close))
@@ -1421,6 +1421,8 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
     budget = job.budget.bytes
     best, weights, size = None, None, 0
     memo: dict = {"tile": job.plan is not None}  # a part of a tiled cube (its plan made for every part)
+    if job.plan is not None and job.plan.get("step_codes"):  # where another tile's searches ended (speed only)
+        memo["step_codes"] = {int(k): int(c) for k, c in job.plan["step_codes"].items()}
     sizes: dict[tuple[int, int], int] = {}  # bytes of each (K, step code) sized
     cap_bits: Optional[float] = None
     last: Optional[tuple[tuple[int, int], Prepared, Optional[bytes]]] = None  # the last file sized
@@ -1487,6 +1489,8 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
             return None  # the prediction missed by more than its margin: search again coding every file
     if job.keep is not None and written is not None and written.coded is None:
         job.keep["coefficients"] = written.ints  # what the payload codes: the caller's measure needs no decoding
+    if job.keep is not None and memo.get("step_codes"):
+        job.keep["step_codes"] = dict(memo["step_codes"])  # where the next tile's searches may start
     if len(data) < job.budget.floor:
         stats["below_target"] = True  # every component already coded near-losslessly
     return data, stats
