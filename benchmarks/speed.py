@@ -1,7 +1,7 @@
 """Encode and decode speed of hinerc against PCA + JPEG 2000 (and optionally PCA + x265), as issue 16 asks.
 
     python benchmarks/speed.py [CUBE...] [--rates 0.2] [--large] [--baselines pca-jpeg2000,pca-x265]
-                               [--k 16] [--effort-one] [--json OUT] [--workdir DIR]
+                               [--k 16] [--effort-one] [--repeat N] [--json OUT] [--workdir DIR]
     python benchmarks/speed.py --plot OUT.png RESULTS.json [RESULTS.json ...]
 
 For every cube and rate target, each codec runs as its own process, timed whole (wall clock from the
@@ -17,7 +17,9 @@ the input for encoding, of the decoded output for decoding), peak resident memor
 ru_maxrss from wait4), the file's bpppb and PSNR_band (measured afterwards, not timed), and the
 ratios hinerc / baseline. On the shared CPU machines compare ratios measured in one run only.
 --effort-one also encodes (and decodes) each cube with `--effort 1` right after the default encode,
-and prints the default's encode time over effort 1's (issue 16 asks for at least 3).
+and prints the default's encode time over effort 1's (issue 16 asks for at least 3). --repeat N runs
+every process of a cube and rate N times in turn and reports, for each, the run with the median
+wall time (the machines are shared virtual ones: the run reports how much CPU time was stolen).
 
 Default cubes: every scene of ../shared/data plus a 512 x 512 crop of cave_balloons.h5; --large adds
 the 1000 x 1000 x 156 mirror-tiled Samson and the 2048 x 2560 x 20 mirror-tiled CAVE balloons
@@ -143,8 +145,23 @@ def _measure(original, path: Path, decoded: Path) -> dict:
     return out
 
 
+def median_run(results: list[dict]) -> dict:
+    """Of several timed() runs of one command, the one with the median wall time (the lower of the
+    two middle ones for an even count), its repetitions' wall times beside it."""
+    ok = sorted((r for r in results if "error" not in r), key=lambda r: r["s"])
+    if not ok:
+        return results[-1]
+    pick = dict(ok[(len(ok) - 1) // 2])
+    if len(results) > 1:
+        pick["runs_s"] = [round(r["s"], 3) for r in results]
+    return pick
+
+
 def run(cubes: list[Path], rates: list[float], baselines: list[str], k: int, workdir: Path,
-        effort_one: bool = False) -> list[dict]:
+        effort_one: bool = False, repeat: int = 1) -> list[dict]:
+    """Every cube at every rate: each codec's encode and decode timed whole, `repeat` times in turn
+    (every process of a repetition before the next: a slow spell of the machine falls on all of
+    them), each figure the run with the median wall time; sizes and PSNR_band from the last files."""
     import numpy as np  # noqa: F401
 
     from hinercodec.formats.cubeio import read_cube
@@ -159,35 +176,40 @@ def run(cubes: list[Path], rates: list[float], baselines: list[str], k: int, wor
                          "rate": rate}
             stem = workdir / f"{cube_path.stem}.{rate:g}"
             hnr, dec = stem.with_suffix(".hnr"), Path(f"{stem}.hinerc.npy")
-            for f in (hnr, dec):
-                f.unlink(missing_ok=True)
-            row["hinerc"] = {"encode": timed([py, "-m", "hinercodec.cli.main", "encode", str(cube_path), "--bpppb",
-                                              str(rate), "-o", str(hnr), "--quiet"])}
-            if hnr.exists():
-                row["hinerc"]["decode"] = timed([py, "-m", "hinercodec.cli.main", "decode", str(hnr), "-o",
-                                                 str(dec)])
-                row["hinerc"].update(_measure(cube, hnr, dec))
+            e1, d1 = stem.with_suffix(".e1.hnr"), Path(f"{stem}.hinerc-e1.npy")
+            jobs = [("hinerc", hnr, dec, ["--bpppb", str(rate)])]
             if effort_one:
-                e1, d1 = stem.with_suffix(".e1.hnr"), Path(f"{stem}.hinerc-e1.npy")
-                for f in (e1, d1):
-                    f.unlink(missing_ok=True)
-                row["hinerc_effort1"] = {"encode": timed([py, "-m", "hinercodec.cli.main", "encode", str(cube_path),
-                                                          "--bpppb", str(rate), "--effort", "1", "-o", str(e1),
-                                                          "--quiet"])}
-                if e1.exists():
-                    row["hinerc_effort1"]["decode"] = timed([py, "-m", "hinercodec.cli.main", "decode", str(e1), "-o",
-                                                             str(d1)])
-                    row["hinerc_effort1"].update(_measure(cube, e1, d1))
+                jobs.append(("hinerc_effort1", e1, d1, ["--bpppb", str(rate), "--effort", "1"]))
+            runs: dict = {}
+            for _ in range(max(1, repeat)):
+                for name, coded, decoded, args in jobs:
+                    for f in (coded, decoded):
+                        f.unlink(missing_ok=True)
+                    runs.setdefault((name, "encode"), []).append(
+                        timed([py, "-m", "hinercodec.cli.main", "encode", str(cube_path)] + args + ["-o", str(coded),
+                                                                                                   "--quiet"]))
+                    if coded.exists():
+                        runs.setdefault((name, "decode"), []).append(
+                            timed([py, "-m", "hinercodec.cli.main", "decode", str(coded), "-o", str(decoded)]))
+                for name in baselines:
+                    f, d = Path(f"{stem}.{name}.bin"), Path(f"{stem}.{name}.npy")
+                    for g in (f, d):
+                        g.unlink(missing_ok=True)
+                    runs.setdefault((name, "encode"), []).append(
+                        timed([py, str(Path(__file__).resolve()), "--_encode", name, str(cube_path), str(rate), str(k),
+                               str(f)]))
+                    if f.exists():
+                        runs.setdefault((name, "decode"), []).append(
+                            timed([py, str(Path(__file__).resolve()), "--_decode", name, str(f), str(d)]))
+            for (name, what), results in runs.items():
+                row.setdefault(name, {})[what] = median_run(results)
+            for name, coded, decoded, _ in jobs:
+                if coded.exists() and name in row:
+                    row[name].update(_measure(cube, coded, decoded))
             for name in baselines:
                 f, d = Path(f"{stem}.{name}.bin"), Path(f"{stem}.{name}.npy")
-                for g in (f, d):
-                    g.unlink(missing_ok=True)
-                res = {"encode": timed([py, str(Path(__file__).resolve()), "--_encode", name, str(cube_path), str(rate),
-                                        str(k), str(f)])}
-                if f.exists():
-                    res["decode"] = timed([py, str(Path(__file__).resolve()), "--_decode", name, str(f), str(d)])
-                    res.update(_measure(cube, f, d))
-                row[name] = res
+                if f.exists() and name in row:
+                    row[name].update(_measure(cube, f, d))
             for f in workdir.glob(f"{stem.name}.*.npy"):
                 f.unlink()
             rows.append(row)
@@ -297,6 +319,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--baselines", default="pca-jpeg2000", help=f"comma-separated, of {', '.join(BASELINES)}")
     ap.add_argument("--k", type=int, default=16, help="the baselines' one k (capped at the band count)")
     ap.add_argument("--effort-one", action="store_true", help="also time hinerc encode --effort 1 (and its decode)")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="time every process N times in turn and report each one's median run (default 1)")
     ap.add_argument("--json", metavar="OUT", help="save the results as JSON")
     ap.add_argument("--workdir", metavar="DIR", help="where files go (default: a temporary directory)")
     ap.add_argument("--plot", nargs="+", metavar=("PNG", "JSON"), help="only plot: PNG from the JSON files of "
@@ -326,7 +350,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"# {describe()}; load average {os.getloadavg()[0]:.2f} at start; cells: wall s, CPU s, MB/s (wall), peak RSS MB; "
           f"ratio = hinerc / baseline wall time (CPU time) (below 1: hinerc faster)", flush=True)
     ticks = cpu_ticks()
-    rows = run(cubes, [float(r) for r in args.rates.split(",")], baselines, args.k, workdir, args.effort_one)
+    rows = run(cubes, [float(r) for r in args.rates.split(",")], baselines, args.k, workdir, args.effort_one,
+               args.repeat)
     stolen = stolen_share(ticks, cpu_ticks())
     if stolen is not None:  # a virtual machine's cores, shared: the wall times hold this much waiting
         print(f"# CPU time stolen by the hypervisor during the run: {100 * stolen:.1f} % of all CPU time", flush=True)
