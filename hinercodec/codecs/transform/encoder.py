@@ -452,6 +452,7 @@ def _project(a: Analysis, lo: int, hi: int, out: Optional[np.ndarray] = None) ->
     out = np.empty((hi - lo, a.pixels)) if out is None else out
     first = max(0, min(lo, hi - 2))
     last = min(a.basis.shape[1], max(hi, first + 2))
+
     def rows(p0: int) -> None:  # a block of pixels (no (C, N) temporary)
         out[:, p0:p0 + SOLVE_BLOCK] = (a.basis[:, first:last].T @ a.block(p0, p0 + SOLVE_BLOCK))[lo - first:hi - first]
 
@@ -653,27 +654,28 @@ def quantise_errors(pyr: wavelet.Pyramid, steps: tuple[float, list[float]],
     k = pyr[0].shape[0]
     ints: list = []
     err = np.zeros(k)
-    used = 0
     every = [band for bands in groups for band in bands]
-    done = None  # every band's (integers, statistics), from one compiled call
-    if subbands.FAST and k and all(band.size for band in every):
+    every_step = [s for bands, s in zip(groups, group_steps) for _ in bands]
+    parts = []  # every band's (integers, statistics)
+    if subbands.FAST and k and all(band.size for band in every):  # one compiled call for them all
         n = sum(band.size for band in every)
         flat = out[:n] if out is not None and out.size >= n else np.empty(n, np.int64)
         found = np.zeros((len(every), k, 4))
-        subbands.fast_quantise_bands(every, flat, found, [s for bands, s in zip(groups, group_steps) for _ in bands],
-                                     rounding)
-        done = iter([(flat[at:at + band.size].reshape(band.shape), found[i])
-                     for i, (band, at) in enumerate(zip(every, np.cumsum([0] + [b.size for b in every])))])
-    for bands, s in zip(groups, group_steps):
+        subbands.fast_quantise_bands(every, flat, found, every_step, rounding)
+        starts = np.cumsum([0] + [band.size for band in every])
+        parts = [(flat[at:at + band.size].reshape(band.shape), found[i]) for i, (band, at) in enumerate(zip(every, starts))]
+    else:
+        used = 0
+        for band, s in zip(every, every_step):
+            into = None if out is None else out[used:used + band.size].reshape(band.shape)
+            used += band.size
+            parts.append(quantise_band(band, s, rounding, into))
+    at_band = iter(parts)
+    for bands in groups:
         stats = np.zeros((k, 4))
         qs = []
-        for band in bands:
-            if done is not None:
-                q, st = next(done)
-            else:
-                into = None if out is None else out[used:used + band.size].reshape(band.shape)
-                used += band.size
-                q, st = quantise_band(band, s, rounding, into)
+        for _ in bands:
+            q, st = next(at_band)
             qs.append(q)
             stats += st
         zero_sq, nz, sf, sf2 = stats.T
