@@ -528,6 +528,47 @@ def test_step_code_hints_change_no_search():
     assert encoder.first_code(0.0, 1000) == 0
 
 
+def test_fit_code_finds_the_same_code_from_any_start():
+    """fit_code's probes (the first at the hint, the second where the learnt slope puts the budget's
+    crossing) decide only its cost: from any first probe and any slope it finds the same finest
+    code that fits the budget."""
+    from hinercodec.codecs.transform import encoder
+
+    images = _real_images(k=12, side=40)
+    cube = np.ascontiguousarray((images - images.min()) / np.ptp(images), np.float32)
+    budget = 0.5 * cube.size
+    ref = encoder.fit_code(encoder.analyse(cube), 8, budget, 0.35)
+    assert ref is not None
+    for hint in (0, ref.code - 9, ref.code - 1, ref.code, ref.code + 1, ref.code + 7, 4 * ref.code):
+        for slope in (encoder.SLOPE_RANGE[0], encoder.LOG_SLOPE, encoder.SLOPE_RANGE[1]):
+            a = encoder.analyse(cube)
+            a.cache["slope"] = slope
+            assert encoder.fit_code(a, 8, budget, 0.35, hint).code == ref.code
+
+
+def test_first_k_start_changes_no_search():
+    """encoder.first_k only moves where the first K climb starts: on a real cube whose score over K
+    has one peak, a search from it finds the same K, code and runner-up as one from K = 8."""
+    from hinercodec.codecs.transform import encoder
+
+    images = _real_images(k=48, side=40)
+    cube = np.ascontiguousarray((images - images.min()) / np.ptp(images), np.float32)
+    c, h, w = cube.shape
+    for per_value in (0.3, 0.9):
+        budget = per_value * cube.size
+        start = encoder.first_k(budget, c, h * w)
+        assert start > 8
+        runs = []
+        for begin in (None, start):
+            second: list = []
+            cand = encoder.search(encoder.analyse(cube), budget, start=begin, runner_up=second)
+            runs.append((cand.k, cand.code, [(r.k, r.code) for r in second]))
+        assert runs[0] == runs[1]
+    assert encoder.first_k(0.1 * 1000 * 200, 200, 1000) == 8
+    assert encoder.first_k(0.8 * 1000 * 200, 200, 1000) == encoder.FIRST_K_MOST
+    assert encoder.first_k(0.8 * 1000 * 20, 20, 1000) == 16
+
+
 def test_in_blocks_keeps_order_and_limits():
     """parallel.in_blocks: the results in the order of the starts, each call made under a limit of one
     thread, and no threads at all where the caller's limit is one."""
