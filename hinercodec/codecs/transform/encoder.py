@@ -1053,10 +1053,10 @@ FIRST_K_MOST = 32  # ... and never above this (a start above the best K climbs d
 
 def first_k(budget_bits: float, bands: int, pixels: int) -> int:
     """Where a cube's first K climb starts (search's `start`): more bits per value and more bands
-    want more components (the best K found on the shared scenes at 0.1-0.8 bpppb: 5-64). Speed only
-    where the score over K has one peak (the climb reaches it from any start; the runner-up, a
-    neighbour of the peak, is tried from any start too): the same files, in 1-3 fewer K climbed
-    at the higher rates. Where it has several, the climb keeps the one nearest the start."""
+    want more components. Speed only where the score over K has one peak (the climb reaches it from
+    any start, and the runner-up, a neighbour of the peak, is tried from any start too): the same
+    files, with fewer small K climbed through at the higher rates (benchmarks/search_cost.py).
+    Where it has several peaks, the climb keeps the one nearest its start."""
     per_value = budget_bits / max(bands * pixels, 1)
     rung = next(k for top, k in FIRST_K_RUNGS if per_value <= top)
     share, full = FIRST_K_SHARE
