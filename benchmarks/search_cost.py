@@ -6,9 +6,10 @@ For every cube, effort and rate, one in-process `api.encode` (the default model)
 of the coefficient-size estimates every step probe and exact candidate makes
 (bitstream.estimate_bits_approx and bitstream.estimate_bits), with each file's size and SHA-256
 (the first 16 hex digits, of the file with its meta chunk's encoder version left out, so that
-versions that write the same bytes compare equal). A change to the search that should cost less and write the same files
-shows here as fewer estimates and the same hashes; run it before and after (machine-independent:
-counts, not times). Default cubes: every scene of ../shared/data.
+versions that write the same bytes compare equal). A change to the search that should cost less
+and write the same files shows here as fewer estimates and the same hashes; run it before and
+after (machine-independent: counts, not times). Default cubes: every scene of ../shared/data
+(speed.py's list).
 """
 from __future__ import annotations
 
@@ -21,14 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.speed import DATA, SCENES  # noqa: E402
 from hinercodec import __version__, api  # noqa: E402
 from hinercodec.codecs.transform import bitstream  # noqa: E402
 from hinercodec.formats import hnrfile  # noqa: E402
 from hinercodec.formats.cubeio import read_cube  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
-SCENES = ("samson.mat", "houston2018_crop.mat", "pavia_centre_crop_v73.mat", "muufl_crop_v73.mat",
-          "cave_balloons.h5", "cave_oil_painting.h5")
 COUNTED = ("estimate_bits_approx", "estimate_bits")
 
 
