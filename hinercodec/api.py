@@ -124,7 +124,7 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
     if valid is not None:
         stats = {**stats, "nodata_pixels": int(valid.size - np.count_nonzero(valid))}
         original, decoded = original[valid][:, None, :], decoded[valid][:, None, :]
-    dist = distortion(original, decoded)
+    dist = distortion(original, decoded, tiling.MEASURE_THREADS)
     return EncodeResult(data=data, bpppb=bpppb(len(data), shape), psnr_band=dist.psnr_band,
                         seconds=time.perf_counter() - start, device=_device_name(opts),
                         stats={**stats, "psnr_global": dist.psnr_global, "sam_deg": dist.sam_deg})
@@ -318,5 +318,5 @@ def evaluate(original: np.ndarray, data: bytes, device: str = "auto") -> dict:
         out["nodata_pixels"] = int(np.count_nonzero(invalid))
         out["nodata_exact"] = bool(np.array_equal(decoded[invalid], original[invalid], equal_nan=True))
         original, decoded = original[dec.valid][:, None, :], decoded[dec.valid][:, None, :]
-    out.update(distortion(original, decoded).as_dict())
+    out.update(distortion(original, decoded, tiling.MEASURE_THREADS).as_dict())
     return out

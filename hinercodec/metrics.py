@@ -65,15 +65,16 @@ def sam_degrees(original: np.ndarray, decoded: np.ndarray) -> float:
 STRIP_VALUES = 1 << 20  # values per strip of rows when a whole cube is measured (stays in cache, no cube-size copies)
 
 
-def distortion(original: np.ndarray, decoded: np.ndarray) -> Distortion:
+def distortion(original: np.ndarray, decoded: np.ndarray, threads: int = 1) -> Distortion:
     """All PROTOCOL.md distortion figures of `decoded` against `original` (both H x W x C): the
-    streaming accumulation below, over the whole cube at once."""
+    streaming accumulation below, over the whole cube at once (its strips in `threads` threads:
+    the same figures for any count)."""
     if original.shape != decoded.shape:
         raise ValueError(f"shape mismatch: original {original.shape} vs decoded {decoded.shape}")
     h, w, c = original.shape
     acc = StreamingDistortion(original.min(axis=(0, 1)) if original.size else np.zeros(c),
                               original.max(axis=(0, 1)) if original.size else np.zeros(c))
-    acc.add(original, decoded)
+    acc.add(original, decoded, threads)
     return acc.result()
 
 
