@@ -109,3 +109,18 @@ def test_interp_script(tmp_path):
     for key in ("hinerc_interp_psnr_band", "linear_decoded_psnr_band", "linear_original_psnr_band"):
         assert math.isfinite(r[key])
     assert "hinerc interp" in proc.stdout and "linear between decoded" in proc.stdout
+
+
+def test_rd_compare_reads_rd_and_speed_results(tmp_path):
+    from benchmarks.rd_compare import points, table
+
+    rd = {"points": [{"cube": "a.mat", "codec": "hinerc", "target_bpppb": 0.2, "bpppb": 0.199, "psnr_band": 40.0},
+                     {"cube": "a.mat", "codec": "pca-x265", "target_bpppb": 0.2, "bpppb": 0.2, "psnr_band": 39.0}]}
+    speed = {"rows": [{"cube": "a.mat", "rate": 0.2, "hinerc": {"bpppb": 0.198, "psnr_band": 40.25}},
+                      {"cube": "b.mat", "rate": 0.2, "hinerc": {"error": "failed"}}]}
+    (tmp_path / "rd.json").write_text(json.dumps(rd))
+    (tmp_path / "speed.json").write_text(json.dumps(speed))
+    old, new = points(tmp_path / "rd.json", "hinerc"), points(tmp_path / "speed.json", "hinerc")
+    assert old == {("a.mat", 0.2): (0.199, 40.0)} and new == {("a.mat", 0.2): (0.198, 40.25)}
+    lines = table([("old", old), ("new", new)])
+    assert lines[-1] == "| a.mat | 0.2 | 0.1990 / 40.00 | 0.1980 / 40.25 | +0.25 |"

@@ -982,8 +982,8 @@ def weight_step(previous: np.ndarray, target: np.ndarray, live: np.ndarray, gain
     far) `gain` times the way to `target` (weight_targets of that candidate's MSE), centred and
     rounded, within +-WEIGHT_RANGE; 0 for the bands not `live`. Gain 1 is the plain fixed-point
     iteration w <- 1 / MSE(w), which converges slowly: a band's MSE answers a change of its weight
-    only in part (measured on the shared scenes: a pass moves it half to two thirds of the way),
-    so each pass covers only that part of the distance left."""
+    only in part, so each pass covers only part of the distance left (how large a part varies
+    with the scene and the rate: weight_gain; the gains chosen in benchmarks/weight_gain.py)."""
     e = np.zeros(target.size, np.int64)
     if live.any():
         x = previous[live] + gain * (target[live] - previous[live])
