@@ -974,7 +974,7 @@ def weight_targets(mse: np.ndarray, live: np.ndarray) -> np.ndarray:
 
 WEIGHT_GAIN = 2.5  # the first re-weighting moves the weight codes this many times the way to the targets
 WEIGHT_GAINS = (1.0, 3.0)  # a later one: the gain the last two passes imply (weight_gain), within these
-GAIN_GRID = 64  # ... rounded to 1/64 (a last-bit difference of a sum between machines does not move it)
+GAIN_GRID = 64  # ... rounded to 1/64 (a last-bit difference of a sum between machines then almost never moves it)
 
 
 def weight_step(previous: np.ndarray, target: np.ndarray, live: np.ndarray, gain: float) -> np.ndarray:
