@@ -42,3 +42,25 @@ def test_the_gain_is_the_secant_of_the_last_two_passes() -> None:
     assert encoder.weight_gain([(x0, y0), (x0.copy(), y0)], live) == encoder.WEIGHT_GAINS[0]  # no move: no slope
     y1 = y0 + 0.3 * (x1 - x0)  # 1 / 0.7 = 1.4286: on the 1/64 grid
     assert encoder.weight_gain([(x0, y0), (x1, y1)], live) * encoder.GAIN_GRID == round(64 / 0.7)
+
+
+def test_the_last_of_two_passes_keeps_the_best_k(monkeypatch) -> None:
+    """encoder.SETTLED_LAST: at effort 3 (two re-weighting passes) the last pass searches one K, the
+    best so far; at effort 2 (one pass) that pass still climbs K."""
+    rng = np.random.default_rng(5)
+    spectra = rng.normal(size=(6, 24))
+    cube = np.einsum("hwk,kc->chw", rng.normal(size=(32, 32, 6)), spectra) * 0.05 + 0.5
+    ladders: list = []
+    search = encoder.search
+
+    def recording(a, budget_bits, rounding=0.35, ladder=encoder.K_LADDER, *args, **kwargs):
+        ladders.append(tuple(ladder))
+        return search(a, budget_bits, rounding, ladder, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, "search", recording)
+    budget = 0.5 * cube.size
+    for effort, passes in ((3, 2), (2, 1)):
+        ladders.clear()
+        plan, cand, _ = encoder.plan_cube(cube, budget, effort)
+        assert len(ladders) == passes + 1 and all(len(lad) > 1 for lad in ladders[:passes])
+        assert (ladders[-1] == (cand.k,)) == (passes >= 2) and plan.components == cand.k

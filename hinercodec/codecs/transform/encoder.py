@@ -1037,8 +1037,9 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
               report: Optional[Callable[[str, int, int, float], None]] = None, metric: str = "psnr_band",
               valid: Optional[np.ndarray] = None, side_share: float = 1.0,
               keep: Optional[dict] = None) -> Optional[tuple[Plan, Candidate, float]]:
-    """The search: re-weighting passes (effort), each a hill-climb over K with estimated candidates,
-    its best made exact (finalise); (plan, best exact candidate, its score) or None when not even
+    """The search: re-weighting passes (effort), each a hill-climb over K with estimated candidates
+    (the last one of two or more passes: the step at the best K so far, SETTLED_LAST), its best made
+    exact (finalise); (plan, best exact candidate, its score) or None when not even
     one component fits. `side_share`: the share of the side information (basis, mean) this cube's
     budget carries (a sample of a larger cube: its pixel fraction). `keep`: receives the best
     pass's analysis ("analysis", "codes") for a caller coding this same cube."""
@@ -1062,8 +1063,10 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
         for rounding in roundings:
             room = budget_bits - side_share * _weight_bits(codes)
             second: list = []
-            cand = search(a, room, rounding, start=first_k(room, a.bands, a.pixels) if best is None else best[1].k, metric=metric,
-                          code=None if best is None else best[1].code, runner_up=second,
+            # the last of two or more re-weighting passes fits the best K so far alone (SETTLED_LAST)
+            ladder = (best[1].k,) if SETTLED_LAST and best is not None and p == passes >= 2 else K_LADDER
+            cand = search(a, room, rounding, ladder, start=first_k(room, a.bands, a.pixels) if best is None else best[1].k,
+                          metric=metric, code=None if best is None else best[1].code, runner_up=second,
                           codes=step_codes.setdefault(rounding, {}))
             first = cand
             cand = None if cand is None else finalise(a, cand, room, rounding)
@@ -1116,6 +1119,10 @@ def first_k(budget_bits: float, bands: int, pixels: int) -> int:
 
 PLAN_NEIGHBOURS = 3  # from this effort up, a plan's K is hill-climbed from on the whole cube (else kept)
 CLOSE_DB = 0.1  # estimated scores of the two best K closer than this: both are evaluated exactly
+SETTLED_LAST = True  # the last of two or more re-weighting passes searches the step at the best K so far, not
+# its K neighbours: by then the passes before have moved K where the weights put it (benchmarks/weight_gain.py,
+# settings ":all" against without; benchmarks/search_cost.py counts the estimates it saves). After a single
+# re-weighting pass (--effort 2) K still moves: that pass climbs
 CLOSE_EFFORT = 2  # from this effort up
 REFIT_EFFORT = 2  # from this effort up, a candidate's images are fitted to its quantised basis (least squares;
 # below: the search's projection on the unquantised basis, quantised as it is)
