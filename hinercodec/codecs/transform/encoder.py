@@ -1064,7 +1064,7 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
             room = budget_bits - side_share * _weight_bits(codes)
             second: list = []
             # the last of two or more re-weighting passes fits the best K so far alone (SETTLED_LAST)
-            ladder = (best[1].k,) if SETTLED_LAST and best is not None and p == passes >= 2 else K_LADDER
+            ladder = (best[1].k,) if SETTLED_LAST and best is not None and passes >= 2 and p == passes else K_LADDER
             cand = search(a, room, rounding, ladder, start=first_k(room, a.bands, a.pixels) if best is None else best[1].k,
                           metric=metric, code=None if best is None else best[1].code, runner_up=second,
                           codes=step_codes.setdefault(rounding, {}))
