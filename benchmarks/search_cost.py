@@ -4,7 +4,8 @@
 
 For every cube, effort and rate, one in-process `api.encode` (the default model), counting the calls
 of the coefficient-size estimates every step probe and exact candidate makes
-(bitstream.estimate_bits_approx and bitstream.estimate_bits), with each file's size and SHA-256
+(bitstream.estimate_bits_approx and bitstream.estimate_bits) and the searches the encode ran (more
+than one: its first file re-aimed at the budget), with each file's size and SHA-256
 (the first 16 hex digits, of the file with its meta chunk's encoder version left out, so that
 versions that write the same bytes compare equal). A change to the search that should cost less
 and write the same files shows here as fewer estimates and the same hashes; run it before and
@@ -31,8 +32,9 @@ from hinercodec.formats.cubeio import read_cube  # noqa: E402
 COUNTED = ("estimate_bits_approx", "estimate_bits")
 
 
-def counted_encode(cube, rate: float, effort: int) -> tuple[bytes, int]:
-    """The file of `cube` at `rate` and `effort`, and the size estimates its search made."""
+def counted_encode(cube, rate: float, effort: int) -> tuple[bytes, int, int]:
+    """The file of `cube` at `rate` and `effort`, the size estimates its search made and how many
+    searches it took (1: the first file kept; 2 or more: re-aimed at the budget)."""
     calls = [0]
     plain = {name: getattr(bitstream, name) for name in COUNTED}
 
@@ -45,11 +47,11 @@ def counted_encode(cube, rate: float, effort: int) -> tuple[bytes, int]:
     for name, fn in plain.items():
         setattr(bitstream, name, counting(fn))
     try:
-        data = api.encode(cube.data, cube.wavelengths, bpppb=rate, effort=effort).data
+        result = api.encode(cube.data, cube.wavelengths, bpppb=rate, effort=effort)
     finally:
         for name, fn in plain.items():
             setattr(bitstream, name, fn)
-    return data, calls[0]
+    return result.data, calls[0], int(result.stats.get("attempts", 1))
 
 
 def versionless_digest(data: bytes) -> str:
@@ -75,21 +77,23 @@ def main(argv=None) -> int:
         return 2
     rates = [float(r) for r in args.rates.split(",")]
     efforts = [int(e) for e in args.efforts.split(",")]
-    rows, totals = [], {e: 0 for e in efforts}
-    print(f"# hinerc {__version__}: size estimates of each encode (the file's bytes, sha256[:16] without the version)")
+    rows, totals, searches = [], {e: 0 for e in efforts}, {e: 0 for e in efforts}
+    print(f"# hinerc {__version__}: size estimates / searches of each encode (the file's bytes, sha256[:16] without the version)")
     for path in paths:
         cube = read_cube(path)
         for effort in efforts:
             cells = []
             for rate in rates:
-                data, n = counted_encode(cube, rate, effort)
+                data, n, attempts = counted_encode(cube, rate, effort)
                 digest = versionless_digest(data)
-                rows.append({"cube": path.name, "effort": effort, "rate": rate, "estimates": n,
+                rows.append({"cube": path.name, "effort": effort, "rate": rate, "estimates": n, "searches": attempts,
                              "bytes": len(data), "sha256_16": digest})
                 totals[effort] += n
-                cells.append(f"{rate}: {n:3d} ({len(data)} B {digest})")
+                searches[effort] += attempts
+                cells.append(f"{rate}: {n:3d}/{attempts} ({len(data)} B {digest})")
             print(f"{path.name:28s} effort {effort}  " + "  ".join(cells), flush=True)
     print("total estimates: " + ", ".join(f"effort {e}: {t}" for e, t in totals.items()))
+    print("total searches: " + ", ".join(f"effort {e}: {t}" for e, t in searches.items()))
     if args.json:
         Path(args.json).write_text(json.dumps({"version": __version__, "rows": rows}, indent=1) + "\n")
     return 0

@@ -7,7 +7,7 @@ model is fitted or run (the default codec is numpy only).
 """
 from __future__ import annotations
 
-__version__ = "0.9.9"
+__version__ = "0.9.10"
 
 _LAZY = {
     "encode": "hinercodec.api",

@@ -16,7 +16,10 @@ from hinercodec.formats.cubeio import read_cube
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-PINS = [  # scene, crop side (None: whole), options, bytes, sha256 (hinerc 0.9.9: every hash re-pinned for the version
+PINS = [  # scene, crop side (None: whole), options, bytes, sha256 (hinerc 0.9.10: every hash re-pinned, each file a
+    # byte longer for the version string "0.9.10" in its meta chunk but Samson 48 x 48 at effort 2, 8978 -> 8952 bytes:
+    # the size estimate counts the context list and the side information as coded, so that search ends elsewhere;
+    # 0.9.9: every hash re-pinned for the version
     # string, every size unchanged (the last re-weighting pass of effort 3 now keeps the best K: the same file here);
     # 0.9.8: every hash re-pinned; the files
     # of effort 2 and 3 changed, their band weights now accelerated across the re-weighting passes (encoder.weight_gain:
@@ -24,20 +27,20 @@ PINS = [  # scene, crop side (None: whole), options, bytes, sha256 (hinerc 0.9.9
     # version string in the meta chunk alone; 0.9.3 changed --effort 1's sizes: its rANS tables are parametric
     # only (encoder.EXPLICIT_EFFORT) and its images the search's projections (encoder.REFIT_EFFORT),
     # 7333 -> 7361 and 10200 -> 10166 bytes)
-    ("houston2018_crop.mat", 64, dict(bpppb=0.3, effort=1), 7361,
-     "388605cb46dbc49377645b1578502cc95361940a87a0aa9b172b8ec7b9f4625e"),
-    ("samson.mat", 48, dict(bpppb=0.2, effort=2), 8978, "3595bac92d74cb148a56acfeab5e83e3520329ab57220488603a5d98dd5d121d"),
-    ("pavia_centre_crop_v73.mat", 40, dict(bpppb=0.5, effort=1), 10166,
-     "e662484a478dbfcc276300f82f48f52fd689b996f4f4df7d41e3c6b70c16649f"),
+    ("houston2018_crop.mat", 64, dict(bpppb=0.3, effort=1), 7362,
+     "3385b2c9a8a6d7490da7e559722c2f39b560f591552922c8cd0195801099604e"),
+    ("samson.mat", 48, dict(bpppb=0.2, effort=2), 8952, "5c062ee52bb5db919c8d74adc965269cb72a73bfb64892b979632ef8945be390"),
+    ("pavia_centre_crop_v73.mat", 40, dict(bpppb=0.5, effort=1), 10167,
+     "9e0e94e4ee1b8697305e2c7494778831cc1ccb9a0183666f0b2ce9706227ad39"),
     # lossless core stream version 4 (second stage of 14 inputs, step 3/256, column period Q; Q = 1 on these):
     # re-pinned, -0.7 % / -1.2 % / -0.7 % against version 3 (645623, 339699, 448942 bytes)
-    ("houston2018_crop.mat", None, dict(lossless=True), 641326,
-     "e2c475233538f0804fa40ddcbdb52b9d3c1776f774b6307c54093690811b75f3"),
-    ("houston2018_crop.mat", None, dict(max_error=4), 335708,
-     "70c69da55760d3a4acb5a0edce487c66041401ffbabd28875b3d856aa0829309"),
-    ("samson.mat", None, dict(lossless=True), 445601, "0b1739f1e79514fbaa4f0af5473d687af234d19c5fa953366b9eb43fae94fb88"),
-    pytest.param("houston2018_crop.mat", None, dict(bpppb=0.2, effort=3), 19626,
-                 "58b4c444a3605ba13194e46feea433354bf6e7bf54081d72e62bb8a888ab8ab4", marks=pytest.mark.slow),
+    ("houston2018_crop.mat", None, dict(lossless=True), 641327,
+     "041ba496e827f37c33be0eddf8da8c7394babadf922f3b01bf8e6a32f6163587"),
+    ("houston2018_crop.mat", None, dict(max_error=4), 335709,
+     "038abb6f551a7e475c8ab9c9759613b91315e5681011aea24ac69ee7d5e90b7a"),
+    ("samson.mat", None, dict(lossless=True), 445602, "1472e334eb8fa209359c285da3fa22d52760c6bfc93a53033fbbd8f368f58018"),
+    pytest.param("houston2018_crop.mat", None, dict(bpppb=0.2, effort=3), 19627,
+                 "dd571cd9b6167a595a1bf9d3c4e4f847c1d15eb671633915fb679f2a0edf7e05", marks=pytest.mark.slow),
 ]
 
 

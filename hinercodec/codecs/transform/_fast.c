@@ -1002,9 +1002,29 @@ static double table_cost_c(const int64_t *h, int unsigned_) {
         }
     double overhead = 81.4 + 3.08 * (double)used - 4.09 * log2((double)n);
     if (overhead < 16.0) overhead = 16.0;
-    double ent = 0.0;
+    /* bitstream._floored_entropy: no share below 2**-P but the most frequent symbol's, which gives
+       up what those floors take */
+    const double floor_ = 1.0 / (double)(1 << PRECISION_BITS);
+    int most = 0;
+    for (int s = 1; s < ALPHABET; s++)
+        if (h[s] > h[most]) most = s;
+    double taken = 0.0;
+    int rare = 0;
     for (int s = 0; s < ALPHABET; s++)
-        if (h[s] > 0) ent += (double)h[s] * log2((double)h[s] / (double)n);
+        if (h[s] > 0 && s != most && (double)h[s] / (double)n < floor_) {
+            taken += floor_ - (double)h[s] / (double)n;
+            rare = 1;
+        }
+    const double left = (double)h[most] / (double)n - taken;
+    if (!(left > 0.0)) rare = 0;
+    double ent = 0.0;
+    for (int s = 0; s < ALPHABET; s++) {
+        if (h[s] <= 0) continue;
+        const double share = (double)h[s] / (double)n;
+        if (rare && s == most) ent += (double)h[s] * log2(left);
+        else if (rare && share < floor_) ent -= (double)h[s] * (double)PRECISION_BITS;
+        else ent += (double)h[s] * log2(share);
+    }
     const double explicit_ = -ent + overhead;
     const int64_t nz = n - h[0];
     double mean = 1.0;
@@ -1030,13 +1050,13 @@ static double table_cost_c(const int64_t *h, int unsigned_) {
 
 #define TIE 1e-9
 
-/* estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties) */
+/* estimate(hist, sign_counts, escape_bits, signs) -> (bits, ties) */
 static PyObject *py_estimate(PyObject *self, PyObject *args) {
     PyObject *ho, *so;
-    long long total, escape_bits;
+    long long escape_bits;
     int signs;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOLLp", &ho, &so, &total, &escape_bits, &signs)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOLp", &ho, &so, &escape_bits, &signs)) return NULL;
     Py_buffer hb, sb;
     if (PyObject_GetBuffer(ho, &hb, PyBUF_SIMPLE) != 0) return NULL;
     if (PyObject_GetBuffer(so, &sb, PyBUF_SIMPLE) != 0) { PyBuffer_Release(&hb); return NULL; }
@@ -1049,13 +1069,12 @@ static PyObject *py_estimate(PyObject *self, PyObject *args) {
         const int64_t *hist = (const int64_t *)hb.buf, *sc = (const int64_t *)sb.buf;
         int64_t merged[ALPHABET], joined[ALPHABET];
         double bits = 0.0, last = 0.0;
-        int have = 0, prev = -1, ties = 0, n_used = 0;
+        int have = 0, prev = -1, ties = 0;
         for (int cid = 0; cid < N_CTX; cid++) {
             const int64_t *h = hist + (size_t)cid * ALPHABET;
             int64_t rowsum = 0;
             for (int s = 0; s < ALPHABET; s++) rowsum += h[s];
             if (!rowsum) continue;
-            n_used++;
             const int unsigned_ = signs && cid != 0;
             const int same = have && cid != 0 && prev != 0 && (cid - 1) / N_BUCKETS == (prev - 1) / N_BUCKETS;
             prev = cid;
@@ -1102,9 +1121,7 @@ static PyObject *py_estimate(PyObject *self, PyObject *args) {
             bits += (!listed || sbits + map >= plain) ? plain + 8.0 : sbits + map + 8.0;
             bits += 24.0;
         }
-        int k = 0;
-        while (k < 8 && (total + ((int64_t)1 << k) - 1) / ((int64_t)1 << k) > 8192) k++;
-        bits += (double)escape_bits + 32.0 * (double)(1 << k) + 24.0 + 2.0 * n_used;
+        bits += (double)escape_bits; /* the stream's framing and the context list: bitstream.framing_bits */
         res = Py_BuildValue("di", bits, ties);
     }
 done:
@@ -2183,7 +2200,7 @@ static PyMethodDef methods[] = {
      "lanes, state_low, word_bits, total, low, nbits) -> (stream bytes, escapes)"},
     {"param_freqs", py_param_freqs, METH_VARARGS,
      "param_freqs(a, b, top, unsigned, out) -> bool: bitstream.param_freqs into out"},
-    {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, total, escape_bits, signs) -> (bits, ties)"},
+    {"estimate", py_estimate, METH_VARARGS, "estimate(hist, sign_counts, escape_bits, signs) -> (bits, ties)"},
     {"quantise_bands", py_quantise_bands, METH_VARARGS,
      "quantise_bands(bands, q, stats, steps, K, rounding, threads): quantise() of every band of a pyramid at once"},
     {"quantise", py_quantise, METH_VARARGS,

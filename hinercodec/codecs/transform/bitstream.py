@@ -497,8 +497,27 @@ def _table_cost_reference(hist: np.ndarray, unsigned: bool = False) -> float:
     # Explicit table bytes plus the coder's loss over the entropy, fitted on real component
     # images: ~81 bits a table + 3.1 a used symbol, less for tables that code many symbols.
     overhead = max(16.0, 81.4 + 3.08 * int(used.sum()) - 4.09 * math.log2(n))
-    explicit = float(-(hist[used] * np.log2(hist[used] / n)).sum()) + overhead
+    explicit = _floored_entropy(hist[used], int(n)) + overhead
     return min(explicit, _param_fit(hist, search=False, unsigned=unsigned)[0])
+
+
+def _floored_entropy(counts: np.ndarray, n: int) -> float:
+    """The bits of symbols with these counts (n in all) under an explicit table's probabilities:
+    their own shares, but none below 2**-PRECISION, the table's least frequency, except the most
+    frequent symbol's, which gives up what those floors take (a context where nearly every symbol
+    is one value pays this; the plain entropy would miss it)."""
+    share = counts / n
+    bits = -(counts * np.log2(share))
+    floor = 2.0 ** -PRECISION
+    rare = share < floor
+    top = int(np.argmax(counts))
+    rare[top] = False
+    if rare.any():
+        left = float(share[top]) - float((floor - share[rare]).sum())
+        if left > 0:
+            bits[rare] = counts[rare] * float(PRECISION)
+            bits[top] = -float(counts[top]) * math.log2(left)
+    return float(bits.sum())
 
 
 def _table_cost(hist: np.ndarray, unsigned: bool = False) -> float:
@@ -508,7 +527,7 @@ def _table_cost(hist: np.ndarray, unsigned: bool = False) -> float:
     counts = hist[idx]
     n = int(counts.sum())
     overhead = max(16.0, 81.4 + 3.08 * idx.size - 4.09 * math.log2(n))
-    explicit = float(-(counts * np.log2(counts / n)).sum()) + overhead
+    explicit = _floored_entropy(counts, n) + overhead
     # _param_fit(hist, search=False, unsigned)
     nz = n - int(hist[0])
     if nz:
@@ -638,7 +657,28 @@ def estimate_bits(pyramid: Pyramid, signs: bool = False, stats: Optional[tuple] 
     _, _, _, bits = plan_tables(hist, signs)
     if signs:
         bits += plan_signs(sign_counts)[1] + 24.0
-    return bits + float(escape_bits) + 32.0 * rans.choose_lanes(total) + 24.0 + 2.0 * hist.any(axis=1).sum()
+    bits += float(escape_bits)
+    return bits + framing_bits(hist, total, bits)
+
+
+def _varint_bytes(values: np.ndarray) -> np.ndarray:
+    """len(huffman.write_varint(v)) of each non-negative integer v."""
+    v = np.asarray(values, np.int64)
+    return 1 + (v >= 1 << 7) + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)
+
+
+def framing_bits(hist: np.ndarray, total: int, bits: float) -> float:
+    """What a section holds besides its tables, symbols, signs and escape bits (`bits`, their
+    estimate), in bits: the context list (the count and a gap before each used context, varints;
+    the two flag maps, a bit a used context each in whole bytes) and the stream's framing: its varint
+    length, the lane byte and each lane's four flushed state bytes less the ~8 bits of symbols a
+    state holds, the last 16-bit word half empty and the escape bits' last byte half full on
+    average (predicted_size, pack)."""
+    used = np.flatnonzero(hist.any(axis=1))
+    listing = int(_varint_bytes(np.diff(used, prepend=-1) - 1).sum()) + int(_varint_bytes(used.size)) + 2 * (-(-used.size // 8))
+    lanes = rans.choose_lanes(total)
+    stream = int(_varint_bytes(int(max(bits, 0.0) / 8.0) + 3 * lanes))
+    return 8.0 * (listing + stream + 1 + 3 * lanes) + 8.0 + 4.0
 
 
 def _absent(pyramid: Pyramid, coded: Maps) -> tuple[np.ndarray, int, int]:
@@ -738,8 +778,8 @@ def estimate_bits_approx(pyramid: Pyramid, signs: bool = False,
     if not (FAST and pyramid[0].size):
         return None
     stats = _stats(pyramid, signs, coded)
-    bits, ties = _fast.estimate(stats[0], stats[1], stats[2], stats[3], bool(signs))
-    return bits, ties, stats
+    bits, ties = _fast.estimate(stats[0], stats[1], stats[3], bool(signs))
+    return bits + framing_bits(stats[0], stats[2], bits), ties, stats
 
 
 def _coded(pyramid: Pyramid, signs: bool, coded: Optional[Maps] = None) -> tuple[list, np.ndarray, np.ndarray]:
@@ -1041,12 +1081,21 @@ def _unwalk(decoder: rans.SegmentDecoder, raw: bytes, shape: tuple[int, int, int
 
 # ---------------------------------------------------------------- small integer vectors
 
+VECTOR_FRAMING_BITS = 60  # pack_vectors' bits around its table and symbols: two varint lengths, the lane's state
+VECTOR_GAP_BITS = 3  # an explicit table's bits for an unused symbol below its last used one (a level change)
+
+
 def estimate_vector_bits(vectors: list[np.ndarray]) -> float:
-    """Bits of pack_vectors(vectors) within a few percent."""
+    """Bits of pack_vectors(vectors), to within about half a percent on the encoder's side
+    information: the symbols' entropy, their explicit table (the overhead _table_cost fits, and
+    VECTOR_GAP_BITS for each unused symbol below the last used one), the escape bits and
+    VECTOR_FRAMING_BITS."""
     sym, _, nbits = to_symbols(np.concatenate([np.asarray(v).ravel() for v in vectors]))
     hist = np.bincount(sym, minlength=1)
-    p = hist[hist > 0] / sym.size
-    return float(-(hist[hist > 0] * np.log2(p)).sum() + nbits.sum() + 40 + 3 * (hist > 0).sum())
+    counts = hist[hist > 0]
+    overhead = max(16.0, 81.4 + 3.08 * counts.size + VECTOR_GAP_BITS * (hist.size - counts.size)
+                   - 4.09 * math.log2(max(sym.size, 1)))
+    return float(-(counts * np.log2(counts / sym.size)).sum() + overhead + nbits.sum() + VECTOR_FRAMING_BITS)
 
 
 def pack_vectors(vectors: list[np.ndarray]) -> bytes:

@@ -89,51 +89,66 @@ KEEP_VALUES_BYTES = 1 << 25  # an analysis keeps its float64 weighted cube up to
 # search makes its blocks again and again: each a conversion and a product, against a copy)
 
 
-def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None) -> Analysis:
-    """cube (C, H, W) in normalised units; `weights` (C,) weight each band's squared error;
-    `valid` (H, W) bool: the data pixels, the only ones the mean and the basis are learnt from."""
-    c, h, w = cube.shape
-    weights = np.ones(c) if weights is None else np.asarray(weights, np.float64)
-    flat, root = np.asarray(cube).reshape(c, h * w), np.sqrt(weights)
-    n = h * w
-    x = None
-    if valid is not None or 8 * c * n <= KEEP_VALUES_BYTES:
-        # float64 (C, N) in one allocation, from a float32 or float64 cube alike (the same values):
-        # kept for the later steps' blocks when small (Analysis.block)
-        x = np.multiply(flat, root[:, None], dtype=np.float64)
-        data = x if valid is None else x[:, valid.reshape(-1)]
-        mean = data.mean(axis=1)
-        count = data.shape[1]
-    else:  # the same values a row or a block at a time: no (C, N) float64 copy (fresh memory: slow to fault in)
-        data = None
-        mean = np.array([np.multiply(flat[i], root[i], dtype=np.float64).mean() for i in range(c)])  # = x.mean(1)
-        count = n
+@dataclass
+class Moments:
+    """A cube's band statistics over its data pixels, unweighted: what every weighting's analysis
+    scales (a band weighted by w has sqrt(w) times the mean, max and min, and the covariance
+    sqrt(w_i w_j) times), so that a search's passes compute them once."""
+
+    mean: np.ndarray  # (C,)
+    cov: np.ndarray  # (C, C) per-pixel covariance
+    top: np.ndarray  # (C,) max
+    bottom: np.ndarray  # (C,) min
+
+
+def moments(cube: np.ndarray, valid: Optional[np.ndarray] = None) -> Moments:
+    """Moments of a normalised cube (C, H, W) over the `valid` pixels (all when None), in float64,
+    centred block by block in block order (the same sums for any thread count)."""
+    c = cube.shape[0]
+    flat = np.asarray(cube).reshape(c, -1)
+    if valid is not None:
+        flat = flat[:, valid.reshape(-1)]
+    count = flat.shape[1]
+    mean = np.array([flat[i].mean(dtype=np.float64) for i in range(c)])
     cov = np.zeros((c, c))
     top, bottom = np.full(c, -np.inf), np.full(c, np.inf)
 
     def gram(p0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if data is None:
-            x0 = np.multiply(flat[:, p0:p0 + ERROR_CHUNK], root[:, None], dtype=np.float64)
-        else:
-            x0 = data[:, p0:p0 + ERROR_CHUNK]
+        x0 = np.asarray(flat[:, p0:p0 + ERROR_CHUNK], np.float64)
         most, least = x0.max(axis=1), x0.min(axis=1)
         x0 = x0 - mean[:, None]
         return x0 @ x0.T, most, least
 
-    for part, most, least in parallel.in_blocks(gram, range(0, count, ERROR_CHUNK)):  # centred block by block:
-        cov += part  # no (C, N) temporary; added in block order (the same sums for any thread count)
+    for part, most, least in parallel.in_blocks(gram, range(0, count, ERROR_CHUNK)):
+        cov += part
         np.maximum(top, most, out=top)
         np.minimum(bottom, least, out=bottom)
     cov /= count
+    return Moments(mean, cov, top, bottom)
+
+
+def analyse(cube: np.ndarray, weights: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None,
+            stats: Optional[Moments] = None) -> Analysis:
+    """cube (C, H, W) in normalised units; `weights` (C,) weight each band's squared error;
+    `valid` (H, W) bool: the data pixels, the only ones the mean and the basis are learnt from;
+    `stats`: moments(cube, valid) when already taken."""
+    c, h, w = cube.shape
+    weights = np.ones(c) if weights is None else np.asarray(weights, np.float64)
+    flat, root = np.asarray(cube).reshape(c, h * w), np.sqrt(weights)
+    stats = moments(cube, valid) if stats is None else stats
+    mean = root * stats.mean
+    cov = stats.cov * np.outer(root, root)
     var, vec = np.linalg.eigh(cov)
     order = np.argsort(var)[::-1]
     vec = vec[:, order]
     # Sign convention (deterministic files): the largest entry of each direction is positive.
     vec *= np.where(vec[np.argmax(np.abs(vec), axis=0), np.arange(c)] < 0, -1.0, 1.0)
-    constant = top - bottom <= 0  # np.ptp's max - min, block by block
+    constant = root * stats.top - root * stats.bottom <= 0  # np.ptp's max - min
+    # a small cube's float64 x, kept for the search's blocks (Analysis.block: made again and again)
+    values = np.multiply(flat, root[:, None], dtype=np.float64) if 8 * c * h * w <= KEEP_VALUES_BYTES else None
     return Analysis(cube=flat, root=root, height=h, width=w, mean=mean, basis=vec,
                     variance=np.maximum(var[order], 0.0), constant=constant, weights=weights, valid=valid,
-                    values=x if x is not None and x.nbytes <= KEEP_VALUES_BYTES else None)
+                    values=values)
 
 
 # ---------------------------------------------------------------- integer side information
@@ -1053,9 +1068,10 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     slope = None  # the last pass's (fit_code): the next pass's second probes
     live = ~constant_bands(cube, valid)
     history: list[tuple[np.ndarray, np.ndarray]] = []  # per pass: its weight codes, the targets its MSE gives
+    stats = moments(cube, valid)  # every pass's analysis scales these
     for p in range(passes + 1):
         mine: Optional[Candidate] = None  # this pass's best candidate
-        a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid)
+        a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid, stats)
         a.side_share = side_share
         a.refit = effort >= REFIT_EFFORT
         if slope is not None:
@@ -1312,8 +1328,13 @@ def smallest_bits(cube: np.ndarray, valid: Optional[np.ndarray] = None) -> float
     return evaluate(analyse(cube, valid=valid), 1, 0, 0.35).bits
 
 
+WEIGHT_SHARED_BITS = 140  # what the band weight codes, coded with the other side vectors, do not add on
+# their own: pack_vectors' framing and its table's fixed part (the side information pays them already)
+
+
 def _weight_bits(codes: np.ndarray) -> float:
-    return 0.0 if not codes.any() else subbands.estimate_vector_bits([codes]) - 40
+    """Estimated bits the band weight codes add to the side information."""
+    return 0.0 if not codes.any() else max(0.0, subbands.estimate_vector_bits([codes]) - WEIGHT_SHARED_BITS)
 
 
 PREDICT_MARGIN = 32  # bytes (plus half a byte a lane): how far a predicted payload size may be from the true one
@@ -1455,6 +1476,8 @@ def _single_threaded_blas():
                 put(_BLAS_USERS[1])
 
 
+FIRST_AIM = 0.998  # a cube's first aim: this share of the budget by the estimate (within ~0.3 % of the true bytes)
+FIRST_AIM_PARAMETRIC = 0.99  # ... below EXPLICIT_EFFORT, whose parametric tables cost more than the estimate's best
 PLAN_AIM = 1.0  # a tile's first aim: this share of the budget, as the plan's size ratio predicts the bytes
 CAP_MARGIN = 1.005  # the true/estimated size ratio varies ~0.5 % between candidates: skip only clear overs
 REAIM_SLACK = 0.002  # a re-aim's step search: the search's estimate against the exact bits (encode_cube)
@@ -1491,7 +1514,7 @@ def _search_file(job: Job, predict: bool) -> Optional[tuple[bytes, dict]]:
 
     noise = np.random.default_rng(0).bytes(1000)  # incompressible, like a real payload: stored as it is
     overhead = len(job.pack_payload(probe_config(h, w, c), noise)) - 1000  # all but the payload
-    room = 0.99 * (job.budget.bytes - overhead)  # the size estimate is within ~1 %
+    room = (FIRST_AIM if effort >= EXPLICIT_EFFORT else FIRST_AIM_PARAMETRIC) * (job.budget.bytes - overhead)
     if job.plan is not None and job.plan.get("size_ratio"):  # a tile: aimed by the sample's true/estimated bytes
         side = float(job.plan["side_bytes"])
         room = PLAN_AIM * ((job.budget.bytes - overhead - side) / float(job.plan["size_ratio"]) + side)
