@@ -63,6 +63,7 @@ def sam_degrees(original: np.ndarray, decoded: np.ndarray) -> float:
 
 
 STRIP_VALUES = 1 << 20  # values per strip of rows when a whole cube is measured (stays in cache, no cube-size copies)
+MIN_STRIP_VALUES = 1 << 16  # ... and from twice this many values up, an even number of strips of one size
 
 
 def distortion(original: np.ndarray, decoded: np.ndarray, threads: int = 1) -> Distortion:
@@ -108,6 +109,10 @@ class StreamingDistortion:
         any thread count)."""
         h, w = original.shape[:2]
         rows = max(1, STRIP_VALUES // max(1, original[0].size))
+        count = -(-h // rows)
+        if h > 1 and original.size >= 2 * MIN_STRIP_VALUES:  # an even count of strips of one size: two cores' shares
+            count = -(-count // 2) * 2
+            rows = -(-h // count)
         strips = [(original[y0:y0 + rows], decoded[y0:y0 + rows]) for y0 in range(0, h, rows)]
         if threads > 1 and len(strips) > 1:
             with ThreadPoolExecutor(min(threads, len(strips))) as pool:  # numpy releases the GIL

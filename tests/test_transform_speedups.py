@@ -659,3 +659,16 @@ def test_weighted_analysis_from_moments():
         assert np.allclose(a.mean, x.mean(axis=1), rtol=1e-12, atol=0)
         assert np.allclose(a.variance, var[::-1], rtol=1e-9, atol=1e-12)
         assert np.allclose(np.abs(a.basis.T @ vec[:, ::-1]), np.eye(6), atol=1e-6)
+
+
+def test_pixel_blocks_share_the_cores():
+    """encoder.block_size: blocks of at most `most` pixels, an even count from 2 * MIN_BLOCK pixels up
+    (a 95 x 95 image's 9025 pixels in two blocks of 4513 and 4512, not 8192 and 833), one size but the last."""
+    from hinercodec.codecs.transform.encoder import ERROR_CHUNK, block_size
+
+    assert block_size(9025, ERROR_CHUNK) == 4513
+    assert block_size(1000, ERROR_CHUNK) == 1000 and block_size(1, ERROR_CHUNK) == 1
+    for n in (2048, 5000, 8193, 16384, 100000, 262144, 2048 * 2560):
+        size = block_size(n, ERROR_CHUNK)
+        count = -(-n // size)
+        assert size <= ERROR_CHUNK and count % 2 == 0 and n - (count - 1) * size > 0
