@@ -65,6 +65,13 @@ def normalise(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return normalised(cube, lo, scale), lo, scale
 
 
+def all_distinct(values: np.ndarray) -> bool:
+    """No two of these (1-D, finite) values are equal: np.unique's test without its import of
+    numpy.ma (14 ms of a small cube's encode or decode)."""
+    v = np.sort(np.asarray(values).reshape(-1))
+    return bool((v[1:] != v[:-1]).all())
+
+
 def positions_of(wavelengths: Optional[np.ndarray], bands: int) -> np.ndarray:
     """Normalised band positions t in [0, 1] as the file format defines them (formats/HNR.md, WAVE)."""
     if wavelengths is None:
@@ -74,7 +81,7 @@ def positions_of(wavelengths: Optional[np.ndarray], bands: int) -> np.ndarray:
         raise InputError(f"{wl.size} wavelengths given for a cube of {bands} bands")
     if not np.isfinite(wl).all():
         raise InputError("wavelengths must be finite")
-    if np.unique(wl).size != wl.size:
+    if not all_distinct(wl):
         raise InputError("wavelengths must be distinct (two bands at one wavelength cannot be told apart)")
     if bands > 1 and {float(wl[0]), float(wl[-1])} != {float(wl.min()), float(wl.max())}:
         raise InputError("the first and last wavelengths must be the two ends of the range")

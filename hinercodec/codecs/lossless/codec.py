@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from ...cube import all_distinct
 from ...errors import RequestError, UsageError
 from ..base import Job
 from . import coder
@@ -147,7 +148,7 @@ class LosslessDecoder:
                 isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b >= 0 for b in bounds)):
             raise ValueError("lossless config: max_error must list one finite bound >= 0 per band")
         p = np.asarray(positions, np.float64).reshape(-1)
-        if p.shape != (c,) or not np.isfinite(p).all() or np.unique(p).size != p.size:
+        if p.shape != (c,) or not np.isfinite(p).all() or not all_distinct(p):
             raise ValueError("band positions must be distinct finite values, one per band")
         self.height, self.width, self.bands = h, w, c
         self.max_error = bounds

@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from ...cube import all_distinct
 from ...memory import Spare
 from . import bitstream, wavelet
 
@@ -214,7 +215,7 @@ class TransformDecoder:
         self.height, self.width = images.shape[1:]
         p = np.asarray(positions, np.float64).reshape(-1)
         o, s = (np.asarray(v, np.float64).reshape(-1) for v in units)
-        if p.shape != (c,) or not np.isfinite(p).all() or np.unique(p).size != p.size:
+        if p.shape != (c,) or not np.isfinite(p).all() or not all_distinct(p):
             raise ValueError("band positions must be distinct finite values, one per band")
         if o.shape != (c,) or s.shape != (c,) or not (np.isfinite(o).all() and np.isfinite(s).all()):
             raise ValueError("band offsets and scales must be finite, one per band")
