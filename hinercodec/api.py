@@ -47,15 +47,20 @@ def _options(options: Optional[EncodeOptions], keywords: dict) -> EncodeOptions:
 TRANSFORM_TILE_VALUES = 1 << 25  # cube values a transform tile holds at most (its float32 copy, read blocks)
 TRANSFORM_TILE_IMAGES = 1 << 23  # pixels x min(bands, TYPICAL_K) a transform tile holds at most: the search's
 TYPICAL_K = 32  # float64 / int64 arrays are K component images (K <= bands; up to ~32 on large cubes)
+TILE_VALUE_BYTES = 45  # peak bytes a transform tile's search holds a component-image value (measured: CAVE mosaic)
+TILE_ROOM = 64 << 20  # bytes: a tile in flight holds at most the input's size plus this (two at a time)
 
 
-def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
+def tile_for(opts: EncodeOptions, shape: tuple[int, ...], itemsize: int = 4) -> int:
     """The tile side an encode uses (0: one untiled file). Auto: DEFAULT_TILE for the network
     models (their fitting memory grows with the pixels); the transform model codes the whole cube
     at once (one basis, one wavelet: better rate-distortion) unless it holds over
     TRANSFORM_TILE_VALUES values or pixels x min(bands, TYPICAL_K) over TRANSFORM_TILE_IMAGES, then
-    tiles within both (peak memory: ~40 bytes a component-image value in flight, two tiles at a
-    time; a cube of few bands has K close to its band count, one of many bands far fewer)."""
+    tiles within both (peak memory: ~TILE_VALUE_BYTES a component-image value in flight, two tiles at
+    a time; a cube of few bands has K close to its band count, one of many bands far fewer), and
+    small enough that a tile in flight holds no more than the cube's own bytes (`itemsize` a value)
+    and TILE_ROOM: two of them then stay within twice the input and 300 MB with what a process
+    holds besides (issue 16's memory target; a cube of few 16-bit bands needs the smaller tiles)."""
     if opts.model == "lossless":
         return 0  # codes the whole cube: one predictor run over every band
     if opts.tile is not None:
@@ -66,11 +71,12 @@ def tile_for(opts: EncodeOptions, shape: tuple[int, ...]) -> int:
     pixels = min(TRANSFORM_TILE_VALUES / max(c, 1), TRANSFORM_TILE_IMAGES / max(min(c, TYPICAL_K), 1))
     if h * w <= pixels:
         return 0
+    pixels = min(pixels, (h * w * c * itemsize + TILE_ROOM) / (TILE_VALUE_BYTES * max(min(c, TYPICAL_K), 1)))
     return max(4 * 4 * 16, int(math.sqrt(pixels)) // 64 * 64)
 
 
-def _tiles_needed(opts: EncodeOptions, shape: tuple[int, ...]) -> bool:
-    tile = tile_for(opts, shape)
+def _tiles_needed(opts: EncodeOptions, shape: tuple[int, ...], itemsize: int = 4) -> bool:
+    tile = tile_for(opts, shape, itemsize)
     return tile > 0 and max(shape[0], shape[1]) > tile
 
 
@@ -97,7 +103,7 @@ def encode(cube: np.ndarray, wavelengths: Optional[np.ndarray] = None, options: 
     meta, valid = nodata_pixels.plan(original, metadata, nodata)
     if original.ndim != 3 or original.dtype.kind not in "uif":
         check_cube(original)  # says what is wrong
-    if _tiles_needed(opts, original.shape):
+    if _tiles_needed(opts, original.shape, original.dtype.itemsize):
         check_size(original.shape)
         dtype_code(original.dtype)
 
@@ -146,7 +152,7 @@ def encode_reader(reader: "cubeio.CubeReader", options: Optional[EncodeOptions] 
     from the file on its own (a task in another process reads it there), never the whole cube.
     The file's sensor metadata (reader.metadata) goes into the .hnr; nodata as in `encode`."""
     opts = _options(options, keywords)
-    if not _tiles_needed(opts, reader.shape):
+    if not _tiles_needed(opts, reader.shape, np.dtype(reader.dtype).itemsize):
         extra = {k: v for k, v in (("metadata", reader.metadata), ("nodata", nodata)) if v is not None}
         return encode(reader.read(0, reader.shape[0], 0, reader.shape[1]), reader.wavelengths, opts, progress,
                       **extra)
@@ -200,7 +206,7 @@ def _encode_tiled(shape: tuple, dtype: np.dtype, wavelengths: Optional[np.ndarra
         positions_of(wavelengths, shape[2])
     if progress is not None:
         progress(Progress("survey", 0, 1, note="reading the cube once for its band ranges"))
-    tile = tile_for(opts, shape)
+    tile = tile_for(opts, shape, np.dtype(dtype).itemsize)
     look = float("nan") if nodata is None and np.dtype(dtype).kind == "f" else nodata
     survey = tiling.survey(read, tiling.grid_of(shape, tile, opts.model), int(shape[2]), look)
     meta = dict(metadata or {})

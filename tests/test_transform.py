@@ -705,3 +705,22 @@ def test_unpack_into_given_memory_clears_it_first() -> None:
         other = np.full(3 * 37 * 29 - 1, 7, np.int64)
         got = subbands.unpack(data, 3, 37, 29, levels, signs, storage=other)
         assert _same(got, pyr) and not np.shares_memory(got[0], other)
+
+
+def test_transform_tiles_fit_the_memory_target():
+    """api.tile_for: a large cube of few 16-bit bands gets tiles whose search, two in flight, stays
+    within twice the cube's bytes and 300 MB (issue 16): the 2048 x 2560 x 20 uint16 CAVE mosaic in
+    512-pixel tiles (640 by the tile-size caps alone); a 1000 x 1000 x 156 float32 cube keeps its
+    448; cubes under the caps stay whole."""
+    from hinercodec import api
+
+    o = api.EncodeOptions(bpppb=0.2)
+    assert api.tile_for(o, (2048, 2560, 20), 2) == 512
+    assert api.tile_for(o, (2048, 2560, 20), 8) == 640
+    assert api.tile_for(o, (1000, 1000, 156), 4) == 448
+    assert api.tile_for(o, (512, 512, 31), 2) == 0 and api.tile_for(o, (95, 95, 156), 4) == 0
+    for shape, itemsize in (((2048, 2560, 20), 2), ((1000, 1000, 156), 4), ((4000, 4000, 8), 1)):
+        side = api.tile_for(o, shape, itemsize)
+        k = min(shape[2], api.TYPICAL_K)
+        in_flight = 2 * api.TILE_VALUE_BYTES * side * side * k
+        assert in_flight <= 2 * shape[0] * shape[1] * shape[2] * itemsize + 2 * api.TILE_ROOM
