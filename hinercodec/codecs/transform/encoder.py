@@ -1496,7 +1496,7 @@ def _single_threaded_blas():
                 put(_BLAS_USERS[1])
 
 
-FIRST_AIM = 0.998  # a cube's first aim: this share of the budget by the estimate (within ~0.3 % of the true bytes)
+FIRST_AIM = 0.998  # a cube's first aim: this share of the budget by the estimate (tests: within 0.5 % of the bytes)
 FIRST_AIM_PARAMETRIC = 0.99  # ... below EXPLICIT_EFFORT, whose parametric tables cost more than the estimate's best
 PLAN_AIM = 1.0  # a tile's first aim: this share of the budget, as the plan's size ratio predicts the bytes
 CAP_MARGIN = 1.005  # the true/estimated size ratio varies ~0.5 % between candidates: skip only clear overs
@@ -1509,11 +1509,12 @@ def encode(job: Job) -> tuple[bytes, dict]:
 
 
 def _encode(job: Job) -> tuple[bytes, dict]:
-    """Transform model: search K, the step and the band weights for the budget (estimated sizes),
-    then size the file and re-aim if it came out over the budget or further under it than `fill`:
-    at the budget itself, through the ratio of the file's true payload size to its estimate (which
-    varies far less between neighbouring steps than it does between cubes and rates, 0.1 to 1.6 %),
-    so that one re-aim usually lands on the finest step that fits. A file's size is predicted
+    """Transform model: search K, the step and the band weights for FIRST_AIM of the budget
+    (estimated sizes, which count the whole payload: usually that file is the finest step that
+    fits), then size the file and re-aim if it came out over the budget or further under it than
+    `fill` while a finer step may fit: at the budget itself, through the ratio of the file's true
+    payload size to its estimate (which varies far less between neighbouring steps than between
+    cubes and rates), so that one re-aim usually lands on the finest step that fits. A file's size is predicted
     (Prepared.predicted: its tables made, its stream not coded) and only the file kept is coded,
     unless a prediction is too close to a threshold to decide by (then that file is coded to know);
     should the file kept still come out over the budget, the search runs again coding every file."""
