@@ -1086,8 +1086,8 @@ VECTOR_GAP_BITS = 3  # an explicit table's bits for an unused symbol below its l
 
 
 def estimate_vector_bits(vectors: list[np.ndarray]) -> float:
-    """Bits of pack_vectors(vectors), to within about half a percent on the encoder's side
-    information: the symbols' entropy, their explicit table (the overhead _table_cost fits, and
+    """Bits of pack_vectors(vectors), within 2 % on the encoder's side information (tests):
+    the symbols' entropy, their explicit table (the overhead _table_cost fits, and
     VECTOR_GAP_BITS for each unused symbol below the last used one), the escape bits and
     VECTOR_FRAMING_BITS."""
     sym, _, nbits = to_symbols(np.concatenate([np.asarray(v).ravel() for v in vectors]))
