@@ -112,7 +112,6 @@ def moments(cube: np.ndarray, valid: Optional[np.ndarray] = None) -> Moments:
     mean = np.array([flat[i].mean(dtype=np.float64) for i in range(c)])
     cov = np.zeros((c, c))
     top, bottom = np.full(c, -np.inf), np.full(c, np.inf)
-
     size = block_size(count, ERROR_CHUNK)
 
     def gram(p0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
