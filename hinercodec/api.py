@@ -47,7 +47,7 @@ def _options(options: Optional[EncodeOptions], keywords: dict) -> EncodeOptions:
 TRANSFORM_TILE_VALUES = 1 << 25  # cube values a transform tile holds at most (its float32 copy, read blocks)
 TRANSFORM_TILE_IMAGES = 1 << 23  # pixels x min(bands, TYPICAL_K) a transform tile holds at most: the search's
 TYPICAL_K = 32  # float64 / int64 arrays are K component images (K <= bands; up to ~32 on large cubes)
-TILE_VALUE_BYTES = 45  # peak bytes a transform tile's search holds a component-image value (measured: CAVE mosaic)
+TILE_VALUE_BYTES = 45  # peak bytes a transform tile's search holds a component-image value (CAVE mosaic peaks, speed.py)
 TILE_ROOM = 64 << 20  # bytes: a tile in flight holds at most the input's size plus this (two at a time)
 
 

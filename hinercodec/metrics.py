@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .parallel import block_size
+
 
 @dataclass
 class Distortion:
@@ -109,10 +111,8 @@ class StreamingDistortion:
         any thread count)."""
         h, w = original.shape[:2]
         rows = max(1, STRIP_VALUES // max(1, original[0].size))
-        count = -(-h // rows)
         if h > 1 and original.size >= 2 * MIN_STRIP_VALUES:  # an even count of strips of one size: two cores' shares
-            count = -(-count // 2) * 2
-            rows = -(-h // count)
+            rows = block_size(h, rows, 2)
         strips = [(original[y0:y0 + rows], decoded[y0:y0 + rows]) for y0 in range(0, h, rows)]
         if threads > 1 and len(strips) > 1:
             with ThreadPoolExecutor(min(threads, len(strips))) as pool:  # numpy releases the GIL

@@ -71,3 +71,13 @@ def in_blocks(fn: Callable[[int], T], starts: Sequence[int]) -> Iterator[T]:
             _POOL[:] = [ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="hinerc-blocks"), os.getpid()]
         pool = _POOL[0]
     return pool.map(run_limited(fn, 1), starts)
+
+
+def block_size(n: int, most: int, shares: int = 1) -> int:
+    """Items per block of n items cut into blocks of at most `most`: as few blocks as that takes,
+    their count rounded up to a multiple of `shares` (the cores they are shared among), all of one
+    size but the last. It depends on its arguments alone, never on the thread count: so do the
+    sums a caller makes block by block."""
+    count = -(-n // most)
+    count = -(-count // shares) * shares
+    return max(1, -(-n // max(count, 1)))

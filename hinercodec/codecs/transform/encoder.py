@@ -347,14 +347,11 @@ MIN_BLOCK = 1 << 10
 
 
 def block_size(n: int, most: int) -> int:
-    """The pixels per block of n pixels cut into blocks of at most `most`: as few blocks as that takes,
-    rounded up to a multiple of SHARES when there are enough pixels, all of one size but the last (an
-    image a little larger than one block, 9025 pixels in 8192 + 833, no longer leaves one core idle).
-    It depends on n alone: so do the sums made block by block, whatever the thread count."""
-    count = -(-n // most)
-    if n >= SHARES * MIN_BLOCK:
-        count = -(-count // SHARES) * SHARES
-    return max(1, -(-n // max(count, 1)))
+    """The pixels per block of n pixels in blocks of at most `most` (parallel.block_size), an even
+    count of them from SHARES * MIN_BLOCK pixels up (an image a little larger than one block, 9025
+    pixels in 8192 + 833, no longer leaves one core idle). It depends on n alone: so do the sums
+    made block by block, whatever the thread count."""
+    return parallel.block_size(n, most, SHARES if n >= SHARES * MIN_BLOCK else 1)
 
 
 def _least_squares(a: Analysis, b_hat: np.ndarray, m_hat: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -1085,9 +1082,9 @@ def plan_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     best: Optional[tuple[float, Candidate, np.ndarray, float]] = None
     best_a = None
     slope = None  # the last pass's (fit_code): the next pass's second probes
-    live = ~constant_bands(cube, valid)
-    history: list[tuple[np.ndarray, np.ndarray]] = []  # per pass: its weight codes, the targets its MSE gives
     stats = moments(cube, valid)  # every pass's analysis scales these
+    live = stats.top > stats.bottom  # the bands with a range over the data pixels
+    history: list[tuple[np.ndarray, np.ndarray]] = []  # per pass: its weight codes, the targets its MSE gives
     for p in range(passes + 1):
         mine: Optional[Candidate] = None  # this pass's best candidate
         a = analyse(cube, 2.0 ** (codes / WEIGHT_RESOLUTION), valid, stats)
@@ -1336,12 +1333,6 @@ def encode_cube(cube: np.ndarray, budget_bits: float, effort: int = 3,
     return prepare(cand, plan.weights, h, w, maps, memo["explicit"]), value, plan.weights
 
 
-def constant_bands(cube: np.ndarray, valid: Optional[np.ndarray]) -> np.ndarray:
-    """(C,) bool: the bands with no range over the data pixels."""
-    c = cube.shape[0]
-    return np.ptp(cube.reshape(c, -1) if valid is None else cube[:, valid], axis=1) <= 0
-
-
 def smallest_bits(cube: np.ndarray, valid: Optional[np.ndarray] = None) -> float:
     """Estimated bits of the smallest payload: one component at the coarsest step."""
     return evaluate(analyse(cube, valid=valid), 1, 0, 0.35).bits
@@ -1513,8 +1504,8 @@ def _encode(job: Job) -> tuple[bytes, dict]:
     fits), then size the file and re-aim if it came out over the budget or further under it than
     `fill` while a finer step may fit: at the budget itself, through the ratio of the file's true
     payload size to its estimate (which varies far less between neighbouring steps than between
-    cubes and rates), so that one re-aim usually lands on the finest step that fits. A file's size is predicted
-    (Prepared.predicted: its tables made, its stream not coded) and only the file kept is coded,
+    cubes and rates), so that one re-aim usually lands on the finest step that fits. A file's size
+    is predicted (Prepared.predicted: its tables made, its stream not coded) and only the file kept is coded,
     unless a prediction is too close to a threshold to decide by (then that file is coded to know);
     should the file kept still come out over the budget, the search runs again coding every file."""
     for predict in (True, False):
