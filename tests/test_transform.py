@@ -286,6 +286,24 @@ def test_rate_too_low_is_a_request_error(houston: np.ndarray) -> None:
         api.encode(houston[:16, :16], options=api.EncodeOptions(model="transform", bpppb=0.01))
 
 
+@pytest.mark.parametrize("side", [8, 12])
+def test_tiny_cube_meets_every_rate_above_its_smallest_file(houston: np.ndarray, side: int) -> None:
+    """A cube so small that its side information is most of the file: the error at a rate too low
+    names the smallest rate, and every rate above it lands in the window (the K search goes down
+    through K that do not fit to one that does; the default codec's high rates too)."""
+    import re
+
+    from hinercodec.errors import RequestError
+
+    cube = houston[:side, :side]
+    with pytest.raises(RequestError, match="too low") as info:
+        api.encode(cube, options=api.EncodeOptions(model="transform", bpppb=0.05))
+    smallest = float(re.search(r"about ([0-9.]+) bpppb", str(info.value)).group(1))
+    for rate in sorted({round(1.03 * smallest, 3), max(1.0, 1.03 * smallest), 1.5 * smallest}):
+        r = api.encode(cube, options=api.EncodeOptions(model="transform", bpppb=rate))
+        assert 0.9 * rate <= r.bpppb <= rate
+
+
 def test_encoder_estimate_matches_file(houston: np.ndarray) -> None:
     y = houston.astype(np.float64).transpose(2, 0, 1)
     y = (y - y.min(axis=(1, 2), keepdims=True)) / np.ptp(y, axis=(1, 2), keepdims=True)

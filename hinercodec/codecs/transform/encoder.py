@@ -939,8 +939,8 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
 
     i = i0
     at(i0)
-    for direction in (1, -1):
-        while 0 <= i + direction < len(ks) and at(i + direction) > at(i):
+    for direction in (1, -1):  # (down also through K that do not fit: a fewer components' file may)
+        while 0 <= i + direction < len(ks) and (at(i + direction) > at(i) or (direction < 0 and at(i) == -math.inf)):
             i += direction
         if i != i0:
             break
