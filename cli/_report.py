@@ -58,10 +58,17 @@ def print_rows(rows: list[Row]) -> None:
         echo(f"{label:<{width}}  {value}")
 
 
+LONG_LIST = 8  # longer lists are shown by their ends (or their one value) in text output
+
+
 def _plain(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
+        if len(value) > LONG_LIST:  # one per band, say: a line, not a screenful (all of it with --json)
+            if all(v == value[0] for v in value):
+                return f"[{_plain(value[0])} x {len(value)}]"
+            return f"[{', '.join(_plain(v) for v in value[:3])}, ..., {_plain(value[-1])}] ({len(value)} values)"
         return "[" + ", ".join(_plain(v) for v in value) + "]"
     if isinstance(value, float):
         return f"{value:.6g}"

@@ -103,6 +103,8 @@ def test_cli_lossless_round_trip(tmp_path: Path) -> None:
     assert r.exit_code == 0 and np.array_equal(np.load(tmp_path / "d.npy"), x)
     r = runner.invoke(main, ["info", str(tmp_path / "c.hnr")])
     assert "lossless: every value exact" in r.output
+    bands = x.shape[2]
+    assert f"max_error=[0 x {bands}]" in r.output  # a list per band: one short line (all of it with --json)
     r = runner.invoke(main, ["eval", str(src), str(tmp_path / "c.hnr")])
     assert r.exit_code == 0 and "max error" in r.output
     for bad in (["--max-error", "nan"], ["--max-error", "-2"], ["--lossless", "--bpppb", "3"]):
