@@ -84,6 +84,16 @@ def test_float_max_error_and_windows_bands_interp() -> None:
     assert (mid >= lo - 1e-6).all() and (mid <= hi + 1e-6).all()  # between its neighbours
 
 
+def test_high_rate_too_low_for_either_codec_names_the_smallest_rate() -> None:
+    """From 1 bpppb up both codecs are tried; when neither fits, the error is the transform
+    codec's, which names the smallest rate it reaches (not a bare "could not meet")."""
+    from hinercodec.errors import RequestError
+
+    flat = np.full((16, 16, 10), 7.0, np.float32)  # side information is nearly all of its file
+    with pytest.raises(RequestError, match=r"too low .* smallest transform file is about [0-9.]+ bpppb"):
+        api.encode(flat, None, bpppb=1.0)
+
+
 def test_bad_combinations_are_usage_errors() -> None:
     x, wl = crop("houston2018_crop.mat", side=16)
     for kw in (dict(lossless=True, bpppb=2.0), dict(max_error=4, model="hiner"), dict(max_error=-1),

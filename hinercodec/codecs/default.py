@@ -27,18 +27,19 @@ def encode(job: Job) -> tuple[bytes, dict]:
     if exact is not None:
         job.report("size", 1, 1, float("nan"), float("inf"), "the budget holds the exact cube: lossless")
         return exact
-    candidates = []
+    candidates, refused = [], []
     for name, run in (("transform", transform.encode), ("lossless", lossless.encode)):
         try:
             data, stats = run(job)
-        except RequestError:
+        except RequestError as exc:
+            refused.append(exc)
             continue
         d = distortion(job.cube, Decoder(data, "cpu").bands())
         value = d.psnr_global if job.options.optimise == "psnr_global" else d.psnr_band
         in_window = job.budget.floor <= len(data) <= job.budget.bytes
         candidates.append(((in_window, value), data, {**stats, "codec": name}))
         job.report("size", len(candidates), 2, float("nan"), value, f"{name}: {8 * len(data) / job.cube.size:.4f} bpppb")
-    if not candidates:
-        raise RequestError(f"could not meet the rate target for this cube ({job.options.bpppb} bpppb)")
+    if not candidates:  # the transform codec's reason (a rate too low for its smallest file, say) first
+        raise refused[0]
     _, data, stats = max(candidates, key=lambda c: (c[0][0], c[0][1] if np.isfinite(c[0][1]) else 1e9))
     return data, stats
