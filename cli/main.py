@@ -199,7 +199,7 @@ def main() -> None:
               help="Append one JSON line per scene (status, shape, bpppb, PSNR_band, seconds, worker).")
 @click.option("--bpppb", type=POSITIVE, default=DEFAULT_BPPPB,
               help="Rate target in bits per pixel per band (a finite number above 0): the file gets at most this "
-                   "rate and at least 90% of it.")
+                   "rate and at least 90% of it (above the rate of the exact file: the exact file).")
 @click.option("--key", metavar="VAR",
               help="Variable/dataset holding the cube (needed when INPUT has several 3-D arrays).")
 @click.option("--wavelengths", metavar="VAR|LIST", show_default="a wavelength variable of INPUT, if any",
