@@ -937,10 +937,12 @@ def search(a: Analysis, budget_bits: float, rounding: float = 0.35,
         cand = tried[i]
         return -math.inf if cand is None else score(cand.mse, a.constant, metric)
 
+    while i0 > 0 and at(i0) == -math.inf:  # the start does not fit: a file of fewer components may
+        i0 -= 1
     i = i0
     at(i0)
-    for direction in (1, -1):  # (down also through K that do not fit: a fewer components' file may)
-        while 0 <= i + direction < len(ks) and (at(i + direction) > at(i) or (direction < 0 and at(i) == -math.inf)):
+    for direction in (1, -1):
+        while 0 <= i + direction < len(ks) and at(i + direction) > at(i):
             i += direction
         if i != i0:
             break
